@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "expiry-bench",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "expiry-bench", targets: ["expiry-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "ExpiryBenchCore",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "expiry-bench",
+            dependencies: [
+                "ExpiryBenchCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ExpiryBenchCoreTests",
+            dependencies: ["ExpiryBenchCore"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ExpiryBenchCore"]
+        ),
+    ]
+)

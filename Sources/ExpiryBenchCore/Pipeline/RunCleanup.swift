@@ -1,0 +1,32 @@
+/// Removes every key of a run, and nothing else: SCAN MATCH `<prefix>*`, UNLINK in batches.
+public enum RunCleanup {
+    /// Deletes the run's keys; returns how many were removed.
+    @discardableResult
+    public static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
+        var cursor = "0"
+        var removed = 0
+        let pattern = globEscaped(keyspace.prefix) + "*"
+        repeat {
+            let reply = try await connection.send(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw RedisError(.protocolViolation, "SCAN returned \(reply)")
+            }
+            cursor = next
+            let names = keys.compactMap(\.string)
+            if !names.isEmpty {
+                removed += Int(try await connection.send(RedisCommand(["UNLINK"] + names)).int ?? 0)
+            }
+        } while cursor != "0"
+        return removed
+    }
+
+    /// Escapes glob characters so that a prefix matches only itself in SCAN MATCH.
+    static func globEscaped(_ text: String) -> String {
+        var out = ""
+        for ch in text {
+            if "*?[]\\".contains(ch) { out.append("\\") }
+            out.append(ch)
+        }
+        return out
+    }
+}

@@ -1,0 +1,50 @@
+import Synchronization
+
+/// The run's shared counters. Every component adds to them; the reporter and the verdict read them.
+/// All are atomics, so no lock is ever held on a hot path.
+public final class RunCounters: Sendable {
+    public let generated = Atomic<Int>(0)
+    public let publishedByNotification = Atomic<Int>(0)
+    public let publishedBySweeper = Atomic<Int>(0)
+    /// Keys committed for the first time (the processed bit went from 0 to 1).
+    public let committed = Atomic<Int>(0)
+    /// Commits of keys that were already processed: each one is a key done twice.
+    public let duplicateCommits = Atomic<Int>(0)
+    /// Deliveries of keys already processed, caught at claim time and acknowledged without work.
+    public let duplicateDeliveries = Atomic<Int>(0)
+    /// Deliveries skipped because another consumer held the key's lock.
+    public let lockSkips = Atomic<Int>(0)
+    /// Commits refused because the claim's lock had lapsed (the key stays pending and is redone).
+    public let fencedCommits = Atomic<Int>(0)
+    public let deadLettered = Atomic<Int>(0)
+    /// Entries taken over from another consumer (XAUTOCLAIM).
+    public let reclaimed = Atomic<Int>(0)
+    public let maxUnexpired = Atomic<Int>(0)
+    /// Times the generator waited because `--max-outstanding` keys were in flight.
+    public let generatorWaits = Atomic<Int>(0)
+    /// Consumer round trips that failed and were retried.
+    public let consumerErrors = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Keys generated whose event has not yet been published to the stream.
+    public var unexpired: Int {
+        generated.load(ordering: .relaxed) - publishedByNotification.load(ordering: .relaxed) - publishedBySweeper.load(ordering: .relaxed)
+    }
+
+    /// Keys that reached their end: a first commit or a dead letter.
+    public var finished: Int {
+        committed.load(ordering: .relaxed) + deadLettered.load(ordering: .relaxed)
+    }
+
+    /// Raises `maxUnexpired` to the current unexpired count if that is higher.
+    public func noteUnexpired() {
+        let now = unexpired
+        var seen = maxUnexpired.load(ordering: .relaxed)
+        while now > seen {
+            let (exchanged, original) = maxUnexpired.compareExchange(expected: seen, desired: now, ordering: .relaxed)
+            if exchanged { return }
+            seen = original
+        }
+    }
+}

@@ -1,0 +1,182 @@
+import CHiredis
+
+/// The one owner of a hiredis `redisContext*`: connects, writes formatted commands, reads replies.
+///
+/// Every method blocks, so it is only ever called from the thread of the `ConnectionThread` that owns it,
+/// never from Swift's cooperative pool. Not thread-safe and not `Sendable` on purpose.
+final class HiredisContext {
+    private var context: UnsafeMutablePointer<redisContext>?
+    let endpoint: RedisEndpoint
+    let clientName: String?
+
+    init(endpoint: RedisEndpoint, clientName: String?) {
+        self.endpoint = endpoint
+        self.clientName = clientName
+    }
+
+    deinit { disconnect() }
+
+    var isConnected: Bool { context != nil }
+
+    /// Opens the socket, then authenticates, selects the database and names the client.
+    func connect(timeoutMilliseconds: Int) throws {
+        disconnect()
+        let tv = CHiredis_timeval(timeoutMilliseconds)
+        let opened: UnsafeMutablePointer<redisContext>?
+        switch endpoint.address {
+        case .tcp(let host, let port): opened = redisConnectWithTimeout(host, Int32(port), tv)
+        case .unix(let path): opened = redisConnectUnixWithTimeout(path, tv)
+        }
+        guard let opened else { throw RedisError(.io, "cannot allocate a connection to \(endpoint.addressDescription)") }
+        // hiredis returns a context even when the connection failed: the error is inside it.
+        if opened.pointee.err != 0 {
+            let reason = String(cString: CHiredis_errstr(opened))
+            redisFree(opened)
+            let code: RedisError.Code = reason.localizedLowercase.contains("timed out") ? .timeout : .io
+            throw RedisError(code, "cannot connect to \(endpoint.addressDescription): \(reason)")
+        }
+        context = opened
+        do {
+            if let password = endpoint.password {
+                var auth = ["AUTH"]
+                if let user = endpoint.username { auth.append(user) }
+                auth.append(password)
+                let reply = try roundTrip([RedisCommand(auth)], timeoutMilliseconds: timeoutMilliseconds)[0]
+                if case .error(let message) = reply {
+                    throw RedisError(.authentication, "authentication refused by \(endpoint.addressDescription): \(message)", serverMessage: message)
+                }
+            }
+            if endpoint.database != 0 {
+                let reply = try roundTrip([RedisCommand("SELECT", String(endpoint.database))], timeoutMilliseconds: timeoutMilliseconds)[0]
+                _ = try reply.unwrapped(for: "SELECT \(endpoint.database)")
+            }
+            if let clientName {
+                // Best effort: a server that forbids CLIENT still serves the run.
+                _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
+            }
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    func disconnect() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    /// Writes all commands in one go, then reads exactly one reply per command, in order.
+    /// Server error replies come back as `.error` values; only transport failures throw, and they
+    /// leave the context disconnected.
+    func roundTrip(_ commands: [RedisCommand], timeoutMilliseconds: Int) throws -> [RESPValue] {
+        guard let context else { throw RedisError(.closed, "not connected to \(endpoint.addressDescription)") }
+        for command in commands {
+            let status = command.bytes.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { chars in
+                    redisAppendFormattedCommand(context, chars.baseAddress, chars.count)
+                }
+            }
+            if status != REDIS_OK { throw failure("writing \(command.name)") }
+        }
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK { throw failure("writing \(commands.first?.name ?? "")") }
+        }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(commands.count)
+        let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
+        for command in commands {
+            replies.append(try readReply(until: deadline, for: command.name))
+        }
+        return replies
+    }
+
+    /// Reads one reply that the server pushes without a request (pub/sub messages).
+    /// Returns nil when nothing arrived within `waitMilliseconds`.
+    func readPushed(waitMilliseconds: Int) throws -> RESPValue? {
+        guard let context else { throw RedisError(.closed, "not connected to \(endpoint.addressDescription)") }
+        if let buffered = try bufferedReply() { return buffered }
+        let ready = CHiredis_waitReadable(context, Int32(waitMilliseconds))
+        if ready < 0 { throw failure("waiting for a message") }
+        if ready == 0 { return nil }
+        if redisBufferRead(context) != REDIS_OK { throw failure("reading a message") }
+        return try bufferedReply()
+    }
+
+    /// Writes commands without reading their replies (SUBSCRIBE, whose confirmations arrive as pushed messages).
+    func write(_ commands: [RedisCommand]) throws {
+        guard let context else { throw RedisError(.closed, "not connected to \(endpoint.addressDescription)") }
+        for command in commands {
+            let status = command.bytes.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+            }
+            if status != REDIS_OK { throw failure("writing \(command.name)") }
+        }
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(context, &done) != REDIS_OK { throw failure("writing") }
+        }
+    }
+
+    private func readReply(until deadline: ContinuousClock.Instant, for name: String) throws -> RESPValue {
+        guard let context else { throw RedisError(.closed, "not connected") }
+        while true {
+            if let reply = try bufferedReply() { return reply }
+            let remaining = deadline - ContinuousClock.now
+            let milliseconds = max(0, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+            let ready = CHiredis_waitReadable(context, Int32(clamping: milliseconds))
+            if ready < 0 { throw failure("waiting for the reply to \(name)") }
+            if ready == 0 {
+                disconnect()
+                throw RedisError(.timeout, "\(endpoint.addressDescription) did not answer \(name) within the timeout")
+            }
+            if redisBufferRead(context) != REDIS_OK { throw failure("reading the reply to \(name)") }
+        }
+    }
+
+    private func bufferedReply() throws -> RESPValue? {
+        guard let context else { throw RedisError(.closed, "not connected") }
+        var reply: UnsafeMutablePointer<redisReply>?
+        if CHiredis_replyFromReader(context, &reply) != REDIS_OK { throw failure("parsing a reply") }
+        guard let reply else { return nil }
+        defer { freeReplyObject(reply) }
+        return Self.convert(reply)
+    }
+
+    private func failure(_ doing: String) -> RedisError {
+        var reason = "connection lost"
+        var code = RedisError.Code.io
+        if let context {
+            reason = String(cString: CHiredis_errstr(context))
+            if context.pointee.err == REDIS_ERR_PROTOCOL { code = .protocolViolation }
+            if context.pointee.err == REDIS_ERR_EOF { reason = "the server closed the connection" }
+        }
+        disconnect()
+        return RedisError(code, "\(endpoint.addressDescription): \(doing) failed: \(reason)")
+    }
+
+    static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STATUS: return .status(text(r))
+        case REDIS_REPLY_ERROR: return .error(text(r))
+        case REDIS_REPLY_INTEGER: return .integer(Int64(r.integer))
+        case REDIS_REPLY_STRING: return .bulk(text(r))
+        case REDIS_REPLY_ARRAY:
+            var items: [RESPValue] = []
+            items.reserveCapacity(Int(r.elements))
+            for i in 0..<Int(r.elements) {
+                if let element = r.element[i] { items.append(convert(element)) } else { items.append(.null) }
+            }
+            return .array(items)
+        default: return .null
+        }
+    }
+
+    private static func text(_ r: redisReply) -> String {
+        guard let str = r.str else { return "" }
+        return str.withMemoryRebound(to: UInt8.self, capacity: Int(r.len)) { bytes in
+            String(decoding: UnsafeBufferPointer(start: bytes, count: Int(r.len)), as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/// One RESP2 reply, copied out of hiredis into Swift values.
+///
+/// RESP2 has exactly six kinds of reply; hiredis 0.14 speaks nothing newer.
+public enum RESPValue: Sendable, Equatable {
+    case status(String)
+    case error(String)
+    case integer(Int64)
+    case bulk(String)
+    case null
+    case array([RESPValue])
+
+    /// The reply as an integer: an integer reply, or a bulk/status string holding one.
+    public var int: Int64? {
+        switch self {
+        case .integer(let value): return value
+        case .bulk(let text), .status(let text): return Int64(text)
+        default: return nil
+        }
+    }
+
+    /// The reply as text: a bulk string, a status, or an integer's decimal form.
+    public var string: String? {
+        switch self {
+        case .bulk(let text), .status(let text): return text
+        case .integer(let value): return String(value)
+        default: return nil
+        }
+    }
+
+    /// The elements of an array reply; `nil` for anything else (including a nil array).
+    public var array: [RESPValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
+    /// True for a nil bulk string or nil array.
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// The reply, or a `RedisError.server` if the server answered with an error.
+    public func unwrapped(for command: String) throws -> RESPValue {
+        if case .error(let message) = self {
+            throw RedisError(.server, "\(command): \(message)", serverMessage: message)
+        }
+        return self
+    }
+}

@@ -1,0 +1,105 @@
+/// A Redis command encoded once, in RESP2 wire format, ready to be written to a socket.
+///
+/// Commands are encoded by Swift rather than by hiredis's variadic `redisCommand` (which Swift cannot call):
+/// the bytes are handed to hiredis as an already formatted command.
+public struct RedisCommand: Sendable, CustomStringConvertible {
+    /// The RESP2 bytes of the command.
+    public private(set) var bytes: [UInt8]
+    /// The command's name, for error messages (never its arguments, which may hold secrets).
+    public let name: String
+
+    /// Encodes `arguments` (the first is the command name) as a RESP2 array of bulk strings.
+    public init(_ arguments: [String]) {
+        name = arguments.first?.uppercased() ?? ""
+        bytes = []
+        bytes.reserveCapacity(16 + arguments.reduce(0) { $0 + $1.utf8.count + 16 })
+        Self.appendHeader(&bytes, count: arguments.count)
+        for argument in arguments { Self.appendBulk(&bytes, argument.utf8) }
+    }
+
+    /// Encodes a command from its name and arguments.
+    public init(_ name: String, _ arguments: String...) {
+        self.init([name] + arguments)
+    }
+
+    public var description: String { name }
+
+    static func appendHeader(_ out: inout [UInt8], count: Int) {
+        out.append(UInt8(ascii: "*"))
+        appendDecimal(&out, count)
+        out.append(13); out.append(10)
+    }
+
+    static func appendBulk(_ out: inout [UInt8], _ utf8: String.UTF8View) {
+        out.append(UInt8(ascii: "$"))
+        appendDecimal(&out, utf8.count)
+        out.append(13); out.append(10)
+        out.append(contentsOf: utf8)
+        out.append(13); out.append(10)
+    }
+
+    static func appendDecimal(_ out: inout [UInt8], _ value: Int) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            appendDecimal(&out, -value)
+            return
+        }
+        if value >= 10 { appendDecimal(&out, value / 10) }
+        out.append(UInt8(ascii: "0") + UInt8(value % 10))
+    }
+}
+
+/// Builds one command argument by argument without intermediate arrays; used on hot paths where a batch
+/// turns into one command with many arguments (a script call over hundreds of keys).
+public struct RedisCommandBuilder {
+    private var arguments: [UInt8] = []
+    private var count = 0
+    private let name: String
+
+    public init(_ name: String, capacity: Int = 256) {
+        self.name = name.uppercased()
+        arguments.reserveCapacity(capacity)
+        append(name)
+    }
+
+    /// Appends a text argument.
+    public mutating func append(_ argument: String) {
+        var argument = argument
+        argument.withUTF8 { utf8 in
+            arguments.append(UInt8(ascii: "$"))
+            RedisCommand.appendDecimal(&arguments, utf8.count)
+            arguments.append(13); arguments.append(10)
+            arguments.append(contentsOf: utf8)
+            arguments.append(13); arguments.append(10)
+        }
+        count += 1
+    }
+
+    /// Appends an integer argument in decimal, without making a String.
+    public mutating func append(_ argument: Int) {
+        var digits: [UInt8] = []
+        RedisCommand.appendDecimal(&digits, argument)
+        arguments.append(UInt8(ascii: "$"))
+        RedisCommand.appendDecimal(&arguments, digits.count)
+        arguments.append(13); arguments.append(10)
+        arguments.append(contentsOf: digits)
+        arguments.append(13); arguments.append(10)
+        count += 1
+    }
+
+    /// The finished command.
+    public func build() -> RedisCommand {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(arguments.count + 16)
+        RedisCommand.appendHeader(&bytes, count: count)
+        bytes.append(contentsOf: arguments)
+        return RedisCommand(name: name, bytes: bytes)
+    }
+}
+
+extension RedisCommand {
+    init(name: String, bytes: [UInt8]) {
+        self.name = name
+        self.bytes = bytes
+    }
+}

@@ -1,0 +1,97 @@
+import Synchronization
+
+/// An async/await connection to Redis over hiredis.
+///
+/// Each connection owns one socket and one OS thread; every blocking call happens on that thread and the
+/// caller is resumed through a continuation, so awaiting a reply never blocks Swift's cooperative pool.
+/// Calls are served in order. `pipeline` writes many commands and reads their replies back in one round trip.
+/// After a transport failure the next call reconnects (and re-authenticates) before it runs.
+public final class RedisConnection: Sendable {
+    public let endpoint: RedisEndpoint
+    /// How long a call may wait for its replies before failing with `.timeout`.
+    public let timeout: Duration
+    private let thread: ConnectionThread
+    private let box: ContextBox
+    private let closed = Atomic<Bool>(false)
+    private let reconnects = Atomic<Int>(0)
+
+    private init(endpoint: RedisEndpoint, name: String, timeout: Duration) {
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.thread = ConnectionThread(name: name)
+        self.box = ContextBox(HiredisContext(endpoint: endpoint, clientName: name))
+    }
+
+    /// Opens a connection, authenticates and selects the database of `endpoint`.
+    /// - Throws: `RedisError` with `.io`/`.timeout` when unreachable, `.authentication` when credentials are refused.
+    public static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5)) async throws -> RedisConnection {
+        let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout)
+        do {
+            try await connection.perform { context, milliseconds in
+                try context.connect(timeoutMilliseconds: milliseconds)
+            }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// How many times this connection had to be reopened after a failure.
+    public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
+
+    /// Sends one command and returns its reply; a server error reply throws `RedisError(.server)`.
+    @discardableResult
+    public func send(_ command: RedisCommand, extraWait: Duration = .zero) async throws -> RESPValue {
+        try await pipeline([command], extraWait: extraWait)[0].unwrapped(for: command.name)
+    }
+
+    /// Sends one command given as words, e.g. `send("XLEN", key)`.
+    @discardableResult
+    public func send(_ words: String...) async throws -> RESPValue {
+        try await send(RedisCommand(words))
+    }
+
+    /// Writes all `commands`, then reads one reply per command, in order: one round trip for the batch.
+    /// Server error replies are returned in place as `.error`; only transport failures throw.
+    /// - Parameter extraWait: added to the timeout, for commands that block on purpose (XREADGROUP BLOCK).
+    public func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
+        if commands.isEmpty { return [] }
+        return try await perform { [self] context, milliseconds in
+            if !context.isConnected {
+                try context.connect(timeoutMilliseconds: milliseconds)
+                self.reconnects.add(1, ordering: .relaxed)
+            }
+            return try context.roundTrip(commands, timeoutMilliseconds: milliseconds + Self.milliseconds(extraWait))
+        }
+    }
+
+    /// Closes the socket and ends the connection's thread once queued calls have run. Idempotent.
+    public func close() {
+        if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        let box = self.box
+        thread.shutdown { box.context.disconnect() }
+    }
+
+    deinit { close() }
+
+    /// Runs `body` on the connection's thread with its context and the timeout in milliseconds.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (HiredisContext, Int) throws -> T) async throws -> T {
+        if closed.load(ordering: .relaxed) { throw RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed") }
+        let box = self.box
+        let milliseconds = Self.milliseconds(timeout)
+        let address = endpoint.addressDescription
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let queued = thread.submit {
+                do {
+                    continuation.resume(returning: try body(box.context, milliseconds))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            if !queued { continuation.resume(throwing: RedisError(.closed, "the connection to \(address) is closed")) }
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int { duration.milliseconds }
+}

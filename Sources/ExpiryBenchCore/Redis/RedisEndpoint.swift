@@ -1,0 +1,142 @@
+/// Where and how to reach a Redis server, parsed from a `redis://` or `unix://` URL.
+///
+/// `description` never shows the password: it is safe to print and to log.
+public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public enum Address: Sendable, Equatable {
+        case tcp(host: String, port: Int)
+        case unix(path: String)
+    }
+
+    public var address: Address
+    public var username: String?
+    public var password: String?
+    public var database: Int
+
+    public init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
+        self.address = address
+        self.username = username
+        self.password = password
+        self.database = database
+    }
+
+    /// The default, `redis://127.0.0.1:6379`.
+    public static let localDefault = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 6379))
+
+    /// Parses `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N]`.
+    /// Throws a message naming what is wrong; the message never contains the password.
+    public init(url: String) throws(EndpointError) {
+        if url.hasPrefix("unix://") {
+            var rest = String(url.dropFirst("unix://".count))
+            var database = 0
+            if let query = rest.firstIndex(of: "?") {
+                let parameters = rest[rest.index(after: query)...]
+                rest = String(rest[..<query])
+                for pair in parameters.split(separator: "&") {
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2, parts[0] == "db", let db = Int(parts[1]), db >= 0 else {
+                        throw EndpointError("unsupported query '\(pair)' in unix URL (only db=N is accepted)")
+                    }
+                    database = db
+                }
+            }
+            guard rest.hasPrefix("/") else { throw EndpointError("a unix URL needs an absolute socket path, as in unix:///run/redis.sock") }
+            self.init(address: .unix(path: rest), database: database)
+            return
+        }
+        guard url.hasPrefix("redis://") else {
+            throw EndpointError("'\(Self.redact(url))' is not a redis:// or unix:// URL")
+        }
+        var rest = Substring(url.dropFirst("redis://".count))
+        var username: String?
+        var password: String?
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                let user = String(credentials[..<colon])
+                username = user.isEmpty ? nil : Self.percentDecoded(user)
+                password = Self.percentDecoded(String(credentials[credentials.index(after: colon)...]))
+            } else if !credentials.isEmpty {
+                // `redis://secret@host` is how many clients spell a password without a user.
+                password = Self.percentDecoded(String(credentials))
+            }
+        }
+        var database = 0
+        if let slash = rest.firstIndex(of: "/") {
+            let dbText = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !dbText.isEmpty {
+                guard let db = Int(dbText), db >= 0 else { throw EndpointError("database '\(dbText)' is not a number >= 0") }
+                database = db
+            }
+        }
+        var host = String(rest)
+        var port = 6379
+        if host.hasPrefix("[") {  // [::1]:6379
+            guard let close = host.firstIndex(of: "]") else { throw EndpointError("unclosed '[' in host") }
+            let after = host[host.index(after: close)...]
+            let inner = String(host[host.index(after: host.startIndex)..<close])
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw EndpointError("port '\(after.dropFirst())' is not in 1...65535") }
+                port = p
+            }
+            host = inner
+        } else if let colon = host.lastIndex(of: ":") {
+            let portText = host[host.index(after: colon)...]
+            guard let p = Int(portText), (1...65535).contains(p) else { throw EndpointError("port '\(portText)' is not in 1...65535") }
+            port = p
+            host = String(host[..<colon])
+        }
+        if host.isEmpty { host = "127.0.0.1" }
+        self.init(address: .tcp(host: host, port: port), username: username, password: password, database: database)
+    }
+
+    /// The URL with the password replaced by `***`: safe for output.
+    public var description: String {
+        switch address {
+        case .unix(let path):
+            return "unix://\(path)" + (database != 0 ? "?db=\(database)" : "")
+        case .tcp(let host, let port):
+            var auth = ""
+            if let username { auth = username + (password != nil ? ":***" : "") + "@" }
+            else if password != nil { auth = ":***@" }
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            return "redis://\(auth)\(shownHost):\(port)" + (database != 0 ? "/\(database)" : "")
+        }
+    }
+
+    /// `host:port` or the socket path, for messages such as "nothing listens at ...".
+    public var addressDescription: String {
+        switch address {
+        case .unix(let path): return path
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
+    }
+
+    /// Replaces whatever sits between `://` and `@` in a URL-like string, for messages about bad input.
+    public static func redact(_ text: String) -> String {
+        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return text }
+        return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        guard text.contains("%") else { return text }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A `--redis` value that could not be understood.
+public struct EndpointError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

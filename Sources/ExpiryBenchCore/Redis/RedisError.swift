@@ -1,0 +1,41 @@
+/// A failure talking to Redis, with a code a caller can switch on and a message a user can act on.
+public struct RedisError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure this is. Each kind needs a different reaction.
+    public enum Code: Sendable, Equatable {
+        /// The server could not be reached, or the connection broke (the socket failed).
+        case io
+        /// The server did not answer within the allowed time.
+        case timeout
+        /// The server answered with an `-ERR`-style reply.
+        case server
+        /// The server refused our credentials, or requires some.
+        case authentication
+        /// The reply could not be parsed, or had an unexpected shape.
+        case protocolViolation
+        /// The connection was closed by us.
+        case closed
+    }
+
+    public let code: Code
+    public let message: String
+    /// The raw server error text, for `.server` and `.authentication`.
+    public let serverMessage: String?
+
+    public init(_ code: Code, _ message: String, serverMessage: String? = nil) {
+        self.code = code
+        self.message = message
+        self.serverMessage = serverMessage
+    }
+
+    public var description: String { message }
+
+    /// True when the server's error reply starts with the given prefix (`NOSCRIPT`, `BUSYGROUP`, `NOPERM`, ...).
+    public func serverSays(_ prefix: String) -> Bool {
+        serverMessage?.hasPrefix(prefix) ?? false
+    }
+
+    /// True when the connection can no longer be used and must be reopened.
+    public var breaksConnection: Bool {
+        code == .io || code == .timeout || code == .protocolViolation || code == .closed
+    }
+}

@@ -1,0 +1,21 @@
+/// Retries an idempotent call while the connection is failing: capped exponential backoff with jitter, for at
+/// most `giveUpAfter` of continuous failure. Server error replies are not retried: they are answers.
+public func withRetries<T: Sendable>(
+    giveUpAfter limit: Duration, onFailure: (RedisError) -> Void = { _ in },
+    _ body: () async throws -> T
+) async throws -> T {
+    let clock = ContinuousClock()
+    let firstFailure = clock.now
+    var backoff = Duration.milliseconds(20)
+    while true {
+        do {
+            return try await body()
+        } catch let error as RedisError where error.breaksConnection {
+            onFailure(error)
+            if clock.now - firstFailure > limit { throw error }
+            let jitter = Duration.milliseconds(Int.random(in: 0...max(1, backoff.milliseconds / 2)))
+            try await Task.sleep(for: backoff + jitter)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// Number formatting shared by the progress line and the final report.
+public enum Format {
+    /// `1234567` → `1,234,567`.
+    public static func count(_ value: Int) -> String {
+        let digits = String(abs(value))
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return value < 0 ? "-" + out : out
+    }
+
+    /// Milliseconds with a precision that suits the size: `0.42ms`, `12.3ms`, `412ms`, `3.2s`.
+    public static func milliseconds(_ value: Double) -> String {
+        if value >= 10_000 { return String(format: "%.1fs", value / 1000) }
+        if value >= 100 { return String(format: "%.0fms", value) }
+        if value >= 10 { return String(format: "%.1fms", value) }
+        return String(format: "%.2fms", value)
+    }
+
+    /// A share as a percentage with one decimal.
+    public static func percent(_ share: Double) -> String {
+        String(format: "%.1f%%", share * 100)
+    }
+}

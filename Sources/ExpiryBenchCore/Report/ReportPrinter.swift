@@ -1,0 +1,80 @@
+/// Renders the final report for the terminal: totals, latency percentiles, the per-consumer table, the verdict.
+public enum ReportPrinter {
+    public static func render(_ report: RunReport) -> String {
+        var lines: [String] = []
+        let r = report
+        lines.append("")
+        lines.append("Final statistics (run \(r.runID) on \(r.redis), Redis \(r.redisVersion))")
+        lines.append("  keys generated            \(Format.count(r.keysGenerated)) of \(Format.count(r.keysRequested))")
+        lines.append("  keys processed            \(Format.count(r.keysProcessed))")
+        lines.append("  duration                  \(String(format: "%.2f", r.durationSec)) s")
+        lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
+        lines.append("  max unexpired keys        \(Format.count(r.maxUnexpired))")
+        lines.append("  max stream length         \(Format.count(r.maxStreamLength))")
+        lines.append("  published by              notification \(Format.count(r.publishedByNotification)), sweeper \(Format.count(r.publishedBySweeper))")
+        lines.append("  duplicate commits         \(Format.count(r.duplicateCommits))")
+        lines.append("  duplicate deliveries      \(Format.count(r.duplicateDeliveries)) (caught at claim, acknowledged without work)")
+        lines.append("  lock skips                \(Format.count(r.lockSkips))")
+        lines.append("  fenced commits            \(Format.count(r.fencedCommits)) (lock lapsed: not committed, redone)")
+        lines.append("  reclaimed entries         \(Format.count(r.reclaimed))")
+        lines.append("  dead-lettered             \(Format.count(r.deadLettered))")
+        lines.append("  pending at end            \(Format.count(r.pendingAtEnd))")
+        lines.append("  lost                      \(Format.count(r.lost))")
+        if r.subscriberReconnects > 0 || r.consumerErrors > 0 {
+            lines.append("  reconnects                subscriber \(r.subscriberReconnects), consumer errors \(r.consumerErrors)")
+        }
+        if r.generatorWaits > 0 {
+            lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
+        }
+        let l = r.latencyMs
+        lines.append("  latency deadline→commit   p50 \(Format.milliseconds(l.p50))  p90 \(Format.milliseconds(l.p90))  p99 \(Format.milliseconds(l.p99))  p99.9 \(Format.milliseconds(l.p999))  max \(Format.milliseconds(l.max))")
+        lines.append("")
+        lines.append(contentsOf: consumerTable(r.consumers))
+        lines.append("")
+        switch r.verdict {
+        case .exactlyOnce:
+            lines.append("Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once.")
+        case .failed:
+            lines.append("Verdict: FAILED.")
+            for problem in r.problems { lines.append("  - \(problem)") }
+        case .interrupted:
+            lines.append("Verdict: interrupted. The run was stopped before every key was processed; the figures above are partial.")
+            for problem in r.problems { lines.append("  - \(problem)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The per-consumer table: name, count and share, then the min, max and spread of the shares.
+    public static func consumerTable(_ consumers: [RunReport.Consumer]) -> [String] {
+        guard !consumers.isEmpty else { return ["Per-consumer statistics: no consumers in this process."] }
+        var lines = ["Per-consumer statistics (\(consumers.count) consumers):"]
+        let nameWidth = max(8, consumers.map(\.name.count).max() ?? 8)
+        let columns = consumers.count > 16 ? 4 : 1
+        let header = String(repeating: "  " + "consumer".padding(nameWidth) + "    keys  share", count: columns)
+        lines.append(header)
+        let rows = (consumers.count + columns - 1) / columns
+        for row in 0..<rows {
+            var line = ""
+            for column in 0..<columns {
+                let index = column * rows + row
+                guard index < consumers.count else { continue }
+                let c = consumers[index]
+                line += "  " + c.name.padding(nameWidth) + Format.count(c.processed).leftPadded(to: 8, with: " ")
+                    + Format.percent(c.share).leftPadded(to: 7, with: " ")
+            }
+            lines.append(line)
+        }
+        let shares = consumers.map(\.share)
+        if let low = shares.min(), let high = shares.max() {
+            let counts = consumers.map(\.processed)
+            lines.append("  shares: min \(Format.percent(low)) (\(Format.count(counts.min() ?? 0)) keys), max \(Format.percent(high)) (\(Format.count(counts.max() ?? 0)) keys), spread \(Format.percent(high - low))")
+        }
+        return lines
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

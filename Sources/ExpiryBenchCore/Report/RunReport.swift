@@ -1,0 +1,141 @@
+/// The final report of a run: what the checks read (`--json`) and what the terminal report prints.
+/// Field names follow NOTES.md section 5 and stay stable.
+public struct RunReport: Sendable, Codable {
+    public enum Verdict: String, Sendable, Codable {
+        case exactlyOnce = "exactly-once"
+        case failed
+        case interrupted
+    }
+
+    public struct Consumer: Sendable, Codable, Equatable {
+        public var name: String
+        public var processed: Int
+        public var share: Double
+    }
+
+    public var verdict: Verdict
+    /// Why the verdict is not exactly-once: each problem found, in words.
+    public var problems: [String]
+    public var runID: String
+    public var redis: String
+    public var redisVersion: String
+    public var keysRequested: Int
+    public var keysGenerated: Int
+    /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth.
+    public var keysProcessed: Int
+    public var duplicateCommits: Int
+    public var duplicateDeliveries: Int
+    public var lockSkips: Int
+    public var fencedCommits: Int
+    public var lost: Int
+    public var deadLettered: Int
+    public var pendingAtEnd: Int
+    public var dueAtEnd: Int
+    public var reclaimed: Int
+    public var publishedByNotification: Int
+    public var publishedBySweeper: Int
+    public var subscriberReconnects: Int
+    public var consumerErrors: Int
+    public var generatorWaits: Int
+    public var durationSec: Double
+    public var throughputKeysPerSec: Double
+    public var maxUnexpired: Int
+    public var maxStreamLength: Int
+    public var latencyMs: LatencySummary
+    public var settings: Settings
+    public var consumers: [Consumer]
+
+    public struct Settings: Sendable, Codable {
+        public var consumers: Int
+        public var ttlMs: Double
+        public var workMs: Double
+        public var lockTtlMs: Double
+        public var rate: Int
+        public var batch: Int
+        public var concurrency: Int
+        public var maxOutstanding: Int
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case verdict, problems, redis, lost, reclaimed, consumers, settings
+        case runID = "run_id"
+        case redisVersion = "redis_version"
+        case keysRequested = "keys_requested"
+        case keysGenerated = "keys_generated"
+        case keysProcessed = "keys_processed"
+        case duplicateCommits = "duplicate_commits"
+        case duplicateDeliveries = "duplicate_deliveries"
+        case lockSkips = "lock_skips"
+        case fencedCommits = "fenced_commits"
+        case deadLettered = "dead_lettered"
+        case pendingAtEnd = "pending_at_end"
+        case dueAtEnd = "due_at_end"
+        case publishedByNotification = "published_by_notification"
+        case publishedBySweeper = "published_by_sweeper"
+        case subscriberReconnects = "subscriber_reconnects"
+        case consumerErrors = "consumer_errors"
+        case generatorWaits = "generator_waits"
+        case durationSec = "duration_sec"
+        case throughputKeysPerSec = "throughput_keys_per_sec"
+        case maxUnexpired = "max_unexpired"
+        case maxStreamLength = "max_stream_length"
+        case latencyMs = "latency_ms"
+    }
+}
+
+extension RunConfiguration {
+    var reportSettings: RunReport.Settings {
+        RunReport.Settings(consumers: consumers, ttlMs: ttl.seconds * 1000, workMs: work.seconds * 1000,
+                           lockTtlMs: lockTTL.seconds * 1000, rate: rate, batch: effectiveBatch,
+                           concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding)
+    }
+}
+
+/// What the end of a run found in Redis, and the verdict that follows from it.
+public struct Verification: Sendable, Equatable {
+    public var requested: Int
+    public var generated: Int
+    public var processedBits: Int
+    public var firstCommitsCounted: Int
+    public var duplicateCommits: Int
+    public var deadLettered: Int
+    public var pending: Int
+    public var due: Int
+    public var interrupted: Bool
+    public var stalledFor: Duration?
+
+    public init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
+                deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
+        self.requested = requested
+        self.generated = generated
+        self.processedBits = processedBits
+        self.firstCommitsCounted = firstCommitsCounted
+        self.duplicateCommits = duplicateCommits
+        self.deadLettered = deadLettered
+        self.pending = pending
+        self.due = due
+        self.interrupted = interrupted
+        self.stalledFor = stalledFor
+    }
+
+    /// Keys that reached neither a commit nor a dead letter.
+    public var lost: Int { max(0, requested - processedBits - deadLettered) }
+
+    /// Every reason the run is not exactly-once; empty when it is.
+    public var problems: [String] {
+        var found: [String] = []
+        if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
+        if generated < requested { found.append("only \(generated) of \(requested) keys were generated") }
+        if lost > 0 { found.append("\(lost) keys were never committed") }
+        if duplicateCommits > 0 { found.append("\(duplicateCommits) commits were repeats of keys already processed") }
+        if firstCommitsCounted != processedBits { found.append("consumers counted \(firstCommitsCounted) first commits but Redis holds \(processedBits) processed keys") }
+        if pending > 0 { found.append("\(pending) stream entries are still pending (delivered, never acknowledged)") }
+        if due > 0 { found.append("\(due) keys are still in the due index (never published)") }
+        return found
+    }
+
+    public var verdict: RunReport.Verdict {
+        if interrupted { return .interrupted }
+        return problems.isEmpty ? .exactlyOnce : .failed
+    }
+}

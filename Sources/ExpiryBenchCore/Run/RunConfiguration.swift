@@ -1,0 +1,92 @@
+/// Everything a run needs to know, already validated. Built by the command line, or directly by tests.
+public struct RunConfiguration: Sendable {
+    /// Where the server comes from.
+    public enum Server: Sendable, Equatable {
+        /// The given URL; if it is the default address and nothing listens there, a private server is spawned.
+        case url(RedisEndpoint, spawnIfAbsent: Bool)
+        /// Always spawn a private `redis-server`.
+        case spawn
+    }
+
+    /// How live progress is shown.
+    public enum Progress: String, Sendable, CaseIterable {
+        case auto, plain, none
+    }
+
+    public var server: Server = .url(.localDefault, spawnIfAbsent: true)
+    public var keys = 3_000_000
+    public var consumers = 64
+    public var ttl: Duration = .milliseconds(100)
+    public var work: Duration = .milliseconds(5)
+    public var lockTTL: Duration = .milliseconds(500)
+    /// Keys per second; 0 for as fast as the pipeline takes them.
+    public var rate = 0
+    /// Entries per XREADGROUP; nil to derive it from the lock TTL, the work time and the concurrency.
+    public var batch: Int?
+    /// Keys of a batch in their work at once, per consumer.
+    public var concurrency = 1
+    /// Keys generated but not yet committed, at most; 0 to derive it.
+    public var maxOutstanding = 0
+    public var namespace = "expiry-bench"
+    public var runID: String?
+    public var keep = false
+    /// How long one call to Redis may take before it counts as failed.
+    public var timeout: Duration = .seconds(10)
+    /// A run whose commits stop advancing for this long ends with a failed verdict.
+    public var stallTimeout: Duration = .seconds(30)
+    public var jsonPath: String?
+    public var progress: Progress = .auto
+
+    public init() {}
+
+    /// Entries a consumer reads at once. With work to do, the batch is sized so that all of it finishes well
+    /// inside the lock TTL: `concurrency × ⌊lockTTL / (2 × work)⌋`, at most 256.
+    public var effectiveBatch: Int {
+        if let batch { return batch }
+        return Self.defaultBatch(work: work, lockTTL: lockTTL, concurrency: concurrency)
+    }
+
+    public static func defaultBatch(work: Duration, lockTTL: Duration, concurrency: Int) -> Int {
+        guard work > .zero else { return 128 }
+        let perSlot = Int(lockTTL.seconds / (2 * work.seconds))
+        return max(1, min(256, perSlot * concurrency))
+    }
+
+    /// The longest a batch holds its locks: its work, done `concurrency` keys at a time.
+    public var batchWorkTime: Duration {
+        let rounds = (effectiveBatch + concurrency - 1) / concurrency
+        return work * rounds
+    }
+
+    /// Keys generated but not committed, at most, before the generator waits.
+    public var effectiveMaxOutstanding: Int {
+        if maxOutstanding > 0 { return maxOutstanding }
+        return max(10_000, consumers * effectiveBatch * 2 + 10_000)
+    }
+
+    /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
+    public var reclaimIdle: Duration { lockTTL * 2 }
+
+    /// Problems with the values, each naming the flag and the accepted range. Empty when the configuration is usable.
+    public func problems() -> [String] {
+        var found: [String] = []
+        if keys < 1 || keys > 1_000_000_000 { found.append("--keys must be between 1 and 1000000000 (got \(keys))") }
+        if consumers < 1 || consumers > 4096 { found.append("--consumers must be between 1 and 4096 (got \(consumers))") }
+        if ttl < .milliseconds(1) || ttl > .seconds(86_400) { found.append("--ttl must be between 1ms and 24h (got \(DurationText.format(ttl)))") }
+        if work < .zero || work > .seconds(60) { found.append("--work must be between 0 and 60s (got \(DurationText.format(work)))") }
+        if lockTTL < .milliseconds(10) || lockTTL > .seconds(3600) { found.append("--lock-ttl must be between 10ms and 1h (got \(DurationText.format(lockTTL)))") }
+        if rate < 0 || rate > 10_000_000 { found.append("--rate must be between 0 (as fast as possible) and 10000000 keys/s (got \(rate))") }
+        if let batch, batch < 1 || batch > 10_000 { found.append("--batch must be between 1 and 10000 (got \(batch))") }
+        if concurrency < 1 || concurrency > 1024 { found.append("--concurrency must be between 1 and 1024 (got \(concurrency))") }
+        if maxOutstanding < 0 { found.append("--max-outstanding must be 0 (automatic) or more (got \(maxOutstanding))") }
+        if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
+        if stallTimeout < .seconds(1) { found.append("--stall-timeout must be at least 1s (got \(DurationText.format(stallTimeout)))") }
+        if namespace.isEmpty || namespace.count > 64 || namespace.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" || $0 == "{" || $0 == "}" }) {
+            found.append("--namespace must be 1 to 64 characters without spaces, braces or glob characters (got '\(namespace)')")
+        }
+        if found.isEmpty, work > .zero, batchWorkTime * 2 > lockTTL {
+            found.append("--batch \(effectiveBatch) with --work \(DurationText.format(work)) and --concurrency \(concurrency) holds its locks for \(DurationText.format(batchWorkTime)), more than half of --lock-ttl \(DurationText.format(lockTTL)): lower --batch or raise --lock-ttl")
+        }
+        return found
+    }
+}

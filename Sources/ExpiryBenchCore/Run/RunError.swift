@@ -1,0 +1,37 @@
+/// The process exit codes (sysexits), as documented in README.md.
+public enum ExitStatus: Int32, Sendable {
+    case verified = 0
+    case verificationFailed = 1
+    case usage = 64
+    case unavailable = 69
+    case authentication = 77
+    case configuration = 78
+    case interrupted = 130
+}
+
+/// A failure that ends the run before a verdict: one line for the user and the exit code that goes with it.
+public struct RunError: Error, Sendable, CustomStringConvertible {
+    public let status: ExitStatus
+    public let message: String
+
+    public init(_ status: ExitStatus, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// The exit code and wording for a Redis failure met while setting up.
+    public init(_ error: RedisError, endpoint: RedisEndpoint) {
+        switch error.code {
+        case .authentication:
+            self.init(.authentication, "\(error.message). Check the user and password in --redis (redis://user:password@host:port).")
+        case .io, .timeout, .closed:
+            self.init(.unavailable, "cannot reach Redis at \(endpoint.addressDescription): \(error.message). Start redis-server there, or pass --redis URL (or --redis spawn for a private one).")
+        case .server where error.serverSays("NOAUTH") || error.serverSays("WRONGPASS") || error.serverSays("NOPERM"):
+            self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the command: \(error.serverMessage ?? error.message). Give a user and password allowed to run it in --redis.")
+        case .server, .protocolViolation:
+            self.init(.configuration, "Redis at \(endpoint.addressDescription) answered: \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/// The server a run talks to: the one at `--redis`, or a private one started for the run.
+struct ServerHandle: Sendable {
+    let endpoint: RedisEndpoint
+    let control: RedisConnection
+    let embedded: EmbeddedRedis?
+
+    /// Connects to the configured server; spawns a private one when asked to, or when nothing listens at the
+    /// default address and `redis-server` is on PATH (saying so in one line).
+    static func open(_ server: RunConfiguration.Server, timeout: Duration, say: @Sendable (String) -> Void) async throws -> ServerHandle {
+        switch server {
+        case .spawn:
+            return try await spawn(timeout: timeout)
+        case .url(let endpoint, let spawnIfAbsent):
+            do {
+                let control = try await RedisConnection.connect(to: endpoint, name: "expiry-bench:control", timeout: timeout)
+                return ServerHandle(endpoint: endpoint, control: control, embedded: nil)
+            } catch let error as RedisError {
+                if spawnIfAbsent, error.code == .io, EmbeddedRedis.serverPath() != nil {
+                    let handle = try await spawn(timeout: timeout)
+                    say("Nothing listens at \(endpoint.addressDescription): started a private redis-server on \(handle.endpoint.addressDescription) for this run (stopped at exit; --redis URL to use yours).")
+                    return handle
+                }
+                throw RunError(error, endpoint: endpoint)
+            }
+        }
+    }
+
+    private static func spawn(timeout: Duration) async throws -> ServerHandle {
+        let embedded = try await EmbeddedRedis.start()
+        do {
+            let control = try await RedisConnection.connect(to: embedded.endpoint, name: "expiry-bench:control", timeout: timeout)
+            return ServerHandle(endpoint: embedded.endpoint, control: control, embedded: embedded)
+        } catch {
+            embedded.stop()
+            throw error
+        }
+    }
+}
+
+/// Checks made before any key is written.
+enum Preflight {
+    /// Returns the server's version; refuses servers older than 6.2 (XAUTOCLAIM).
+    static func check(_ control: RedisConnection, endpoint: RedisEndpoint) async throws -> String {
+        let info: RESPValue
+        do {
+            info = try await control.send("INFO", "server")
+        } catch let error as RedisError {
+            throw RunError(error, endpoint: endpoint)
+        }
+        let version = infoField("redis_version", in: info.string ?? "") ?? "unknown"
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        if parts.count >= 2, (parts[0], parts[1]) < (6, 2) {
+            throw RunError(.configuration, "Redis \(version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM, added in Redis 6.2. Use Redis 6.2 or newer.")
+        }
+        return version
+    }
+
+    /// The value of `field` in an INFO reply.
+    static func infoField(_ field: String, in info: String) -> String? {
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(field + ":") {
+            return String(line.dropFirst(field.count + 1))
+        }
+        return nil
+    }
+}

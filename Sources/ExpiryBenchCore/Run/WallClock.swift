@@ -1,0 +1,9 @@
+import Foundation
+
+/// Wall-clock time, for run ids and timestamps a user reads. Durations use `ContinuousClock`.
+public enum WallClock {
+    /// Milliseconds since the Unix epoch.
+    public static func milliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+    }
+}

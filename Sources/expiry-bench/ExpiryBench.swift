@@ -1,0 +1,32 @@
+import ArgumentParser
+import ExpiryBenchCore
+
+/// The `expiry-bench` command: `run` (the default) drives a benchmark; more subcommands come with later features.
+@main
+struct ExpiryBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "expiry-bench",
+        abstract: "Load-test Redis key expirations → keyspace notifications → a stream → a consumer group, and verify each key is processed exactly once.",
+        discussion: "Exit codes: 0 verified exactly-once; 1 verification failed; 64 bad usage; 69 Redis unreachable; 77 authentication refused; 78 the server's configuration makes the run impossible; 130 interrupted.",
+        subcommands: [RunCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// A `--ttl`-style duration argument: `250ms`, `2s`, `1m`.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    let duration: Duration
+
+    init?(argument: String) {
+        guard let duration = DurationText.parse(argument) else { return nil }
+        self.duration = duration
+    }
+
+    init(_ duration: Duration) { self.duration = duration }
+
+    var defaultValueDescription: String { DurationText.format(duration) }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+extension RunConfiguration.Progress: ExpressibleByArgument {}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import ExpiryBenchCore
+import Foundation
+
+/// `expiry-bench run`: the benchmark itself.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Generate keys that expire, turn their expirations into stream entries, process each exactly once, and report."
+    )
+
+    @OptionGroup(title: "Server") var server: ServerOptions
+    @OptionGroup(title: "Workload") var workload: WorkloadOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+
+    func validate() throws {
+        let problems = try makeConfiguration().problems()
+        if let first = problems.first { throw ValidationError(first) }
+    }
+
+    func makeConfiguration() throws -> RunConfiguration {
+        var configuration = RunConfiguration()
+        configuration.server = try server.resolved()
+        configuration.timeout = server.timeout.duration
+        workload.apply(to: &configuration)
+        configuration.jsonPath = output.json
+        configuration.progress = output.progress
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
+        let stop = StopSignal()
+        let signals = SignalWatcher(stop: stop)
+        defer { signals.cancel() }
+        let report: RunReport
+        do {
+            report = try await BenchmarkRun(configuration: configuration, stop: stop).execute()
+        } catch let error as RunError {
+            Diagnostics.fail(error.message)
+            throw ExitCode(error.status.rawValue)
+        } catch let error as RedisError {
+            Diagnostics.fail("Redis failed during the run: \(error.message)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
+        }
+        print(ReportPrinter.render(report))
+        if let path = configuration.jsonPath {
+            do {
+                try ReportFile.write(report, to: path)
+            } catch {
+                Diagnostics.fail("cannot write the JSON report to \(path): \(error.localizedDescription)")
+                throw ExitCode(ExitStatus.usage.rawValue)
+            }
+        }
+        switch report.verdict {
+        case .exactlyOnce: return
+        case .failed: throw ExitCode(ExitStatus.verificationFailed.rawValue)
+        case .interrupted: throw ExitCode(ExitStatus.interrupted.rawValue)
+        }
+    }
+}
+
+struct ServerOptions: ParsableArguments {
+    @Option(name: .customLong("redis"), help: ArgumentHelp(
+        "The server: redis://[user:password@]host:port[/db], unix:///path/to/socket, or 'spawn' for a private redis-server. With the default, a private server is started when nothing listens there.",
+        valueName: "url"))
+    var redis: String = "redis://127.0.0.1:6379"
+
+    @Option(help: ArgumentHelp("How long one call to Redis may take (and, later, how long Redis may stay unreachable) before the run gives up.", valueName: "duration"))
+    var timeout: DurationArgument = DurationArgument(.seconds(10))
+
+    func resolved() throws -> RunConfiguration.Server {
+        if redis == "spawn" { return .spawn }
+        do {
+            let endpoint = try RedisEndpoint(url: redis)
+            return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379")
+        } catch {
+            throw ValidationError("--redis: \(error.description)")
+        }
+    }
+}
+
+struct WorkloadOptions: ParsableArguments {
+    @Option(help: "Keys to generate.") var keys: Int = 3_000_000
+    @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = 64
+    @Option(help: ArgumentHelp("Time to live of each key: its deadline.", valueName: "duration"))
+    var ttl: DurationArgument = DurationArgument(.milliseconds(100))
+    @Option(help: ArgumentHelp("Simulated work per key (an async sleep); 0 for none.", valueName: "duration"))
+    var work: DurationArgument = DurationArgument(.milliseconds(5))
+    @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock.", valueName: "duration"))
+    var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
+    @Option(help: "Keys generated per second, open loop; 0 for as fast as the pipeline takes them.") var rate: Int = 0
+    @Option(help: "Entries a consumer reads at once (default: as many as fit in half the lock TTL, at most 256; 128 with --work 0).")
+    var batch: Int?
+    @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
+    @Option(name: .customLong("max-outstanding"), help: "Keys generated but not yet processed, at most, before the generator waits (0: automatic).")
+    var maxOutstanding: Int = 0
+    @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
+    @Option(name: .customLong("run-id"), help: "The run's id (default: a new one).") var runID: String?
+    @Flag(help: "Keep the run's keys at the end (for inspection); they are removed otherwise.") var keep = false
+    @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
+    var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
+
+    func apply(to configuration: inout RunConfiguration) {
+        configuration.keys = keys
+        configuration.consumers = consumers
+        configuration.ttl = ttl.duration
+        configuration.work = work.duration
+        configuration.lockTTL = lockTTL.duration
+        configuration.rate = rate
+        configuration.batch = batch
+        configuration.concurrency = concurrency
+        configuration.maxOutstanding = maxOutstanding
+        configuration.namespace = namespace
+        configuration.runID = runID
+        configuration.keep = keep
+        configuration.stallTimeout = stallTimeout.duration
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write the report as JSON to this file.", valueName: "path")) var json: String?
+    @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
+    var progress: RunConfiguration.Progress = .auto
+}
