@@ -23,6 +23,8 @@ public struct RunKeyspace: Sendable, Equatable {
     public var stream: String { prefix + "stream" }
     /// Bitmap of processed keys, by index.
     public var processed: String { prefix + "processed" }
+    /// The record of one commit call, by claim token, so that a retried commit is answered, not redone.
+    public func commitRecord(_ token: String) -> String { prefix + "commit:" + token }
     /// Stream of keys that failed too often.
     public var deadLetters: String { prefix + "dead" }
     /// Hash describing the run (settings, start time), for `inspect`.

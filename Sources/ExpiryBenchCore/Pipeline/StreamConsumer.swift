@@ -12,8 +12,9 @@ public final class ConsumerStats: Sendable {
 ///
 /// Loop: read a batch (XREADGROUP COUNT BLOCK), claim it (one script: skip processed keys, lock the others),
 /// do the simulated work (`work` per key, `concurrency` keys at a time, an async sleep), commit it (one script:
-/// processed bit + XACK + lock release, fenced by the lock). Every so often it also reclaims entries idle past
-/// `reclaimIdle` (XAUTOCLAIM), so that nothing stays pending when a consumer fails. Three round trips per batch.
+/// processed bit + XACK + lock release, fenced by the lock). When entries sit idle past `reclaimIdle` (a consumer
+/// failed, or a commit was fenced) it takes them over (XAUTOCLAIM), so nothing stays pending. Three round trips
+/// per batch.
 public struct StreamConsumer: Sendable {
     let connection: RedisConnection
     let claim: LoadedScript
@@ -26,12 +27,15 @@ public struct StreamConsumer: Sendable {
     let work: Duration
     let concurrency: Int
     let lockTTL: String
+    /// How long a commit's record is kept: longer than any retry of it can come.
+    let recordTTL: String
+    let idleEntries: RunFlag
     let reclaimIdle: Duration
     let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
 
     public init(connection: RedisConnection, scripts: RunScripts, keyspace: RunKeyspace, stats: ConsumerStats,
-                counters: RunCounters, latencies: LatencyRecorder, configuration: RunConfiguration) {
+                counters: RunCounters, latencies: LatencyRecorder, idleEntries: RunFlag, configuration: RunConfiguration) {
         self.connection = connection
         self.claim = scripts.claim
         self.commit = scripts.commit
@@ -43,6 +47,8 @@ public struct StreamConsumer: Sendable {
         self.work = configuration.work
         self.concurrency = configuration.concurrency
         self.lockTTL = String(configuration.lockTTL.milliseconds)
+        self.recordTTL = String((configuration.timeout * 3).milliseconds)
+        self.idleEntries = idleEntries
         self.reclaimIdle = configuration.reclaimIdle
         self.giveUpAfter = configuration.timeout
     }
@@ -57,7 +63,9 @@ public struct StreamConsumer: Sendable {
             var entries: [StreamEntry] = []
             do {
                 entries = StreamEntry.fromReadGroup(try await connection.pipeline([read], extraWait: block)[0].unwrapped(for: "XREADGROUP"))
-                if entries.isEmpty || clock.now - lastReclaim > reclaimIdle {
+                // Reclaiming is a scan of the group's pending entries: only when the reporter has seen entries
+                // idle past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
+                if idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
                     lastReclaim = clock.now
                     entries += try await reclaim()
                 }
@@ -141,11 +149,11 @@ public struct StreamConsumer: Sendable {
 
     func commitBatch(_ claimed: [StreamEntry], token: String) async throws {
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(commit, keys: [keyspace.processed, keyspace.stream]) { command in
+            try await connection.evalsha(commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(token)]) { command in
                 command.append(keyspace.group)
                 command.append(keyspace.lockPrefix)
                 command.append(token)
-                command.append(lockTTL)
+                command.append(recordTTL)
                 for entry in claimed {
                     command.append(entry.id)
                     command.append(entry.index)

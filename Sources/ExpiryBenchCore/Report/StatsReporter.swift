@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Once a second: samples the group (pending entries, stream length), trims acknowledged entries from the
+/// Once a second: samples the group (pending entries, stream length), raises `idleEntries` when some entry has
+/// been pending longer than `reclaimIdle` (so consumers reclaim it), trims acknowledged entries from the
 /// stream, and prints a progress line: one line rewritten in place on a terminal, plain lines otherwise,
 /// nothing with `--progress none`.
 public final class StatsReporter: Sendable {
@@ -22,6 +23,8 @@ public final class StatsReporter: Sendable {
     let total: Int
     let mode: RunConfiguration.Progress
     let isTerminal: Bool
+    let idleEntries: RunFlag
+    let reclaimIdle: Duration
     private let state = Mutex(State())
 
     struct State {
@@ -31,7 +34,9 @@ public final class StatsReporter: Sendable {
     }
 
     public init(connection: RedisConnection, keyspace: RunKeyspace, counters: RunCounters, latencies: LatencyRecorder,
-                total: Int, mode: RunConfiguration.Progress) {
+                total: Int, mode: RunConfiguration.Progress, idleEntries: RunFlag, reclaimIdle: Duration) {
+        self.idleEntries = idleEntries
+        self.reclaimIdle = reclaimIdle
         self.connection = connection
         self.keyspace = keyspace
         self.counters = counters
@@ -78,13 +83,15 @@ public final class StatsReporter: Sendable {
         if shown && isTerminal && mode == .auto { print("") }
     }
 
-    /// Pending count and stream length, and trims entries every consumer is done with.
+    /// Pending count and stream length; flags idle entries; trims entries every consumer is done with.
     func sampleStream() async -> (pending: Int, length: Int) {
         do {
             let replies = try await connection.pipeline([
                 RedisCommand("XPENDING", keyspace.stream, keyspace.group),
                 RedisCommand("XINFO", "GROUPS", keyspace.stream),
+                RedisCommand(["XPENDING", keyspace.stream, keyspace.group, "IDLE", String(reclaimIdle.milliseconds), "-", "+", "1"]),
             ])
+            idleEntries.set(!(replies[2].array ?? []).isEmpty)
             let summary = replies[0].array ?? []
             let pending = Int(summary.first?.int ?? 0)
             let firstPending = pending > 0 ? summary.count > 1 ? summary[1].string : nil : nil

@@ -74,17 +74,20 @@ public struct BenchmarkRun: Sendable {
         defer { bridge.stop() }
         let generator = KeyGenerator(connection: try await connections.open("generator"), script: scripts.generate,
                                      keyspace: keyspace, configuration: configuration, counters: counters)
+        let idleEntries = RunFlag()
         let consumerStats = (0..<configuration.consumers).map { ConsumerStats(name: "consumer-\($0)") }
         var consumers: [StreamConsumer] = []
         for stats in consumerStats {
             consumers.append(StreamConsumer(connection: try await connections.open(stats.name), scripts: scripts, keyspace: keyspace,
-                                            stats: stats, counters: counters, latencies: latencies, configuration: configuration))
+                                            stats: stats, counters: counters, latencies: latencies, idleEntries: idleEntries,
+                                            configuration: configuration))
         }
         let reporter = StatsReporter(connection: try await connections.open("reporter"), keyspace: keyspace, counters: counters,
-                                     latencies: latencies, total: configuration.keys, mode: configuration.progress)
+                                     latencies: latencies, total: configuration.keys, mode: configuration.progress,
+                                     idleEntries: idleEntries, reclaimIdle: configuration.reclaimIdle)
 
-        let stopGenerating = Flag()
-        let stopConsuming = Flag()
+        let stopGenerating = RunFlag()
+        let stopConsuming = RunFlag()
         let failure = FirstFailure()
         let clock = ContinuousClock()
         let start = clock.now
@@ -187,11 +190,12 @@ public struct BenchmarkRun: Sendable {
     }
 }
 
-/// A one-way switch shared between tasks.
-final class Flag: Sendable {
+/// A switch shared between tasks.
+public final class RunFlag: Sendable {
     private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
+    public init() {}
+    public func set(_ on: Bool = true) { value.store(on, ordering: .releasing) }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// The first error any child task of the run ended with.
