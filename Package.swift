@@ -37,7 +37,8 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ExpiryBenchCore"]
+            // The end-to-end tests run the built `expiry-bench` binary, so it must be built first.
+            dependencies: ["ExpiryBenchCore", "expiry-bench"]
         ),
     ]
 )
