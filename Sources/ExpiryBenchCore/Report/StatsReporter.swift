@@ -1,9 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Once a second: samples the group (pending entries, stream length), raises `idleEntries` when some entry has
-/// been pending longer than `reclaimIdle` (so consumers reclaim it), trims acknowledged entries from the
-/// stream, and prints a progress line: one line rewritten in place on a terminal, plain lines otherwise,
+/// Once a second: reads the group's state (pending entries, stream length, from the trimmer), raises
+/// `idleEntries` when some entry has been pending longer than `reclaimIdle` (so consumers reclaim it), and prints a progress line: one line rewritten in place on a terminal, plain lines otherwise,
 /// nothing with `--progress none`.
 public final class StatsReporter: Sendable {
     public struct Sample: Sendable {
@@ -24,17 +23,18 @@ public final class StatsReporter: Sendable {
     let mode: RunConfiguration.Progress
     let isTerminal: Bool
     let idleEntries: RunFlag
+    let trimmer: StreamTrimmer
     let reclaimIdle: Duration
     private let state = Mutex(State())
 
     struct State {
         var samples: [Sample] = []
-        var maxStreamLength = 0
         var lineShown = false
     }
 
     public init(connection: RedisConnection, keyspace: RunKeyspace, counters: RunCounters, latencies: LatencyRecorder,
-                total: Int, mode: RunConfiguration.Progress, idleEntries: RunFlag, reclaimIdle: Duration) {
+                total: Int, mode: RunConfiguration.Progress, idleEntries: RunFlag, reclaimIdle: Duration, trimmer: StreamTrimmer) {
+        self.trimmer = trimmer
         self.idleEntries = idleEntries
         self.reclaimIdle = reclaimIdle
         self.connection = connection
@@ -48,8 +48,6 @@ public final class StatsReporter: Sendable {
 
     /// The per-second samples taken so far.
     public var samples: [Sample] { state.withLock { $0.samples } }
-    /// The longest the stream was at any sample.
-    public var maxStreamLength: Int { state.withLock { $0.maxStreamLength } }
 
     /// Samples and prints every second until cancelled.
     public func run(start: ContinuousClock.Instant) async {
@@ -71,7 +69,6 @@ public final class StatsReporter: Sendable {
                                 p99Milliseconds: Double(latencies.snapshot().valueAtPercentile(99)) / 1000)
             state.withLock {
                 $0.samples.append(sample)
-                $0.maxStreamLength = max($0.maxStreamLength, length)
             }
             show(sample)
         }
@@ -83,41 +80,13 @@ public final class StatsReporter: Sendable {
         if shown && isTerminal && mode == .auto { print("") }
     }
 
-    /// Pending count and stream length; flags idle entries; trims entries every consumer is done with.
+    /// Pending count and stream length (from the trimmer), and flags entries idle past `reclaimIdle`.
     func sampleStream() async -> (pending: Int, length: Int) {
-        do {
-            let replies = try await connection.pipeline([
-                RedisCommand("XPENDING", keyspace.stream, keyspace.group),
-                RedisCommand("XINFO", "GROUPS", keyspace.stream),
-                RedisCommand(["XPENDING", keyspace.stream, keyspace.group, "IDLE", String(reclaimIdle.milliseconds), "-", "+", "1"]),
-            ])
-            idleEntries.set(!(replies[2].array ?? []).isEmpty)
-            let summary = replies[0].array ?? []
-            let pending = Int(summary.first?.int ?? 0)
-            let firstPending = pending > 0 ? summary.count > 1 ? summary[1].string : nil : nil
-            var lastDelivered: String?
-            for group in replies[1].array ?? [] {
-                let fields = group.array ?? []
-                var name: String?
-                var delivered: String?
-                var i = 0
-                while i + 1 < fields.count {
-                    if fields[i].string == "name" { name = fields[i + 1].string }
-                    if fields[i].string == "last-delivered-id" { delivered = fields[i + 1].string }
-                    i += 2
-                }
-                if name == keyspace.group { lastDelivered = delivered }
-            }
-            // Everything older than both the oldest pending entry and the group's read position is acknowledged.
-            let candidates = [firstPending, lastDelivered].compactMap { $0 }.compactMap(StreamID.init)
-            if let minimum = candidates.min(), minimum != StreamID.zero {
-                _ = try await connection.send(RedisCommand("XTRIM", keyspace.stream, "MINID", minimum.description))
-            }
-            let length = Int(try await connection.send(RedisCommand("XLEN", keyspace.stream)).int ?? 0)
-            return (pending, length)
-        } catch {
-            return (-1, -1)
-        }
+        let reply = try? await connection.send(RedisCommand([
+            "XPENDING", keyspace.stream, keyspace.group, "IDLE", String(reclaimIdle.milliseconds), "-", "+", "1",
+        ]))
+        idleEntries.set(!(reply?.array ?? []).isEmpty)
+        return (trimmer.pending, trimmer.length)
     }
 
     func show(_ sample: Sample) {
@@ -137,29 +106,5 @@ public final class StatsReporter: Sendable {
             print(line)
             fflush(nil)
         }
-    }
-}
-
-/// A stream entry id, `ms-seq`, ordered as Redis orders them.
-struct StreamID: Comparable, CustomStringConvertible {
-    let milliseconds: UInt64
-    let sequence: UInt64
-    static let zero = StreamID(milliseconds: 0, sequence: 0)
-
-    init(milliseconds: UInt64, sequence: UInt64) {
-        self.milliseconds = milliseconds
-        self.sequence = sequence
-    }
-
-    init?(_ text: String) {
-        let parts = text.split(separator: "-")
-        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
-        self.init(milliseconds: ms, sequence: seq)
-    }
-
-    var description: String { "\(milliseconds)-\(sequence)" }
-
-    static func < (a: StreamID, b: StreamID) -> Bool {
-        (a.milliseconds, a.sequence) < (b.milliseconds, b.sequence)
     }
 }

@@ -82,9 +82,10 @@ public struct BenchmarkRun: Sendable {
                                             stats: stats, counters: counters, latencies: latencies, idleEntries: idleEntries,
                                             configuration: configuration))
         }
+        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace)
         let reporter = StatsReporter(connection: try await connections.open("reporter"), keyspace: keyspace, counters: counters,
                                      latencies: latencies, total: configuration.keys, mode: configuration.progress,
-                                     idleEntries: idleEntries, reclaimIdle: configuration.reclaimIdle)
+                                     idleEntries: idleEntries, reclaimIdle: configuration.reclaimIdle, trimmer: trimmer)
 
         let stopGenerating = RunFlag()
         let stopConsuming = RunFlag()
@@ -109,6 +110,7 @@ public struct BenchmarkRun: Sendable {
                 child(consumer.stats.name) { try await consumer.run(shouldStop: { stopConsuming.isSet }) }
             }
             let reporting = Task { await reporter.run(start: start) }
+            let trimming = Task { await trimmer.run() }
 
             // Watch: done, interrupted, failed or stalled.
             var lastProgress = start
@@ -140,7 +142,9 @@ public struct BenchmarkRun: Sendable {
             bridge.stop()
             await group.waitForAll()
             reporting.cancel()
+            trimming.cancel()
             _ = await reporting.value
+            _ = await trimming.value
         }
         reporter.finishLine()
 
@@ -185,7 +189,7 @@ public struct BenchmarkRun: Sendable {
             generatorWaits: counters.generatorWaits.load(ordering: .relaxed),
             durationSec: (duration * 1000).rounded() / 1000,
             throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
-            maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed), maxStreamLength: reporter.maxStreamLength,
+            maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed), maxStreamLength: trimmer.maxLength,
             latencyMs: LatencySummary(latencies.snapshot()), settings: configuration.reportSettings, consumers: rows)
     }
 }

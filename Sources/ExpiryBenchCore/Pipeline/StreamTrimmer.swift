@@ -1,0 +1,101 @@
+import Synchronization
+
+/// Keeps the stream short: every `interval` it removes the entries that every consumer is done with
+/// (older than both the oldest pending entry and the group's read position), and remembers the longest the
+/// stream was before trimming, so the report shows the true peak.
+public final class StreamTrimmer: Sendable {
+    let connection: RedisConnection
+    let keyspace: RunKeyspace
+    let interval: Duration
+    private let state = Mutex((length: 0, maxLength: 0, pending: 0))
+
+    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100)) {
+        self.connection = connection
+        self.keyspace = keyspace
+        self.interval = interval
+    }
+
+    /// The stream's length at the last sample, before trimming.
+    public var length: Int { state.withLock { $0.length } }
+    /// The longest the stream was at any sample.
+    public var maxLength: Int { state.withLock { $0.maxLength } }
+    /// Entries delivered and not yet acknowledged, at the last sample.
+    public var pending: Int { state.withLock { $0.pending } }
+
+    /// Trims until cancelled. Failures are skipped: trimming is housekeeping, the next tick tries again.
+    public func run() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { break }
+            _ = try? await trimOnce()
+        }
+    }
+
+    /// One sample and trim; returns the ID trimmed up to, if any.
+    @discardableResult
+    public func trimOnce() async throws -> String? {
+        let replies = try await connection.pipeline([
+            RedisCommand("XPENDING", keyspace.stream, keyspace.group),
+            RedisCommand("XINFO", "GROUPS", keyspace.stream),
+            RedisCommand("XLEN", keyspace.stream),
+        ])
+        let summary = replies[0].array ?? []
+        let pending = Int(summary.first?.int ?? 0)
+        let length = Int(replies[2].int ?? 0)
+        state.withLock {
+            $0.length = length
+            $0.pending = pending
+            $0.maxLength = max($0.maxLength, length)
+        }
+        let firstPending = pending > 0 && summary.count > 1 ? summary[1].string : nil
+        let lastDelivered = Self.lastDeliveredID(of: keyspace.group, in: replies[1])
+        // Entries older than both are acknowledged: nobody will read them again.
+        let bounds = [firstPending, lastDelivered].compactMap { $0 }.compactMap(StreamID.init)
+        guard let minimum = bounds.min(), minimum != StreamID.zero else { return nil }
+        try await connection.send(RedisCommand("XTRIM", keyspace.stream, "MINID", minimum.description))
+        return minimum.description
+    }
+
+    /// The `last-delivered-id` of `group` in an XINFO GROUPS reply.
+    static func lastDeliveredID(of group: String, in reply: RESPValue) -> String? {
+        for entry in reply.array ?? [] {
+            let fields = entry.array ?? []
+            var name: String?
+            var delivered: String?
+            var i = 0
+            while i + 1 < fields.count {
+                switch fields[i].string {
+                case "name": name = fields[i + 1].string
+                case "last-delivered-id": delivered = fields[i + 1].string
+                default: break
+                }
+                i += 2
+            }
+            if name == group { return delivered }
+        }
+        return nil
+    }
+}
+
+/// A stream entry id, `ms-seq`, ordered as Redis orders them.
+struct StreamID: Comparable, CustomStringConvertible {
+    let milliseconds: UInt64
+    let sequence: UInt64
+    static let zero = StreamID(milliseconds: 0, sequence: 0)
+
+    init(milliseconds: UInt64, sequence: UInt64) {
+        self.milliseconds = milliseconds
+        self.sequence = sequence
+    }
+
+    init?(_ text: String) {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
+        self.init(milliseconds: ms, sequence: seq)
+    }
+
+    var description: String { "\(milliseconds)-\(sequence)" }
+
+    static func < (a: StreamID, b: StreamID) -> Bool {
+        (a.milliseconds, a.sequence) < (b.milliseconds, b.sequence)
+    }
+}

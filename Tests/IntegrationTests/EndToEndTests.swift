@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+@testable import ExpiryBenchCore
+
+/// The built `expiry-bench` binary, run as a user would: exit codes, stdout/stderr and the JSON report.
+@Suite(.serialized)
+struct EndToEndTests {
+    /// The directory holding the built products (the test bundle, the `expiry-bench` executable), whatever the
+    /// scratch path: found from the running test bundle, as swift-argument-parser's `productsDirectory` does.
+    static func productsDirectory() throws -> URL {
+        var candidates: [URL] = []
+        #if os(macOS)
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            candidates.append(bundle.bundleURL.deletingLastPathComponent())
+        }
+        #endif
+        candidates.append(Bundle.main.bundleURL)
+        candidates.append(Bundle.main.executableURL?.deletingLastPathComponent() ?? Bundle.main.bundleURL)
+        if let first = CommandLine.arguments.first {
+            let url = URL(fileURLWithPath: first).resolvingSymlinksInPath()
+            candidates.append(url.deletingLastPathComponent())
+            // A path inside a `.xctest` bundle (macOS: Foo.xctest/Contents/MacOS/Foo): the directory holding the bundle.
+            var walk = url
+            while walk.pathComponents.count > 1 {
+                if walk.pathExtension == "xctest" { candidates.append(walk.deletingLastPathComponent()) }
+                walk.deleteLastPathComponent()
+            }
+        }
+        for directory in candidates where FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("expiry-bench").path) {
+            return directory
+        }
+        throw ProductsDirectoryNotFound(searched: candidates.map(\.path))
+    }
+
+    struct ProductsDirectoryNotFound: Error, CustomStringConvertible {
+        let searched: [String]
+        var description: String { "no expiry-bench executable next to the test bundle; searched \(searched)" }
+    }
+
+    func runTool(_ arguments: [String], limit: Duration = .seconds(90),
+                 whileRunning: (@Sendable (Process) async -> Void)? = nil) async throws -> ProgramResult {
+        let binary = try Self.productsDirectory().appendingPathComponent("expiry-bench")
+        let result = try await runProgram(binary, arguments, limit: limit, whileRunning: whileRunning)
+        #expect(result.exitedNormally, "expiry-bench ended by a signal; stderr: \(result.stderr)")
+        for marker in ["Fatal error", "Stack dump", "Program crashed", "Backtrace", "SIGSEGV", "SIGILL"] {
+            #expect(!result.combined.contains(marker), "'\(marker)' in the output of expiry-bench \(arguments.joined(separator: " ")): \(result.combined)")
+        }
+        return result
+    }
+
+    func temporaryJSONPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("expiry-bench-report-\(UUID().uuidString.prefix(8)).json").path
+    }
+
+    @Test func verifiedRunExitsZeroAndWritesTheJSONReport() async throws {
+        try await withRedis { server in
+            let control = try await connect(server, name: "itest-observer")
+            defer { control.close() }
+            try await control.send("SET", "user:key", "kept")
+            let json = temporaryJSONPath()
+            defer { try? FileManager.default.removeItem(atPath: json) }
+            let result = try await runTool(["--keys", "3000", "--consumers", "8", "--redis", "redis://127.0.0.1:\(server.port)",
+                                            "--json", json, "--progress", "none"])
+            #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            #expect(result.stdout.contains("exactly-once"))
+            #expect(!result.stdout.contains("Progress:"), "--progress none printed progress lines")
+
+            let data = try Data(contentsOf: URL(fileURLWithPath: json))
+            let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(report["verdict"] as? String == "exactly-once")
+            #expect(report["keys_generated"] as? Int == 3000)
+            #expect(report["keys_processed"] as? Int == 3000)
+            #expect(report["duplicate_commits"] as? Int == 0)
+            #expect(report["lost"] as? Int == 0)
+            #expect(report["dead_lettered"] as? Int == 0)
+            for field in ["duration_sec", "throughput_keys_per_sec", "max_unexpired"] {
+                #expect(report[field] is NSNumber, "missing or non-numeric \(field)")
+            }
+            #expect(((report["throughput_keys_per_sec"] as? NSNumber)?.doubleValue ?? 0) > 0)
+            let consumers = try #require(report["consumers"] as? [[String: Any]])
+            #expect(consumers.count == 8)
+            var total = 0
+            for consumer in consumers {
+                #expect((consumer["name"] as? String)?.isEmpty == false)
+                let processed = try #require(consumer["processed"] as? Int)
+                total += processed
+            }
+            #expect(total == 3000)
+            #expect(Set(consumers.compactMap { $0["name"] as? String }).count == 8)
+            let latency = try #require(report["latency_ms"] as? [String: Any])
+            let percentiles = try ["p50", "p90", "p99", "p999", "max"].map { key in
+                try #require((latency[key] as? NSNumber)?.doubleValue, "latency_ms.\(key) missing")
+            }
+            #expect(percentiles.allSatisfy { $0 >= 0 })
+            #expect(percentiles == percentiles.sorted(), "percentiles out of order: \(percentiles)")
+
+            // The run left only the user's key behind, and the notification setting as it was (empty by default).
+            #expect(try await control.send("DBSIZE") == .integer(1))
+            #expect(try await control.send("GET", "user:key") == .bulk("kept"))
+            #expect(try await notifyKeyspaceEvents(control) == "")
+        }
+    }
+
+    @Test(arguments: [
+        (["--keys", "-5"], "--keys"),
+        (["--keys=-5"], "--keys"),
+        (["--consumers", "0"], "--consumers"),
+        (["--ttl", "banana"], "--ttl"),
+    ])
+    func badUsageExits64NamingTheFlag(arguments: [String], flag: String) async throws {
+        // An address nothing listens on: a usage error must be reported before any connection is tried.
+        let port = try EmbeddedRedis.freePort()
+        let result = try await runTool(arguments + ["--redis", "redis://127.0.0.1:\(port)", "--progress", "none"])
+        #expect(result.status == 64, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        #expect(result.stderr.contains(flag), "stderr does not name \(flag): \(result.stderr)")
+    }
+
+    @Test func unreachableServerExits69NamingTheAddress() async throws {
+        let port = try EmbeddedRedis.freePort()
+        let result = try await runTool(["--keys", "100", "--redis", "redis://127.0.0.1:\(port)", "--progress", "none"], limit: .seconds(30))
+        #expect(result.status == 69, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        #expect(result.stderr.contains("127.0.0.1:\(port)"), "stderr: \(result.stderr)")
+    }
+
+    @Test func wrongPasswordExits77AndNeverShowsThePassword() async throws {
+        try await withRedis(extraArguments: ["--requirepass", "secret"]) { server in
+            let wrong = "Wr0ngPassw0rd-e2e"
+            for url in ["redis://:\(wrong)@127.0.0.1:\(server.port)", "redis://default:\(wrong)@127.0.0.1:\(server.port)"] {
+                let result = try await runTool(["--keys", "100", "--redis", url, "--progress", "none"], limit: .seconds(30))
+                #expect(result.status == 77, "\(EndpointRedaction.redact(url)): stdout: \(result.stdout)\nstderr: \(result.stderr)")
+                #expect(!result.combined.contains(wrong), "the password appears in the output")
+                #expect(!result.combined.contains("secret"), "the server's password appears in the output")
+                #expect(!result.stderr.isEmpty)
+            }
+            // No password at all against a server that requires one is an authentication failure too.
+            let result = try await runTool(["--keys", "100", "--redis", "redis://127.0.0.1:\(server.port)", "--progress", "none"], limit: .seconds(30))
+            #expect(result.status == 77, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        }
+    }
+
+    @Test func interruptStopsTheRunWithExit130() async throws {
+        try await withRedis { server in
+            let control = try await connect(server, name: "itest-observer")
+            defer { control.close() }
+            let result = try await runTool(["--keys", "50000", "--consumers", "4", "--work", "5ms", "--redis", "redis://127.0.0.1:\(server.port)",
+                                            "--progress", "none"], limit: .seconds(60)) { process in
+                try? await Task.sleep(for: .seconds(1.5))
+                kill(process.processIdentifier, SIGINT)
+            }
+            #expect(result.status == 130, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            // A graceful stop still cleans up after itself.
+            #expect(try await control.send("DBSIZE") == .integer(0))
+            #expect(try await notifyKeyspaceEvents(control) == "")
+        }
+    }
+}
+
+/// Redacts the password of a URL for test messages.
+enum EndpointRedaction {
+    static func redact(_ url: String) -> String { RedisEndpoint.redact(url) }
+}
