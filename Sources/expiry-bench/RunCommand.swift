@@ -101,7 +101,14 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
     var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
 
+    @Option(help: "The deadline sweeper: on publishes keys whose expired event is late or lost; off trusts notifications alone.")
+    var sweeper: Switch = .on
+    @Option(help: ArgumentHelp("How long past its deadline a key may wait for its expired event before the sweeper publishes it.", valueName: "duration"))
+    var grace: DurationArgument = DurationArgument(.milliseconds(50))
+
     func apply(to configuration: inout RunConfiguration) {
+        configuration.sweeper = sweeper == .on
+        configuration.grace = grace.duration
         configuration.keys = keys
         configuration.consumers = consumers
         configuration.ttl = ttl.duration
@@ -116,6 +123,10 @@ struct WorkloadOptions: ParsableArguments {
         configuration.keep = keep
         configuration.stallTimeout = stallTimeout.duration
     }
+}
+
+enum Switch: String, ExpressibleByArgument, CaseIterable {
+    case on, off
 }
 
 struct OutputOptions: ParsableArguments {

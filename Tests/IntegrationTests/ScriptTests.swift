@@ -2,8 +2,9 @@ import Foundation
 import Testing
 @testable import ExpiryBenchCore
 
-/// The protocol's Lua scripts (Sources/ExpiryBenchCore/Pipeline/Scripts.swift), called directly with EVALSHA on a
-/// real server: generate, publish once, claim, commit (fenced, recorded by token).
+/// Each step of the protocol on a real server, called directly: generation (KeyGenerator's MULTI/EXEC write), then
+/// the Lua scripts of Sources/ExpiryBenchCore/Pipeline/Scripts.swift through EVALSHA: publish once, claim, commit
+/// (fenced, recorded by token).
 @Suite(.serialized)
 struct ScriptTests {
     /// A server with the scripts loaded, the run's stream and group created, and a connection to use.
@@ -18,11 +19,27 @@ struct ScriptTests {
         }
     }
 
-    func generate(_ c: RedisConnection, _ s: RunScripts, _ k: RunKeyspace, ttlMs: Int, first: Int, count: Int) async throws -> Int64 {
-        let reply = try await c.evalsha(s.generate, keys: [k.dueIndex, k.generatorMark]) { command in
-            command.append(k.dataPrefix); command.append(String(ttlMs)); command.append(first); command.append(count)
-        }
-        return try #require(reply.int)
+    func serverMilliseconds(_ c: RedisConnection) async throws -> Int64 {
+        let parts = try #require(try await c.send("TIME").array)
+        try #require(parts.count == 2)
+        return try #require(parts[0].int) * 1000 + (try #require(parts[1].int)) / 1000
+    }
+
+    func generator(_ c: RedisConnection, _ k: RunKeyspace, keys: Int = 1000, ttl: Duration = .seconds(60),
+                   counters: RunCounters = RunCounters(), offset: Int64 = 0) -> KeyGenerator {
+        var configuration = RunConfiguration()
+        configuration.keys = keys
+        configuration.ttl = ttl
+        configuration.timeout = .seconds(5)
+        return KeyGenerator(connection: c, keyspace: k, configuration: configuration, counters: counters, serverOffsetMilliseconds: offset)
+    }
+
+    /// Generates keys `first ..< first + count` due `ttlMs` from now (server clock); returns the deadline.
+    @discardableResult
+    func generate(_ c: RedisConnection, _ k: RunKeyspace, ttlMs: Int64, first: Int, count: Int) async throws -> Int64 {
+        let deadline = try await serverMilliseconds(c) + ttlMs
+        try await generator(c, k).write(first: first, count: count, deadline: deadline)
+        return deadline
     }
 
     func publish(_ c: RedisConnection, _ s: RunScripts, _ k: RunKeyspace, _ indices: [Int]) async throws -> Int {
@@ -84,50 +101,72 @@ struct ScriptTests {
         try #require(try await c.send(RedisCommand(words)).int)
     }
 
-    @Test func generateWritesKeysWithTTLAndDueEntriesAndARepeatIsANoOp() async throws {
-        try await withRun { _, c, s, k in
-            let before = WallClock.milliseconds()
-            let deadline = try await generate(c, s, k, ttlMs: 60_000, first: 0, count: 100)
-            #expect(deadline >= Int64(before) + 59_000 && deadline <= Int64(WallClock.milliseconds()) + 61_000)
+    @Test func generateWritesKeysWithTheirDeadlineAndDueEntriesAndARetryIsANoOp() async throws {
+        try await withRun { server, c, _, k in
+            let g = try await connect(server, name: "itest-generator")
+            defer { g.close() }
+            let deadline = try await generate(g, k, ttlMs: 60_000, first: 0, count: 100)
             #expect(try await int(c, "ZCARD", k.dueIndex) == 100)
             #expect(try await int(c, "GET", k.generatorMark) == 100)
             for index in [0, 1, 50, 99] {
                 #expect(try await c.send("GET", k.dataKey(index)) == .bulk(String(deadline)))
+                #expect(try await int(c, "PEXPIRETIME", k.dataKey(index)) == deadline, "key \(index) does not expire at its deadline")
                 let pttl = try await int(c, "PTTL", k.dataKey(index))
                 #expect(pttl > 50_000 && pttl <= 60_000, "key \(index) has PTTL \(pttl)")
                 #expect(try await c.send("ZSCORE", k.dueIndex, String(index)).int == deadline)
             }
             #expect(try await int(c, "EXISTS", k.dataKey(100)) == 0)
 
-            // Delete a key and its due entry: an identical call must neither recreate them nor touch anything.
+            // The generator's connection breaks after its write went through; the caller retries the same range.
+            // The retry must see the high-water mark and write nothing: a key deleted meanwhile stays deleted.
             try await c.send("DEL", k.dataKey(7))
             try await c.send("ZREM", k.dueIndex, "7")
-            #expect(try await generate(c, s, k, ttlMs: 60_000, first: 0, count: 100) == 0)
-            #expect(try await int(c, "EXISTS", k.dataKey(7)) == 0)
+            let generatorID = try #require(try await g.send("CLIENT", "ID").int)
+            #expect(try await int(c, "CLIENT", "KILL", "ID", String(generatorID)) == 1)
+            try await generator(g, k).write(first: 0, count: 100, deadline: deadline + 1)
+            #expect(g.reconnectCount >= 1, "the killed connection was not noticed")
+            #expect(try await int(c, "EXISTS", k.dataKey(7)) == 0, "a retried write wrote its range again")
             #expect(try await int(c, "ZCARD", k.dueIndex) == 99)
+            #expect(try await c.send("ZSCORE", k.dueIndex, "8").int == deadline)
             #expect(try await int(c, "GET", k.generatorMark) == 100)
 
-            // An overlapping call writes only the part past the mark.
-            #expect(try await generate(c, s, k, ttlMs: 60_000, first: 50, count: 100) > 0)
-            #expect(try await int(c, "EXISTS", k.dataKey(7)) == 0)
+            // The next range is written normally.
+            try await generate(g, k, ttlMs: 60_000, first: 100, count: 50)
             #expect(try await int(c, "ZCARD", k.dueIndex) == 149)
             #expect(try await int(c, "EXISTS", k.dataKey(149)) == 1)
             #expect(try await int(c, "EXISTS", k.dataKey(150)) == 0)
             #expect(try await int(c, "GET", k.generatorMark) == 150)
 
-            // A short TTL really expires.
+            // A short deadline really expires the key; the due entry stays until it is published.
             let short = RunKeyspace(namespace: k.namespace, runID: k.runID + "short")
-            _ = try await generate(c, s, short, ttlMs: 50, first: 0, count: 10)
+            try await generate(g, short, ttlMs: 50, first: 0, count: 10)
             try await Task.sleep(for: .milliseconds(200))
             #expect(try await int(c, "EXISTS", short.dataKey(0), short.dataKey(9)) == 0)
             #expect(try await int(c, "ZCARD", short.dueIndex) == 10, "expiry must not remove the due entry")
         }
     }
 
+    @Test func generatorRunWritesEveryKeyDueAtItsTTLOnTheServersClock() async throws {
+        try await withRun { _, c, _, k in
+            let counters = RunCounters()
+            let offset = try await ServerClock.offsetMilliseconds(c)
+            let before = try await serverMilliseconds(c)
+            try await generator(c, k, keys: 2500, ttl: .seconds(30), counters: counters, offset: offset).run(shouldStop: { false })
+            let after = try await serverMilliseconds(c)
+            #expect(counters.generated.load(ordering: .relaxed) == 2500)
+            #expect(try await int(c, "ZCARD", k.dueIndex) == 2500)
+            #expect(try await int(c, "GET", k.generatorMark) == 2500)
+            let earliest = try #require(try await c.send("ZRANGE", k.dueIndex, "0", "0", "WITHSCORES").array?.last?.int)
+            let latest = try #require(try await c.send("ZRANGE", k.dueIndex, "-1", "-1", "WITHSCORES").array?.last?.int)
+            #expect(earliest >= before + 30_000 - 50 && latest <= after + 30_000 + 50, "deadlines \(earliest)...\(latest), server clock \(before)...\(after)")
+            #expect(try await int(c, "PEXPIRETIME", k.dataKey(2499)) == latest)
+        }
+    }
+
     @Test func concurrentPublishersPublishEachKeyExactlyOnce() async throws {
         try await withRun { server, c, s, k in
             let keys = 2000
-            let deadline = try await generate(c, s, k, ttlMs: 60_000, first: 0, count: keys)
+            let deadline = try await generate(c, k, ttlMs: 60_000, first: 0, count: keys)
             let other = try await connect(server, name: "itest-publisher-2")
             defer { other.close() }
             let batches = stride(from: 0, to: keys, by: 100).map { Array($0..<min($0 + 100, keys)) }
@@ -151,7 +190,7 @@ struct ScriptTests {
     @Test func claimAndCommitAreExclusiveFencedAndRecorded() async throws {
         try await withRun { server, c, s, k in
             let keys = 200
-            _ = try await generate(c, s, k, ttlMs: 60_000, first: 0, count: keys)
+            try await generate(c, k, ttlMs: 60_000, first: 0, count: keys)
             #expect(try await publish(c, s, k, Array(0..<keys)) == keys)
             let entries = try await readGroup(c, k, consumer: "a", count: keys)
             try #require(entries.count == keys)
@@ -215,7 +254,7 @@ struct ScriptTests {
 
     @Test func commitAfterTheLockLapsedOrMovedIsFenced() async throws {
         try await withRun { _, c, s, k in
-            _ = try await generate(c, s, k, ttlMs: 60_000, first: 0, count: 10)
+            try await generate(c, k, ttlMs: 60_000, first: 0, count: 10)
             #expect(try await publish(c, s, k, Array(0..<10)) == 10)
             let entries = try await readGroup(c, k, consumer: "a", count: 10)
             try #require(entries.count == 10)

@@ -1,21 +1,25 @@
-/// Creates the run's keys: each with its TTL and, in the same atomic step, its entry in the due index.
+/// Creates the run's keys: each with its deadline (an absolute expiry on the server's clock) and, in the same
+/// atomic step, its entry in the due index.
 ///
 /// Open loop at `rate` keys/s (batches sent on a fixed schedule, whatever the pipeline does), or as fast as the
 /// server takes them when `rate` is 0. Either way it waits while `maxOutstanding` keys are generated but not yet
 /// finished, so a slow pipeline cannot fill the server's memory; such waits are counted.
 public struct KeyGenerator: Sendable {
     let connection: RedisConnection
-    let script: LoadedScript
+    let giveUpAfter: Duration
     let keyspace: RunKeyspace
     let keys: Int
     let ttl: Duration
     let rate: Int
     let maxOutstanding: Int
     let counters: RunCounters
+    /// Server clock minus local clock, in ms: deadlines are on the server's clock.
+    let serverOffsetMilliseconds: Int64
 
-    public init(connection: RedisConnection, script: LoadedScript, keyspace: RunKeyspace, configuration: RunConfiguration, counters: RunCounters) {
+    public init(connection: RedisConnection, keyspace: RunKeyspace, configuration: RunConfiguration, counters: RunCounters, serverOffsetMilliseconds: Int64) {
+        self.serverOffsetMilliseconds = serverOffsetMilliseconds
         self.connection = connection
-        self.script = script
+        self.giveUpAfter = configuration.timeout
         self.keyspace = keyspace
         self.keys = configuration.keys
         self.ttl = configuration.ttl
@@ -24,7 +28,7 @@ public struct KeyGenerator: Sendable {
         self.counters = counters
     }
 
-    /// Keys per script call: about 100 calls a second at the given rate, between 1 and 1,000 keys.
+    /// Keys per transaction: about 100 transactions a second at the given rate, between 1 and 1,000 keys.
     var batchSize: Int {
         rate == 0 ? 1000 : max(1, min(1000, rate / 100))
     }
@@ -34,7 +38,7 @@ public struct KeyGenerator: Sendable {
         let clock = ContinuousClock()
         let start = clock.now
         var next = 0
-        let ttlMilliseconds = String(ttl.milliseconds)
+        let ttlMillisecondsInt = Int64(ttl.milliseconds)
         while next < keys, !shouldStop() {
             let count = min(batchSize, keys - next)
             if rate > 0 {
@@ -49,15 +53,46 @@ public struct KeyGenerator: Sendable {
             }
             if waited { counters.generatorWaits.add(1, ordering: .relaxed) }
             let first = next
-            _ = try await connection.evalsha(script, keys: [keyspace.dueIndex, keyspace.generatorMark]) { command in
-                command.append(keyspace.dataPrefix)
-                command.append(ttlMilliseconds)
-                command.append(first)
-                command.append(count)
-            }
+            let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
+            try await write(first: first, count: count, deadline: deadline)
             next += count
             counters.generated.add(count, ordering: .relaxed)
             counters.noteUnexpired()
+        }
+    }
+
+    /// Writes keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
+    /// `deadline`, their due-index entries, and the generator's high-water mark. Atomic, and without Lua.
+    /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
+    func write(first: Int, count: Int, deadline: Int64) async throws {
+        var commands: [RedisCommand] = []
+        commands.reserveCapacity(count + 4)
+        commands.append(RedisCommand("MULTI"))
+        let deadlineText = String(deadline)
+        var zadd = RedisCommandBuilder("ZADD", capacity: count * 24)
+        zadd.append(keyspace.dueIndex)
+        for index in first..<(first + count) {
+            var set = RedisCommandBuilder("SET", capacity: 64)
+            set.append(keyspace.dataKey(index))
+            set.append(deadlineText)
+            set.append("PXAT")
+            set.append(deadlineText)
+            commands.append(set.build())
+            zadd.append(deadlineText)
+            zadd.append(index)
+        }
+        commands.append(zadd.build())
+        commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
+        commands.append(RedisCommand("EXEC"))
+        var retry = false
+        try await withRetries(giveUpAfter: giveUpAfter) {
+            // A retry first asks whether the previous attempt's transaction went through.
+            if retry, let mark = try await connection.send(RedisCommand("GET", keyspace.generatorMark)).int, mark >= first + count { return }
+            retry = true
+            let replies = try await connection.pipeline(commands)
+            if case .error(let message) = replies.last ?? .null {
+                throw RedisError(.server, "generator transaction: \(message)", serverMessage: message)
+            }
         }
     }
 }

@@ -3,32 +3,6 @@
 /// All of a script's keys share the run's prefix; per-key names (data keys, locks) are built inside the
 /// script from a prefix argument, so one call serves a whole batch.
 public enum Scripts {
-    /// Generate: writes keys `first ..< first + count`, each with its TTL and its entry in the due index, in one
-    /// atomic step. A high-water mark makes a retried call harmless: a range already written is skipped.
-    /// KEYS: due index, generator mark. ARGV: data-key prefix, ttl ms, first, count.
-    /// Returns the deadline (server ms), or 0 if the range had been written before.
-    public static let generate = RedisScript(name: "generate", source: """
-        local first, count = tonumber(ARGV[3]), tonumber(ARGV[4])
-        local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-        if mark >= first + count then return 0 end
-        local t = redis.call('TIME')
-        local ttl = tonumber(ARGV[2])
-        local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl
-        local zargs = {}
-        for idx = math.max(first, mark), first + count - 1 do
-          redis.call('SET', ARGV[1] .. idx, deadline, 'PX', ttl)
-          zargs[#zargs + 1] = deadline
-          zargs[#zargs + 1] = idx
-          if #zargs >= 1000 then
-            redis.call('ZADD', KEYS[1], unpack(zargs))
-            zargs = {}
-          end
-        end
-        if #zargs > 0 then redis.call('ZADD', KEYS[1], unpack(zargs)) end
-        redis.call('SET', KEYS[2], first + count)
-        return deadline
-        """)
-
     /// Publish once: moves each key still in the due index to the stream, removing it from the index in the
     /// same step; a key already gone from the index is skipped, so two paths can never publish it twice.
     /// KEYS: due index, stream. ARGV: source tag, indices... Returns how many were published.
@@ -51,6 +25,26 @@ public enum Scripts {
         end
         if #found > 0 then redis.call('ZREM', KEYS[1], unpack(found)) end
         return #found
+        """)
+
+    /// Sweep: publishes keys whose deadline passed more than a grace period ago, whether or not their expired
+    /// event came, removing them from the due index in the same step (so a later event for them publishes
+    /// nothing), and deletes the keys themselves (their deadline is past; Redis's own expiry may lag).
+    /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, limit. Returns how many were published.
+    public static let sweep = RedisScript(name: "sweep", source: """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+        if #due == 0 then return 0 end
+        local members, keys = {}, {}
+        for i = 1, #due, 2 do
+          members[#members + 1] = due[i]
+          keys[#keys + 1] = ARGV[1] .. due[i]
+          redis.call('XADD', KEYS[2], '*', 'k', due[i], 'd', due[i + 1], 's', 's')
+        end
+        redis.call('ZREM', KEYS[1], unpack(members))
+        redis.call('UNLINK', unpack(keys))
+        return #members
         """)
 
     /// Claim: for each delivered entry, acks it at once if the key is already processed (a duplicate delivery
@@ -131,5 +125,5 @@ public enum Scripts {
         return out
         """)
 
-    public static let all = [generate, publish, claim, commit]
+    public static let all = [publish, sweep, claim, commit]
 }

@@ -186,8 +186,8 @@ public struct StreamConsumer: Sendable {
 
 /// The run's scripts, loaded.
 public struct RunScripts: Sendable {
-    public let generate: LoadedScript
     public let publish: LoadedScript
+    public let sweep: LoadedScript
     public let claim: LoadedScript
     public let commit: LoadedScript
 
@@ -196,7 +196,7 @@ public struct RunScripts: Sendable {
         func loaded(_ script: RedisScript) async throws -> LoadedScript {
             LoadedScript(script: script, sha: try await connection.load(script))
         }
-        return RunScripts(generate: try await loaded(Scripts.generate), publish: try await loaded(Scripts.publish),
+        return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
                           claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit))
     }
 }

@@ -72,8 +72,13 @@ public struct BenchmarkRun: Sendable {
         let bridge = try await ExpirationBridge.start(endpoint: endpoint, connection: publisher, script: scripts.publish,
                                                       keyspace: keyspace, counters: counters, timeout: configuration.timeout)
         defer { bridge.stop() }
-        let generator = KeyGenerator(connection: try await connections.open("generator"), script: scripts.generate,
-                                     keyspace: keyspace, configuration: configuration, counters: counters)
+        let generator = KeyGenerator(connection: try await connections.open("generator"), keyspace: keyspace,
+                                     configuration: configuration, counters: counters,
+                                     serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
+        let sweeper = configuration.sweeper
+            ? DeadlineSweeper(connection: try await connections.open("sweeper"), script: scripts.sweep, keyspace: keyspace,
+                              configuration: configuration, counters: counters)
+            : nil
         let idleEntries = RunFlag()
         let consumerStats = (0..<configuration.consumers).map { ConsumerStats(name: "consumer-\($0)") }
         var consumers: [StreamConsumer] = []
@@ -106,6 +111,9 @@ public struct BenchmarkRun: Sendable {
             }
             child("generator") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
             child("bridge") { try await bridge.run() }
+            if let sweeper {
+                child("sweeper") { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
+            }
             for consumer in consumers {
                 child(consumer.stats.name) { try await consumer.run(shouldStop: { stopConsuming.isSet }) }
             }

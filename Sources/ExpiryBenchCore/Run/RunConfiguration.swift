@@ -34,6 +34,12 @@ public struct RunConfiguration: Sendable {
     public var timeout: Duration = .seconds(10)
     /// A run whose commits stop advancing for this long ends with a failed verdict.
     public var stallTimeout: Duration = .seconds(30)
+    /// Whether the deadline sweeper runs (off reproduces a pipeline that trusts notifications alone).
+    public var sweeper = true
+    /// How long past its deadline a key may wait for its expired event before the sweeper publishes it.
+    public var grace: Duration = .milliseconds(50)
+    /// How often the sweeper looks for overdue keys.
+    public var sweepInterval: Duration = .milliseconds(10)
     public var jsonPath: String?
     public var progress: Progress = .auto
 
@@ -79,6 +85,7 @@ public struct RunConfiguration: Sendable {
         if let batch, batch < 1 || batch > 10_000 { found.append("--batch must be between 1 and 10000 (got \(batch))") }
         if concurrency < 1 || concurrency > 1024 { found.append("--concurrency must be between 1 and 1024 (got \(concurrency))") }
         if maxOutstanding < 0 { found.append("--max-outstanding must be 0 (automatic) or more (got \(maxOutstanding))") }
+        if grace < .zero || grace > .seconds(3600) { found.append("--grace must be between 0 and 1h (got \(DurationText.format(grace)))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
         if stallTimeout < .seconds(1) { found.append("--stall-timeout must be at least 1s (got \(DurationText.format(stallTimeout)))") }
         if namespace.isEmpty || namespace.count > 64 || namespace.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" || $0 == "{" || $0 == "}" }) {

@@ -6,4 +6,9 @@ public enum WallClock {
     public static func milliseconds() -> Int64 {
         Int64((Date().timeIntervalSince1970 * 1000).rounded())
     }
+
+    /// Microseconds since the Unix epoch.
+    public static func microseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+    }
 }

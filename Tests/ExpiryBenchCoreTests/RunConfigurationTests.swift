@@ -1,0 +1,136 @@
+import Testing
+@testable import ExpiryBenchCore
+
+@Suite("RunConfiguration defaults, batch sizing and validation")
+struct RunConfigurationTests {
+    private func configuration(_ change: (inout RunConfiguration) -> Void) -> RunConfiguration {
+        var configuration = RunConfiguration()
+        change(&configuration)
+        return configuration
+    }
+
+    // MARK: Defaults
+
+    @Test func defaults() {
+        let configuration = RunConfiguration()
+        #expect(configuration.server == .url(.localDefault, spawnIfAbsent: true))
+        #expect(configuration.keys == 3_000_000)
+        #expect(configuration.consumers == 64)
+        #expect(configuration.ttl == .milliseconds(100))
+        #expect(configuration.work == .milliseconds(5))
+        #expect(configuration.lockTTL == .milliseconds(500))
+        #expect(configuration.rate == 0)
+        #expect(configuration.batch == nil)
+        #expect(configuration.concurrency == 1)
+        #expect(configuration.maxOutstanding == 0)
+        #expect(configuration.namespace == "expiry-bench")
+        #expect(configuration.runID == nil)
+        #expect(configuration.keep == false)
+        #expect(configuration.timeout == .seconds(10))
+        #expect(configuration.stallTimeout == .seconds(30))
+        #expect(configuration.jsonPath == nil)
+        #expect(configuration.progress == .auto)
+    }
+
+    @Test func defaultConfigurationHasNoProblems() {
+        #expect(RunConfiguration().problems() == [])
+    }
+
+    // MARK: effectiveBatch
+
+    @Test func batchFromLockTTLAndWork() {
+        #expect(configuration { $0.work = .milliseconds(5); $0.lockTTL = .milliseconds(500); $0.concurrency = 1 }.effectiveBatch == 50)
+        #expect(configuration { $0.work = .milliseconds(5); $0.lockTTL = .milliseconds(500); $0.concurrency = 4 }.effectiveBatch == 200)
+    }
+
+    @Test func batchWithoutWorkIs128() {
+        #expect(configuration { $0.work = .zero }.effectiveBatch == 128)
+        #expect(configuration { $0.work = .zero; $0.concurrency = 16 }.effectiveBatch == 128)
+    }
+
+    @Test func explicitBatchWins() {
+        #expect(configuration { $0.batch = 7 }.effectiveBatch == 7)
+        #expect(configuration { $0.batch = 1000; $0.work = .zero }.effectiveBatch == 1000)
+    }
+
+    @Test func derivedBatchIsClampedTo1Through256() {
+        #expect(configuration { $0.concurrency = 8 }.effectiveBatch == 256)
+        #expect(configuration { $0.work = .seconds(1); $0.lockTTL = .milliseconds(500) }.effectiveBatch == 1)
+    }
+
+    @Test(arguments: [(1, 2, 1, 1), (3, 500, 1, 83), (10, 1000, 2, 100), (1, 100, 1, 50), (2, 1000, 1, 250)])
+    func defaultBatchFormula(workMs: Int, lockMs: Int, concurrency: Int, expected: Int) {
+        let batch = RunConfiguration.defaultBatch(work: .milliseconds(workMs), lockTTL: .milliseconds(lockMs), concurrency: concurrency)
+        #expect(batch == expected)
+    }
+
+    @Test func derivedQuantities() {
+        let base = RunConfiguration()
+        #expect(base.batchWorkTime == .milliseconds(250))       // 50 keys × 5ms, one at a time
+        #expect(base.reclaimIdle == .seconds(1))
+        #expect(base.effectiveMaxOutstanding == 64 * 50 * 2 + 10_000)
+        let parallel = configuration { $0.concurrency = 4 }
+        #expect(parallel.batchWorkTime == .milliseconds(250))   // 200 keys, 4 at a time
+        #expect(configuration { $0.maxOutstanding = 123 }.effectiveMaxOutstanding == 123)
+        #expect(configuration { $0.consumers = 1 }.effectiveMaxOutstanding == 10_100)
+    }
+
+    // MARK: problems()
+
+    @Test func negativeKeys() {
+        let problems = configuration { $0.keys = -5 }.problems()
+        #expect(problems == ["--keys must be between 1 and 1000000000 (got -5)"])
+    }
+
+    @Test func zeroConsumers() {
+        let problems = configuration { $0.consumers = 0 }.problems()
+        #expect(problems.count == 1)
+        #expect(problems.first?.hasPrefix("--consumers must be between 1 and 4096") == true)
+        #expect(problems.first?.contains("(got 0)") == true)
+    }
+
+    @Test(arguments: ["", "has space", "glob*", "what?", "br[acket", "{tag}", String(repeating: "n", count: 65)])
+    func badNamespace(namespace: String) {
+        let problems = configuration { $0.namespace = namespace }.problems()
+        #expect(problems.count == 1)
+        #expect(problems.first?.hasPrefix("--namespace must be 1 to 64 characters") == true)
+    }
+
+    @Test(arguments: ["bench", "team-a.expiry_bench:v2", String(repeating: "n", count: 64)])
+    func goodNamespace(namespace: String) {
+        #expect(configuration { $0.namespace = namespace }.problems() == [])
+    }
+
+    @Test func everyOutOfRangeFlagIsNamed() {
+        let problems = configuration {
+            $0.keys = 0; $0.consumers = 5000; $0.ttl = .zero; $0.work = .seconds(61); $0.lockTTL = .milliseconds(5)
+            $0.rate = -1; $0.batch = 0; $0.concurrency = 0; $0.maxOutstanding = -1; $0.timeout = .milliseconds(50)
+            $0.stallTimeout = .milliseconds(500); $0.namespace = "a b"
+        }.problems()
+        let flags = ["--keys", "--consumers", "--ttl", "--work", "--lock-ttl", "--rate", "--batch", "--concurrency",
+                     "--max-outstanding", "--timeout", "--stall-timeout", "--namespace"]
+        #expect(problems.count == flags.count)
+        for (problem, flag) in zip(problems, flags) {
+            #expect(problem.hasPrefix(flag + " must be"), "\(problem)")
+        }
+    }
+
+    @Test func batchThatOutlivesHalfTheLockIsRejected() {
+        let problems = configuration { $0.batch = 100 }.problems()   // 100 × 5ms = 500ms, lock 500ms
+        #expect(problems == ["--batch 100 with --work 5ms and --concurrency 1 holds its locks for 500ms, more than half of --lock-ttl 500ms: lower --batch or raise --lock-ttl"])
+    }
+
+    @Test func lockConstraintHoldsAtTheBoundaryAndWithConcurrency() {
+        #expect(configuration { $0.batch = 50 }.problems() == [])                       // 250ms, exactly half
+        #expect(configuration { $0.batch = 51 }.problems().count == 1)                  // 255ms
+        #expect(configuration { $0.batch = 100; $0.concurrency = 2 }.problems() == [])   // 50 rounds of 5ms
+        #expect(configuration { $0.batch = 100; $0.lockTTL = .seconds(1) }.problems() == [])
+        #expect(configuration { $0.batch = 10_000; $0.work = .zero }.problems() == [])  // no work, no lock time
+    }
+
+    @Test func lockConstraintIsOnlyReportedWhenEverythingElseIsValid() {
+        let problems = configuration { $0.batch = 100; $0.keys = 0 }.problems()
+        #expect(problems.count == 1)
+        #expect(problems.first?.hasPrefix("--keys") == true)
+    }
+}
