@@ -33,9 +33,9 @@ struct RunCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop)
         defer { signals.cancel() }
-        let report: RunReport
+        let outcome: RunOutcome
         do {
-            report = try await BenchmarkRun(configuration: configuration, stop: stop).execute()
+            outcome = try await BenchmarkRun(configuration: configuration, stop: stop).executeWithSeries()
         } catch let error as RunError {
             Diagnostics.fail(error.message)
             throw ExitCode(error.status.rawValue)
@@ -43,12 +43,19 @@ struct RunCommand: AsyncParsableCommand {
             Diagnostics.fail("Redis failed during the run: \(error.message)")
             throw ExitCode(ExitStatus.unavailable.rawValue)
         }
-        print(ReportPrinter.render(report))
-        if let path = configuration.jsonPath {
+        let report = outcome.report
+        let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        print(ReportPrinter.render(report, outcome: outcome, charts: TerminalCharts(colour: colour)))
+        let files: [(String?, String, () throws -> Void)] = [
+            (configuration.jsonPath, "JSON report", { try ReportFile.write(report, to: configuration.jsonPath!) }),
+            (output.csv, "CSV series", { try SeriesFiles.write(SeriesFiles.csv(outcome.samples), to: output.csv!) }),
+            (output.hdrLog, "latency histogram", { try SeriesFiles.write(SeriesFiles.hdrPercentiles(outcome.latencies), to: output.hdrLog!) }),
+        ]
+        for (path, what, write) in files where path != nil {
             do {
-                try ReportFile.write(report, to: path)
+                try write()
             } catch {
-                Diagnostics.fail("cannot write the JSON report to \(path): \(error.localizedDescription)")
+                Diagnostics.fail("cannot write the \(what) to \(path!): \(error.localizedDescription)")
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
         }
@@ -66,17 +73,31 @@ struct ServerOptions: ParsableArguments {
         valueName: "url"))
     var redis: String = "redis://127.0.0.1:6379"
 
+    @Option(name: .customLong("password-file"), help: ArgumentHelp("Read the password from this file (first line) when --redis has none. REDIS_PASSWORD is used otherwise.", valueName: "path"))
+    var passwordFile: String?
+
     @Option(help: ArgumentHelp("How long one call to Redis may take (and, later, how long Redis may stay unreachable) before the run gives up.", valueName: "duration"))
     var timeout: DurationArgument = DurationArgument(.seconds(10))
 
     func resolved() throws -> RunConfiguration.Server {
         if redis == "spawn" { return .spawn }
+        var endpoint: RedisEndpoint
         do {
-            let endpoint = try RedisEndpoint(url: redis)
-            return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379")
+            endpoint = try RedisEndpoint(url: redis)
         } catch {
             throw ValidationError("--redis: \(error.description)")
         }
+        if endpoint.password == nil {
+            if let passwordFile {
+                guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                    throw ValidationError("--password-file: cannot read \(passwordFile)")
+                }
+                endpoint.password = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            } else if let password = ProcessInfo.processInfo.environment["REDIS_PASSWORD"], !password.isEmpty {
+                endpoint.password = password
+            }
+        }
+        return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379")
     }
 }
 
@@ -97,6 +118,9 @@ struct WorkloadOptions: ParsableArguments {
     var maxOutstanding: Int = 0
     @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
     @Option(name: .customLong("run-id"), help: "The run's id (default: a new one).") var runID: String?
+    @Option(name: .customLong("background-keys"), help: "Keys with a 1 h TTL written under the run's namespace first, to reproduce a real cache's expiry lag.")
+    var backgroundKeys: Int = 0
+    @Flag(help: "Go on even if the run may not fit under the server's maxmemory.") var force = false
     @Flag(help: "Keep the run's keys at the end (for inspection); they are removed otherwise.") var keep = false
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
     var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
@@ -121,6 +145,8 @@ struct WorkloadOptions: ParsableArguments {
         configuration.namespace = namespace
         configuration.runID = runID
         configuration.keep = keep
+        configuration.backgroundKeys = backgroundKeys
+        configuration.force = force
         configuration.stallTimeout = stallTimeout.duration
     }
 }
@@ -131,6 +157,10 @@ enum Switch: String, ExpressibleByArgument, CaseIterable {
 
 struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the report as JSON to this file.", valueName: "path")) var json: String?
+    @Option(help: ArgumentHelp("Write the per-second series (processed, rate, unexpired, pending, stream length, p99) as CSV to this file.", valueName: "path"))
+    var csv: String?
+    @Option(name: .customLong("hdr-log"), help: ArgumentHelp("Write the latency histogram as HdrHistogram's percentile distribution (.hgrm) to this file.", valueName: "path"))
+    var hdrLog: String?
     @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
     var progress: RunConfiguration.Progress = .auto
 }

@@ -40,6 +40,27 @@ struct DurationTextTests {
         #expect(parsed.milliseconds == 5)
     }
 
+    @Test(arguments: [
+        ("\t250ms\t", Duration.milliseconds(250)),
+        ("1.5us", .nanoseconds(1500)),
+        ("0.001ms", .microseconds(1)),
+        ("2.5m", .seconds(150)),
+        ("0.25h", .seconds(900)),
+        ("86400s", .seconds(86_400)),
+    ])
+    func fractionalAndPaddedInput(text: String, expected: Duration) {
+        #expect(DurationText.parse(text) == expected)
+    }
+
+    @Test func everyWholeMillisecondParsesExactly() {
+        for n in 0...2000 {
+            #expect(DurationText.parse("\(n)ms") == .milliseconds(n), "\(n)ms")
+        }
+        for n in 0...600 {
+            #expect(DurationText.parse("\(n)s") == .seconds(n), "\(n)s")
+        }
+    }
+
     // MARK: format
 
     @Test(arguments: [

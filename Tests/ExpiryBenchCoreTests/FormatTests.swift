@@ -26,9 +26,28 @@ struct FormatTests {
         #expect(Format.count(value) == expected)
     }
 
-    @Test(.disabled("Format.count calls abs(Int.min), which overflows and traps"))
+    @Test
     func smallestInt() {
         #expect(Format.count(Int.min) == "-9,223,372,036,854,775,808")
+    }
+
+    @Test func groupingKeepsTheDigits() {
+        var value = 1
+        for digits in 1...19 {
+            let text = Format.count(value)
+            #expect(text.filter { $0 != "," } == String(value))
+            #expect(text.filter { $0 == "," }.count == (digits - 1) / 3, "\(text)")
+            #expect(Format.count(-value) == "-" + text)
+            if digits < 19 { value *= 10 }
+        }
+    }
+
+    @Test func groupsAreAlwaysThreeDigits() {
+        for value in [1_001, 10_010, 100_100, 1_001_001, 987_654_321_012] {
+            let groups = Format.count(value).split(separator: ",")
+            #expect(groups.dropFirst().allSatisfy { $0.count == 3 })
+            #expect((1...3).contains(groups.first?.count ?? 0))
+        }
     }
 
     // MARK: percent

@@ -121,7 +121,7 @@ struct ReportFileTests {
         #expect(stored == (try ReportFile.encode(report)))
     }
 
-    @Test(.disabled("RunReport.Settings has no CodingKeys: its fields come out camelCase (ttlMs, lockTtlMs, maxOutstanding)"))
+    @Test
     func settingsFieldsUseSnakeCase() throws {
         let settings = try #require(try json(ReportFixture.report())["settings"] as? [String: Any])
         #expect(settings["ttl_ms"] as? Double == 100)

@@ -33,3 +33,40 @@ public struct NotificationSettings: Sendable {
         try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
     }
 }
+
+extension NotificationSettings {
+    /// Makes sure expired-key events will arrive: through CONFIG where it is available; where it is not
+    /// (managed Redis, renamed command), by a probe key that must produce an event. Throws `RunError` 78 with the
+    /// exact setting to add when events are off and cannot be turned on from here.
+    static func prepare(control: RedisConnection, endpoint: RedisEndpoint, keyspace: RunKeyspace, timeout: Duration,
+                        say: @Sendable (String) -> Void) async throws -> NotificationSettings {
+        do {
+            return try await ensure(on: control)
+        } catch let error as RedisError where error.code == .server {
+            let reason = error.serverMessage ?? error.message
+            if try await probe(control: control, endpoint: endpoint, keyspace: keyspace, timeout: timeout) {
+                say("CONFIG is not available (\(reason)); a probe key showed that expired-key events are on, so the run goes ahead.")
+                return NotificationSettings(original: nil, applied: nil)
+            }
+            throw RunError(.configuration, "expired-key events are off at \(endpoint.addressDescription) and CONFIG is not available to turn them on (\(reason)). Set notify-keyspace-events to include Ex on the server (redis.conf: notify-keyspace-events Ex, or your provider's parameter of that name), then run again.")
+        }
+    }
+
+    /// True if a key of the run that expires produces an expired event on the run's database.
+    static func probe(control: RedisConnection, endpoint: RedisEndpoint, keyspace: RunKeyspace, timeout: Duration) async throws -> Bool {
+        let probeKey = keyspace.prefix + "probe"
+        let subscription = try await RedisSubscription<Bool>.subscribe(
+            to: ExpirationBridge.channel(database: endpoint.database), endpoint: endpoint,
+            name: "expiry-bench:\(keyspace.runID):probe", timeout: timeout
+        ) { key in key == probeKey ? true : nil }
+        defer { subscription.stop() }
+        try await control.send(RedisCommand("SET", probeKey, "1", "PX", "1"))
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(50))
+            // Touching an expired key makes Redis delete it and publish the event now.
+            _ = try await control.send(RedisCommand("EXISTS", probeKey))
+            if subscription.messages.count > 0 { return true }
+        }
+        return false
+    }
+}

@@ -39,12 +39,12 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     }
 
     static func appendDecimal(_ out: inout [UInt8], _ value: Int) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            appendDecimal(&out, -value)
-            return
-        }
-        if value >= 10 { appendDecimal(&out, value / 10) }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        appendDigits(&out, value.magnitude)
+    }
+
+    private static func appendDigits(_ out: inout [UInt8], _ value: UInt) {
+        if value >= 10 { appendDigits(&out, value / 10) }
         out.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 }

@@ -34,7 +34,8 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 for pair in parameters.split(separator: "&") {
                     let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                     guard parts.count == 2, parts[0] == "db", let db = Int(parts[1]), db >= 0 else {
-                        throw EndpointError("unsupported query '\(pair)' in unix URL (only db=N is accepted)")
+                        // Name the parameter only: its value may be a secret.
+                        throw EndpointError("unsupported query parameter '\(parts.first ?? "")' in unix URL (only db=N is accepted)")
                     }
                     database = db
                 }
@@ -124,11 +125,18 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            // A '%' not followed by two hex digits is kept as it is, with what follows it.
+            let high = iterator.next(), low = high == nil ? nil : iterator.next()
+            if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
                 bytes.append(value)
             } else {
                 bytes.append(byte)
+                if let high { bytes.append(high) }
+                if let low { bytes.append(low) }
             }
         }
         return String(decoding: bytes, as: UTF8.self)

@@ -4,7 +4,7 @@ import Foundation
 public enum Format {
     /// `1234567` → `1,234,567`.
     public static func count(_ value: Int) -> String {
-        let digits = String(abs(value))
+        let digits = String(value.magnitude)
         var out = ""
         for (i, ch) in digits.enumerated() {
             if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
@@ -13,11 +13,11 @@ public enum Format {
         return value < 0 ? "-" + out : out
     }
 
-    /// Milliseconds with a precision that suits the size: `0.42ms`, `12.3ms`, `412ms`, `3.2s`.
+    /// Milliseconds with a precision that suits the size: `0.42ms`, `12.3ms`, `412ms`, `12.5s`.
     public static func milliseconds(_ value: Double) -> String {
-        if value >= 10_000 { return String(format: "%.1fs", value / 1000) }
-        if value >= 100 { return String(format: "%.0fms", value) }
-        if value >= 10 { return String(format: "%.1fms", value) }
+        if value >= 9_999.5 { return String(format: "%.1fs", value / 1000) }
+        if value >= 99.95 { return String(format: "%.0fms", value) }
+        if value >= 9.995 { return String(format: "%.1fms", value) }
         return String(format: "%.2fms", value)
     }
 

@@ -44,6 +44,6 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         p90 = ms(histogram.valueAtPercentile(90))
         p99 = ms(histogram.valueAtPercentile(99))
         p999 = ms(histogram.valueAtPercentile(99.9))
-        max = ms(histogram.max)
+        max = ms(histogram.maxRecorded)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 
 /// Writes the JSON report.
 public enum ReportFile {
@@ -11,6 +12,32 @@ public enum ReportFile {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(report)
+    }
+}
+
+/// The per-second series (`--csv`) and the latency histogram (`--hdr-log`).
+public enum SeriesFiles {
+    /// One line per second: elapsed seconds, keys processed so far, rate, unexpired keys, pending entries,
+    /// stream length, p99 latency so far (ms).
+    public static func csv(_ samples: [StatsReporter.Sample]) -> String {
+        var text = "elapsed_s,processed,rate_keys_per_s,unexpired,pending,stream_length,p99_ms\n"
+        for s in samples {
+            text += String(format: "%.3f,%d,%.0f,%d,%d,%d,%.2f\n", s.elapsed, s.processed, s.rate, s.unexpired, s.pending, s.streamLength, s.p99Milliseconds)
+        }
+        return text
+    }
+
+    /// The latency histogram as HdrHistogram's percentile distribution (the `.hgrm` text that HdrHistogram's
+    /// plotter reads), in milliseconds.
+    public static func hdrPercentiles(_ histogram: Histogram<UInt64>) -> String {
+        var text = ""
+        histogram.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1000)
+        return text
+    }
+
+    /// Writes `text` to `path`, replacing it.
+    public static func write(_ text: String, to path: String) throws {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
 

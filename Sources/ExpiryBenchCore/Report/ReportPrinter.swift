@@ -1,6 +1,7 @@
 /// Renders the final report for the terminal: totals, latency percentiles, the per-consumer table, the verdict.
 public enum ReportPrinter {
-    public static func render(_ report: RunReport) -> String {
+    /// The report, with the throughput and latency charts when `outcome` and `charts` are given.
+    public static func render(_ report: RunReport, outcome: RunOutcome? = nil, charts: TerminalCharts? = nil) -> String {
         var lines: [String] = []
         let r = report
         lines.append("")
@@ -28,12 +29,22 @@ public enum ReportPrinter {
         }
         let l = r.latencyMs
         lines.append("  latency deadline→commit   p50 \(Format.milliseconds(l.p50))  p90 \(Format.milliseconds(l.p90))  p99 \(Format.milliseconds(l.p99))  p99.9 \(Format.milliseconds(l.p999))  max \(Format.milliseconds(l.max))")
+        if let outcome, let charts {
+            let throughput = charts.throughput(outcome.samples.map(\.rate))
+            if !throughput.isEmpty { lines.append(""); lines.append(contentsOf: throughput.map { "  " + $0 }) }
+            let latency = charts.latency(outcome.latencies)
+            if !latency.isEmpty { lines.append(""); lines.append(contentsOf: latency.map { "  " + $0 }) }
+        }
         lines.append("")
         lines.append(contentsOf: consumerTable(r.consumers))
         lines.append("")
         switch r.verdict {
         case .exactlyOnce:
-            lines.append("Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once.")
+            if r.deadLettered > 0 {
+                lines.append("Verdict: exactly-once. Each of the \(Format.count(r.keysRequested)) keys was processed exactly once (\(Format.count(r.keysProcessed))) or dead-lettered exactly once (\(Format.count(r.deadLettered))).")
+            } else {
+                lines.append("Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once.")
+            }
         case .failed:
             lines.append("Verdict: FAILED.")
             for problem in r.problems { lines.append("  - \(problem)") }

@@ -54,6 +54,14 @@ public struct RunReport: Sendable, Codable {
         public var batch: Int
         public var concurrency: Int
         public var maxOutstanding: Int
+
+        enum CodingKeys: String, CodingKey {
+            case consumers, rate, batch, concurrency
+            case ttlMs = "ttl_ms"
+            case workMs = "work_ms"
+            case lockTtlMs = "lock_ttl_ms"
+            case maxOutstanding = "max_outstanding"
+        }
     }
 
     enum CodingKeys: String, CodingKey {

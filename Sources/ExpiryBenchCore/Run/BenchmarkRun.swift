@@ -1,4 +1,5 @@
 import Foundation
+import Histogram
 import Synchronization
 
 /// One benchmark run, start to verdict: finds or starts the server, checks it, sets up the run's namespace,
@@ -19,6 +20,11 @@ public struct BenchmarkRun: Sendable {
     /// Runs the benchmark and returns its report. Setup failures throw `RunError` with their exit status;
     /// failures during the run end in a report whose verdict is `failed`.
     public func execute() async throws -> RunReport {
+        try await executeWithSeries().report
+    }
+
+    /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
+    public func executeWithSeries() async throws -> RunOutcome {
         let server = try await ServerHandle.open(configuration.server, timeout: configuration.timeout, say: say)
         defer { server.embedded?.stop() }
         let endpoint = server.endpoint
@@ -26,20 +32,18 @@ public struct BenchmarkRun: Sendable {
         let control = server.control
         defer { control.close() }
 
-        let version = try await Preflight.check(control, endpoint: endpoint)
-        let notifications: NotificationSettings
-        do {
-            notifications = try await NotificationSettings.ensure(on: control)
-        } catch let error as RedisError where error.code == .server {
-            throw RunError(.configuration, "cannot read or change notify-keyspace-events (\(error.serverMessage ?? error.message)); set it to include 'Ex' on the server (notify-keyspace-events Ex) and run again")
-        }
+        let facts = try await Preflight.facts(control, endpoint: endpoint)
+        try Preflight.check(facts, configuration: configuration, endpoint: endpoint, warn: { Diagnostics.warn($0) })
+        let version = facts.version
+        let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
+                                                                   timeout: configuration.timeout, say: say)
         let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)" : endpoint.description
         say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers, ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
         if let applied = notifications.applied {
             say("notify-keyspace-events was '\(notifications.original ?? "")': set to '\(applied)' for the run, restored at the end.")
         }
 
-        let outcome: Result<RunReport, Error>
+        let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(endpoint: endpoint, control: control, keyspace: keyspace, version: version, embedded: server.embedded != nil))
         } catch {
@@ -57,7 +61,7 @@ public struct BenchmarkRun: Sendable {
         return try outcome.get()
     }
 
-    func runPipeline(endpoint: RedisEndpoint, control: RedisConnection, keyspace: RunKeyspace, version: String, embedded: Bool) async throws -> RunReport {
+    func runPipeline(endpoint: RedisEndpoint, control: RedisConnection, keyspace: RunKeyspace, version: String, embedded: Bool) async throws -> RunOutcome {
         let configuration = self.configuration
         let counters = RunCounters()
         let latencies = LatencyRecorder()
@@ -66,6 +70,10 @@ public struct BenchmarkRun: Sendable {
         try await control.send(RedisCommand(["HSET", keyspace.meta, "keys", String(configuration.keys), "consumers", String(configuration.consumers),
                                              "ttl_ms", String(configuration.ttl.milliseconds), "started_ms", String(WallClock.milliseconds())]))
 
+        if configuration.backgroundKeys > 0 {
+            say("Writing \(Format.count(configuration.backgroundKeys)) background keys with a 1 h TTL under \(keyspace.prefix)bg: ...")
+            try await BackgroundKeys.write(configuration.backgroundKeys, keyspace: keyspace, on: control)
+        }
         let connections = ConnectionSet(endpoint: endpoint, runID: keyspace.runID, timeout: configuration.timeout)
         defer { connections.closeAll() }
         let publisher = try await connections.open("bridge")
@@ -183,7 +191,7 @@ public struct BenchmarkRun: Sendable {
             return RunReport.Consumer(name: stats.name, processed: processed, share: total > 0 ? Double(processed) / Double(total) : 0)
         }
         let verdict: RunReport.Verdict = interrupted ? .interrupted : (problems.isEmpty ? .exactlyOnce : .failed)
-        return RunReport(
+        let report = RunReport(
             verdict: verdict, problems: problems, runID: keyspace.runID,
             redis: embedded ? "private redis-server \(endpoint.addressDescription)" : endpoint.description, redisVersion: version,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.processedBits,
@@ -199,7 +207,17 @@ public struct BenchmarkRun: Sendable {
             throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
             maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed), maxStreamLength: trimmer.maxLength,
             latencyMs: LatencySummary(latencies.snapshot()), settings: configuration.reportSettings, consumers: rows)
+        return RunOutcome(report: report, samples: reporter.samples, latencies: latencies.snapshot())
     }
+}
+
+/// A run's report with what the charts and files beside it need.
+public struct RunOutcome: Sendable {
+    public let report: RunReport
+    /// One sample per second of the run.
+    public let samples: [StatsReporter.Sample]
+    /// Every committed key's deadline → commit latency, in microseconds.
+    public let latencies: Histogram<UInt64>
 }
 
 /// A switch shared between tasks.

@@ -40,6 +40,10 @@ public struct RunConfiguration: Sendable {
     public var grace: Duration = .milliseconds(50)
     /// How often the sweeper looks for overdue keys.
     public var sweepInterval: Duration = .milliseconds(10)
+    /// Keys with a long TTL written under the run's namespace before the run, to reproduce a real cache's expiry lag.
+    public var backgroundKeys = 0
+    /// Go on even if the run may not fit under the server's maxmemory.
+    public var force = false
     public var jsonPath: String?
     public var progress: Progress = .auto
 
@@ -86,6 +90,7 @@ public struct RunConfiguration: Sendable {
         if concurrency < 1 || concurrency > 1024 { found.append("--concurrency must be between 1 and 1024 (got \(concurrency))") }
         if maxOutstanding < 0 { found.append("--max-outstanding must be 0 (automatic) or more (got \(maxOutstanding))") }
         if grace < .zero || grace > .seconds(3600) { found.append("--grace must be between 0 and 1h (got \(DurationText.format(grace)))") }
+        if backgroundKeys < 0 || backgroundKeys > 100_000_000 { found.append("--background-keys must be between 0 and 100000000 (got \(backgroundKeys))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
         if stallTimeout < .seconds(1) { found.append("--stall-timeout must be at least 1s (got \(DurationText.format(stallTimeout)))") }
         if namespace.isEmpty || namespace.count > 64 || namespace.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" || $0 == "{" || $0 == "}" }) {

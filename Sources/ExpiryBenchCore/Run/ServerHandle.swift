@@ -36,30 +36,3 @@ struct ServerHandle: Sendable {
         }
     }
 }
-
-/// Checks made before any key is written.
-enum Preflight {
-    /// Returns the server's version; refuses servers older than 6.2 (XAUTOCLAIM).
-    static func check(_ control: RedisConnection, endpoint: RedisEndpoint) async throws -> String {
-        let info: RESPValue
-        do {
-            info = try await control.send("INFO", "server")
-        } catch let error as RedisError {
-            throw RunError(error, endpoint: endpoint)
-        }
-        let version = infoField("redis_version", in: info.string ?? "") ?? "unknown"
-        let parts = version.split(separator: ".").compactMap { Int($0) }
-        if parts.count >= 2, (parts[0], parts[1]) < (6, 2) {
-            throw RunError(.configuration, "Redis \(version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM, added in Redis 6.2. Use Redis 6.2 or newer.")
-        }
-        return version
-    }
-
-    /// The value of `field` in an INFO reply.
-    static func infoField(_ field: String, in info: String) -> String? {
-        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(field + ":") {
-            return String(line.dropFirst(field.count + 1))
-        }
-        return nil
-    }
-}

@@ -1,0 +1,20 @@
+/// Long-TTL keys under the run's namespace, written before the run to reproduce a real cache: Redis's expiry
+/// cycle samples keys with a TTL at random, so when most of them are live, expired events come late.
+public enum BackgroundKeys {
+    /// The TTL of background keys: far longer than any run.
+    public static let ttl: Duration = .seconds(3600)
+
+    /// Writes `count` keys `<prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip.
+    public static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
+                             progress: (Int) -> Void = { _ in }) async throws {
+        var next = 0
+        let ttl = String(Self.ttl.milliseconds)
+        while next < count {
+            let end = min(count, next + 1000)
+            let commands = (next..<end).map { RedisCommand("SET", keyspace.prefix + "bg:" + String($0), "1", "PX", ttl) }
+            for reply in try await connection.pipeline(commands) { _ = try reply.unwrapped(for: "SET background key") }
+            next = end
+            if next % 100_000 == 0 { progress(next) }
+        }
+    }
+}

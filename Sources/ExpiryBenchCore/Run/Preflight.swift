@@ -1,0 +1,86 @@
+/// What the server says about itself (INFO), read once before any key is written.
+public struct ServerFacts: Sendable, Equatable {
+    public var version: String
+    public var clusterEnabled: Bool
+    /// `maxmemory` in bytes; 0 for no limit.
+    public var maxMemory: Int
+    public var maxMemoryPolicy: String
+    public var usedMemory: Int
+
+    /// The value of `field` in an INFO reply.
+    static func field(_ field: String, in info: String) -> String? {
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(field + ":") {
+            return String(line.dropFirst(field.count + 1))
+        }
+        return nil
+    }
+
+    /// Reads the facts from INFO replies (server, memory and cluster sections, in one text).
+    public init(info: String) {
+        version = Self.field("redis_version", in: info) ?? "unknown"
+        clusterEnabled = Self.field("cluster_enabled", in: info) == "1"
+        maxMemory = Int(Self.field("maxmemory", in: info) ?? "") ?? 0
+        maxMemoryPolicy = Self.field("maxmemory_policy", in: info) ?? "noeviction"
+        usedMemory = Int(Self.field("used_memory", in: info) ?? "") ?? 0
+    }
+
+    /// True when the version is at least `major.minor`.
+    public func isAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        let parts = version.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2 else { return true }
+        return (parts[0], parts[1]) >= (major, minor)
+    }
+}
+
+/// Checks made before any key is written. Each failure is one line a user can act on, with its exit code.
+public enum Preflight {
+    /// Reads INFO (which works where CONFIG is renamed or forbidden, as on managed services).
+    static func facts(_ control: RedisConnection, endpoint: RedisEndpoint) async throws -> ServerFacts {
+        do {
+            let replies = try await control.pipeline([RedisCommand("INFO", "server"), RedisCommand("INFO", "memory"), RedisCommand("INFO", "cluster")])
+            if case .error(let message) = replies[0] {
+                throw RedisError(message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") ? .authentication : .server,
+                                 "INFO: \(message)", serverMessage: message)
+            }
+            return ServerFacts(info: replies.compactMap(\.string).joined(separator: "\n"))
+        } catch let error as RedisError {
+            throw RunError(error, endpoint: endpoint)
+        }
+    }
+
+    /// Refuses what would make the run impossible (exit 78) and warns about what may spoil it.
+    public static func check(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
+        if !facts.isAtLeast(6, 2) {
+            throw RunError(.configuration, "Redis \(facts.version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE (Redis 6.2). Use Redis 6.2 or newer.")
+        }
+        if facts.clusterEnabled {
+            throw RunError(.configuration, "\(endpoint.addressDescription) is a Redis Cluster node (cluster_enabled:1); this version runs against a single Redis only. Point --redis at a standalone server.")
+        }
+        if facts.maxMemoryPolicy != "noeviction" {
+            warn("maxmemory-policy is \(facts.maxMemoryPolicy): under memory pressure Redis may evict the run's keys (its keys carry TTLs; the stream and indexes do not), which the verdict would report as lost. noeviction avoids that.")
+        }
+        let needed = estimatedBytes(configuration)
+        if facts.maxMemory > 0, facts.usedMemory + needed > facts.maxMemory {
+            let message = "the run needs about \(megabytes(needed)) MB in Redis, but only \(megabytes(max(0, facts.maxMemory - facts.usedMemory))) MB are free under maxmemory \(megabytes(facts.maxMemory)) MB (\(megabytes(facts.usedMemory)) MB used)"
+            if configuration.force {
+                warn(message + "; going on because of --force.")
+            } else {
+                throw RunError(.configuration, message + ". Lower --max-outstanding or --background-keys, raise maxmemory, or pass --force.")
+            }
+        }
+    }
+
+    /// What the run may hold in Redis at its peak: the keys in flight (key, due-index entry, stream entry, lock,
+    /// commit records), the background keys, the processed bitmap, and a margin.
+    public static func estimatedBytes(_ configuration: RunConfiguration) -> Int {
+        let perKeyInFlight = 400
+        return configuration.effectiveMaxOutstanding * perKeyInFlight
+            + configuration.backgroundKeys * 120
+            + configuration.keys / 8
+            + 2 << 20
+    }
+
+    static func megabytes(_ bytes: Int) -> String {
+        String(Double(bytes / 100_000) / 10)
+    }
+}
