@@ -130,7 +130,17 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How long past its deadline a key may wait for its expired event before the sweeper publishes it.", valueName: "duration"))
     var grace: DurationArgument = DurationArgument(.milliseconds(50))
 
+    @Option(name: .customLong("fail-rate"), help: "Probability that a key's simulated work fails; a failed key is redelivered, and dead-lettered after --max-deliveries.")
+    var failRate: Double = 0
+    @Option(name: .customLong("max-deliveries"), help: "Deliveries after which a failing key goes to the dead-letter stream.")
+    var maxDeliveries: Int = 3
+    @Flag(help: "Inject faults while the run goes: consumer crashes and stalls past the lock TTL, subscriber disconnections.")
+    var chaos = false
+
     func apply(to configuration: inout RunConfiguration) {
+        configuration.failRate = failRate
+        configuration.maxDeliveries = maxDeliveries
+        configuration.chaos = chaos
         configuration.sweeper = sweeper == .on
         configuration.grace = grace.duration
         configuration.keys = keys

@@ -16,8 +16,11 @@ public struct KeyGenerator: Sendable {
     /// Server clock minus local clock, in ms: deadlines are on the server's clock.
     let serverOffsetMilliseconds: Int64
 
-    public init(connection: RedisConnection, keyspace: RunKeyspace, configuration: RunConfiguration, counters: RunCounters, serverOffsetMilliseconds: Int64) {
-        self.serverOffsetMilliseconds = serverOffsetMilliseconds
+    public init(connection: RedisConnection, context: PipelineContext) {
+        let configuration = context.configuration
+        let keyspace = context.keyspace
+        let counters = context.counters
+        self.serverOffsetMilliseconds = context.serverOffsetMilliseconds
         self.connection = connection
         self.giveUpAfter = configuration.timeout
         self.keyspace = keyspace

@@ -22,6 +22,16 @@ public final class RunCounters: Sendable {
     public let maxUnexpired = Atomic<Int>(0)
     /// Times the generator waited because `--max-outstanding` keys were in flight.
     public let generatorWaits = Atomic<Int>(0)
+    /// Failed keys handed back for another delivery.
+    public let redeliveries = Atomic<Int>(0)
+    /// Keys whose simulated work failed (`--fail-rate`).
+    public let failedWork = Atomic<Int>(0)
+    /// Faults injected by `--chaos`.
+    public let chaosCrashes = Atomic<Int>(0)
+    public let chaosStalls = Atomic<Int>(0)
+    public let chaosSubscriberKills = Atomic<Int>(0)
+    /// Consumers found dead by their lapsed lease.
+    public let leaseExpiries = Atomic<Int>(0)
     /// Consumer round trips that failed and were retried.
     public let consumerErrors = Atomic<Int>(0)
 

@@ -27,6 +27,14 @@ public struct RunKeyspace: Sendable, Equatable {
     public func commitRecord(_ token: String) -> String { prefix + "commit:" + token }
     /// Stream of keys that failed too often.
     public var deadLetters: String { prefix + "dead" }
+    /// Bitmap of dead-lettered keys, by index.
+    public var deadBits: String { prefix + "deadbits" }
+    /// A consumer's lease, kept alive by heartbeat while the consumer lives.
+    public func lease(_ consumer: String) -> String { leasePrefix + consumer }
+    /// Prefix of the lease keys.
+    public var leasePrefix: String { prefix + "lease:" }
+    /// Sorted set of consumers by lease deadline (ms, server clock): the sweeper's way to find dead consumers.
+    public var leases: String { prefix + "leases" }
     /// Hash describing the run (settings, start time), for `inspect`.
     public var meta: String { prefix + "meta" }
     /// The consumer group's name.

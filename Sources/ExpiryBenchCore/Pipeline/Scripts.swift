@@ -47,10 +47,10 @@ public enum Scripts {
         return #members
         """)
 
-    /// Claim: for each delivered entry, acks it at once if the key is already processed (a duplicate delivery
-    /// caught), else takes the key's lock (a retried call finds the lock already its own).
-    /// KEYS: processed bitmap, stream. ARGV: group, lock prefix, token, lock ttl ms, then (entry id, index)
-    /// pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
+    /// Claim: for each delivered entry, acks it at once if the key is already processed or dead-lettered (a
+    /// duplicate delivery caught), else takes the key's lock (a retried call finds the lock already its own).
+    /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
+    /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
     public static let claim = RedisScript(name: "claim", source: """
         local fields = {}
         for i = 5, #ARGV, 2 do
@@ -58,30 +58,36 @@ public enum Scripts {
           fields[#fields + 1] = 'u1'
           fields[#fields + 1] = ARGV[i + 1]
         end
-        local bits = redis.call('BITFIELD_RO', KEYS[1], unpack(fields))
+        local processed = redis.call('BITFIELD_RO', KEYS[1], unpack(fields))
+        local dead = redis.call('BITFIELD_RO', KEYS[3], unpack(fields))
         local out, done = {}, {}
         for i = 5, #ARGV, 2 do
+          local j = #out + 1
           local id, lock = ARGV[i], ARGV[2] .. ARGV[i + 1]
-          if bits[#out + 1] == 1 then
+          if processed[j] == 1 or dead[j] == 1 then
             done[#done + 1] = id
-            out[#out + 1] = 0
+            out[j] = 0
           elseif redis.call('SET', lock, ARGV[3], 'NX', 'PX', ARGV[4]) or redis.call('GET', lock) == ARGV[3] then
-            out[#out + 1] = 1
+            out[j] = 1
           else
-            out[#out + 1] = 2
+            out[j] = 2
           end
         end
         if #done > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(done)) end
         return out
         """)
 
-    /// Commit: for each claimed key whose lock this claim still holds, marks it processed, acks the entry and
-    /// releases the lock, atomically. The outcome is recorded under the claim's token (KEYS[3], kept for the
-    /// retry window), so a call retried after a lost reply gets the first call's answer instead of acting twice.
-    /// KEYS: processed bitmap, stream, commit record. ARGV: group, lock prefix, token, record ttl ms, then
-    /// (entry id, index) pairs. Returns the server time in µs, then one code per pair: 1 first commit,
-    /// 2 repeat (the key was already processed), 0 fenced (the lock lapsed or moved on: nothing written,
-    /// the entry stays pending and is redone).
+    /// Commit: settles a claimed batch atomically, for each key whose lock this claim still holds:
+    /// a key whose work succeeded gets its processed bit, its entry acked, its lock released; a key whose work
+    /// failed is either handed back for another delivery (XCLAIM to this consumer: the delivery count goes up)
+    /// or, at the maximum number of deliveries, written to the dead-letter stream and its bitmap, acked and
+    /// released. The outcome is recorded under the claim's token (KEYS[3], kept for the retry window), so a call
+    /// retried after a lost reply gets the first call's answer instead of acting twice.
+    /// KEYS: processed bitmap, stream, commit record, dead-letter bitmap, dead-letter stream.
+    /// ARGV: group, lock prefix, token, record ttl ms, max deliveries, consumer, then (entry id, index, deadline,
+    /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
+    /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
+    /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
     public static let commit = RedisScript(name: "commit", source: """
         local t = redis.call('TIME')
         local out = { tonumber(t[1]) * 1000000 + tonumber(t[2]) }
@@ -91,35 +97,49 @@ public enum Scripts {
           return out
         end
         local locks = {}
-        for i = 5, #ARGV, 2 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
+        for i = 7, #ARGV, 4 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
         local holders = redis.call('MGET', unpack(locks))
-        local fields, ids, owned = {}, {}, {}
+        local fields, acks, release, codes = {}, {}, {}, {}
         for j = 1, #locks do
-          if holders[j] == ARGV[3] then
-            local i = 3 + 2 * j
+          local i = 3 + 4 * j
+          local id, idx = ARGV[i], ARGV[i + 1]
+          if holders[j] ~= ARGV[3] then
+            codes[j] = 0
+          elseif ARGV[i + 3] == '1' then
             fields[#fields + 1] = 'SET'
             fields[#fields + 1] = 'u1'
-            fields[#fields + 1] = ARGV[i + 1]
+            fields[#fields + 1] = idx
             fields[#fields + 1] = 1
-            ids[#ids + 1] = ARGV[i]
-            owned[#owned + 1] = locks[j]
+            acks[#acks + 1] = id
+            release[#release + 1] = locks[j]
+            codes[j] = -1
+          else
+            local pending = redis.call('XPENDING', KEYS[2], ARGV[1], id, id, 1)
+            local deliveries = 1
+            if pending[1] then deliveries = tonumber(pending[1][4]) end
+            release[#release + 1] = locks[j]
+            if deliveries >= tonumber(ARGV[5]) then
+              redis.call('XADD', KEYS[5], '*', 'k', idx, 'd', ARGV[i + 2], 'n', deliveries)
+              redis.call('SETBIT', KEYS[4], idx, 1)
+              acks[#acks + 1] = id
+              codes[j] = 4
+            else
+              redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[6], 0, id)
+              codes[j] = 3
+            end
           end
         end
         local before = {}
-        if #owned > 0 then
-          before = redis.call('BITFIELD', KEYS[1], unpack(fields))
-          redis.call('XACK', KEYS[2], ARGV[1], unpack(ids))
-          redis.call('DEL', unpack(owned))
-        end
-        local codes, k = {}, 0
+        if #fields > 0 then before = redis.call('BITFIELD', KEYS[1], unpack(fields)) end
+        if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(acks)) end
+        if #release > 0 then redis.call('DEL', unpack(release)) end
+        local k = 0
         for j = 1, #locks do
-          local code = 0
-          if holders[j] == ARGV[3] then
+          if codes[j] == -1 then
             k = k + 1
-            if before[k] == 0 then code = 1 else code = 2 end
+            if before[k] == 0 then codes[j] = 1 else codes[j] = 2 end
           end
-          out[#out + 1] = code
-          codes[#codes + 1] = code
+          out[#out + 1] = codes[j]
         end
         redis.call('SET', KEYS[3], table.concat(codes), 'PX', ARGV[4])
         return out

@@ -1,89 +1,88 @@
-import Synchronization
-
-/// What one consumer has done, readable while it runs.
-public final class ConsumerStats: Sendable {
-    public let name: String
-    public let processed = Atomic<Int>(0)
-    public init(name: String) { self.name = name }
-}
-
 /// One member of the run's consumer group, on a connection of its own (it blocks in XREADGROUP, so it must
 /// never share a connection with anything else).
 ///
 /// Loop: read a batch (XREADGROUP COUNT BLOCK), claim it (one script: skip processed keys, lock the others),
-/// do the simulated work (`work` per key, `concurrency` keys at a time, an async sleep), commit it (one script:
-/// processed bit + XACK + lock release, fenced by the lock). When entries sit idle past `reclaimIdle` (a consumer
-/// failed, or a commit was fenced) it takes them over (XAUTOCLAIM), so nothing stays pending. Three round trips
-/// per batch.
+/// do the simulated work (`work` per key, `concurrency` keys at a time, an async sleep, failing with
+/// `--fail-rate`), settle it (one script: commit, redeliver or dead-letter each key, fenced by its lock).
+/// Three round trips per batch. Between batches it takes over the entries of consumers whose lease lapsed
+/// (XPENDING + XCLAIM) and, when entries sit idle past `reclaimIdle`, reclaims them (XAUTOCLAIM).
 public struct StreamConsumer: Sendable {
     let connection: RedisConnection
-    let claim: LoadedScript
-    let commit: LoadedScript
-    let keyspace: RunKeyspace
+    let context: PipelineContext
     let stats: ConsumerStats
-    let counters: RunCounters
-    let latencies: LatencyRecorder
     let batch: Int
     let work: Duration
     let concurrency: Int
-    let lockTTL: String
-    /// How long a commit's record is kept: longer than any retry of it can come.
-    let recordTTL: String
-    let idleEntries: RunFlag
+    let failRate: Double
+    let lockTTL: Duration
     let reclaimIdle: Duration
     let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
 
-    public init(connection: RedisConnection, scripts: RunScripts, keyspace: RunKeyspace, stats: ConsumerStats,
-                counters: RunCounters, latencies: LatencyRecorder, idleEntries: RunFlag, configuration: RunConfiguration) {
+    public init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
+        let configuration = context.configuration
         self.connection = connection
-        self.claim = scripts.claim
-        self.commit = scripts.commit
-        self.keyspace = keyspace
+        self.context = context
         self.stats = stats
-        self.counters = counters
-        self.latencies = latencies
         self.batch = configuration.effectiveBatch
         self.work = configuration.work
         self.concurrency = configuration.concurrency
-        self.lockTTL = String(configuration.lockTTL.milliseconds)
-        self.recordTTL = String((configuration.timeout * 3).milliseconds)
-        self.idleEntries = idleEntries
+        self.failRate = configuration.failRate
+        self.lockTTL = configuration.lockTTL
         self.reclaimIdle = configuration.reclaimIdle
         self.giveUpAfter = configuration.timeout
     }
 
-    /// Consumes until `shouldStop` says so; returns after the batch in hand is committed.
+    var counters: RunCounters { context.counters }
+    var keyspace: RunKeyspace { context.keyspace }
+
+    /// Consumes until `shouldStop` says so; returns after the batch in hand is settled. Throws when Redis has
+    /// been unreachable for longer than `--timeout`, or `ConsumerCrashed` when chaos kills it.
     public func run(shouldStop: @Sendable () -> Bool) async throws {
         let clock = ContinuousClock()
         var lastReclaim = clock.now
         var claimSequence = 0
-        let read = readCommand()
+        var redeliveries: [StreamEntry] = []
+        var failingSince: ContinuousClock.Instant?
         while !shouldStop() {
-            var entries: [StreamEntry] = []
+            if stats.crash.isSet { throw ConsumerCrashed() }
             do {
-                entries = StreamEntry.fromReadGroup(try await connection.pipeline([read], extraWait: block)[0].unwrapped(for: "XREADGROUP"))
-                // Reclaiming is a scan of the group's pending entries: only when the reporter has seen entries
-                // idle past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
-                if idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
+                var entries = try await read(upTo: batch - redeliveries.count, wait: redeliveries.isEmpty)
+                entries += redeliveries
+                redeliveries = []
+                if let orphan = context.orphans.take() {
+                    entries += try await takeOver(orphan)
+                }
+                // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
+                // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
+                if context.idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
                     lastReclaim = clock.now
                     entries += try await reclaim()
                 }
+                failingSince = nil
                 if entries.isEmpty { continue }
                 claimSequence += 1
-                try await process(entries, token: "\(stats.name):\(claimSequence)")
+                redeliveries = try await process(entries, token: "\(stats.name):\(claimSequence)")
             } catch let error as RedisError where error.breaksConnection {
                 // The entries in hand stay pending: they are reclaimed once idle, and the claim and commit
-                // scripts make the redo safe. Wait a little before the next call reconnects.
+                // scripts make a redo safe. Back off, then the next call reconnects.
+                let now = clock.now
+                if let since = failingSince, now - since > giveUpAfter { throw error }
+                if failingSince == nil { failingSince = now }
                 counters.consumerErrors.add(1, ordering: .relaxed)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
             }
         }
     }
 
-    func readCommand() -> RedisCommand {
-        RedisCommand(["XREADGROUP", "GROUP", keyspace.group, stats.name, "COUNT", String(batch),
-                      "BLOCK", String(block.milliseconds), "STREAMS", keyspace.stream, ">"])
+    /// New entries for this consumer: blocks up to `block` for them when `wait`, else takes what is there.
+    func read(upTo count: Int, wait: Bool) async throws -> [StreamEntry] {
+        guard count > 0 else { return [] }
+        var words = ["XREADGROUP", "GROUP", keyspace.group, stats.name, "COUNT", String(count)]
+        if wait { words += ["BLOCK", String(block.milliseconds)] }
+        words += ["STREAMS", keyspace.stream, ">"]
+        let reply = try await connection.pipeline([RedisCommand(words)], extraWait: wait ? block : .zero)[0]
+        return StreamEntry.fromReadGroup(try reply.unwrapped(for: "XREADGROUP"))
     }
 
     /// Takes over entries idle longer than `reclaimIdle` from any consumer of the group.
@@ -96,107 +95,22 @@ public struct StreamConsumer: Sendable {
         return entries
     }
 
-    /// Claims, works on and commits one batch.
-    func process(_ entries: [StreamEntry], token: String) async throws {
-        let claimed = try await claimBatch(entries, token: token)
-        if claimed.isEmpty { return }
-        if work > .zero { try await simulateWork(keys: claimed.count) }
-        try await commitBatch(claimed, token: token)
-    }
-
-    func claimBatch(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
-        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(claim, keys: [keyspace.processed, keyspace.stream]) { command in
-                command.append(keyspace.group)
-                command.append(keyspace.lockPrefix)
-                command.append(token)
-                command.append(lockTTL)
-                for entry in entries {
-                    command.append(entry.id)
-                    command.append(entry.index)
-                }
-            }
+    /// Takes over every pending entry of a consumer whose lease lapsed, at once (no idle time to wait for).
+    func takeOver(_ orphan: String) async throws -> [StreamEntry] {
+        let pending = try await connection.send(RedisCommand(["XPENDING", keyspace.stream, keyspace.group, "-", "+", String(batch), orphan]))
+        let ids = (pending.array ?? []).compactMap { $0.array?.first?.string }
+        if ids.isEmpty {
+            context.recoveries.recovered(orphan)
+            return []
         }
-        guard let codes = reply.array, codes.count == entries.count else {
-            throw RedisError(.protocolViolation, "claim script returned \(reply)")
+        let claimed = try await connection.send(RedisCommand(["XCLAIM", keyspace.stream, keyspace.group, stats.name, "0"] + ids))
+        let entries = (claimed.array ?? []).compactMap(StreamEntry.init)
+        counters.reclaimed.add(entries.count, ordering: .relaxed)
+        if ids.count == batch {
+            context.orphans.add(orphan)  // more than one batch: the next free consumer takes the rest
+        } else {
+            context.recoveries.recovered(orphan)
         }
-        var claimed: [StreamEntry] = []
-        claimed.reserveCapacity(entries.count)
-        var alreadyDone = 0
-        var locked = 0
-        for (entry, code) in zip(entries, codes) {
-            switch code.int {
-            case 1: claimed.append(entry)
-            case 0: alreadyDone += 1
-            default: locked += 1
-            }
-        }
-        if alreadyDone > 0 { counters.duplicateDeliveries.add(alreadyDone, ordering: .relaxed) }
-        if locked > 0 { counters.lockSkips.add(locked, ordering: .relaxed) }
-        return claimed
-    }
-
-    /// The simulated handler: `work` per key, `concurrency` keys at a time. Deadlines are cumulative, so timer
-    /// overshoot on one key is not added to the next.
-    func simulateWork(keys: Int) async throws {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let rounds = (keys + concurrency - 1) / concurrency
-        for round in 1...rounds {
-            try await clock.sleep(until: start + work * round)
-        }
-    }
-
-    func commitBatch(_ claimed: [StreamEntry], token: String) async throws {
-        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(token)]) { command in
-                command.append(keyspace.group)
-                command.append(keyspace.lockPrefix)
-                command.append(token)
-                command.append(recordTTL)
-                for entry in claimed {
-                    command.append(entry.id)
-                    command.append(entry.index)
-                }
-            }
-        }
-        guard let codes = reply.array, codes.count == claimed.count + 1, let serverMicroseconds = codes[0].int else {
-            throw RedisError(.protocolViolation, "commit script returned \(reply)")
-        }
-        var latencies: [Int64] = []
-        latencies.reserveCapacity(claimed.count)
-        var repeats = 0
-        var fenced = 0
-        for (entry, code) in zip(claimed, codes.dropFirst()) {
-            switch code.int {
-            case 1: latencies.append(serverMicroseconds - entry.deadline * 1000)
-            case 2: repeats += 1
-            default: fenced += 1
-            }
-        }
-        if !latencies.isEmpty {
-            self.latencies.record(microseconds: latencies)
-            counters.committed.add(latencies.count, ordering: .relaxed)
-            stats.processed.add(latencies.count, ordering: .relaxed)
-        }
-        if repeats > 0 { counters.duplicateCommits.add(repeats, ordering: .relaxed) }
-        if fenced > 0 { counters.fencedCommits.add(fenced, ordering: .relaxed) }
-    }
-}
-
-/// The run's scripts, loaded.
-public struct RunScripts: Sendable {
-    public let publish: LoadedScript
-    public let sweep: LoadedScript
-    public let claim: LoadedScript
-    public let commit: LoadedScript
-
-    /// Loads every script of the protocol on `connection`.
-    public static func load(on connection: RedisConnection) async throws -> RunScripts {
-        func loaded(_ script: RedisScript) async throws -> LoadedScript {
-            LoadedScript(script: script, sha: try await connection.load(script))
-        }
-        return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
-                          claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit))
+        return entries
     }
 }

@@ -35,6 +35,17 @@ public struct NotificationSettings: Sendable {
 }
 
 extension NotificationSettings {
+    /// On a (re)connection of the subscriber: adds the expired-event flags again if the server lost them
+    /// (a restarted server is back to its configuration file). Best effort: where CONFIG is unavailable,
+    /// the sweeper still publishes every key.
+    static func reapply(_ context: HiredisContext, timeoutMilliseconds: Int) {
+        guard let reply = try? context.roundTrip([RedisCommand("CONFIG", "GET", "notify-keyspace-events")], timeoutMilliseconds: timeoutMilliseconds).first,
+              let pair = reply.array, pair.count == 2, let value = pair[1].string else { return }
+        let missing = missingFlags(in: value)
+        if missing.isEmpty { return }
+        _ = try? context.roundTrip([RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing)], timeoutMilliseconds: timeoutMilliseconds)
+    }
+
     /// Makes sure expired-key events will arrive: through CONFIG where it is available; where it is not
     /// (managed Redis, renamed command), by a probe key that must produce an event. Throws `RunError` 78 with the
     /// exact setting to add when events are off and cannot be turned on from here.

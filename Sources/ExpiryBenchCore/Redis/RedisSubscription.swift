@@ -21,6 +21,16 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
+        try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, prepare: nil, transform: transform)
+    }
+
+    /// As above; `prepare` runs on every (re)connection before SUBSCRIBE, e.g. to re-apply a server setting that
+    /// a restarted server forgot.
+    static func subscribe(
+        to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration,
+        prepare: (@Sendable (HiredisContext, Int) -> Void)?,
+        transform: @escaping @Sendable (String) -> Element?
+    ) async throws -> RedisSubscription {
         let subscription = RedisSubscription(name: name)
         let box = ContextBox(HiredisContext(endpoint: endpoint, clientName: name))
         let milliseconds = RedisConnection.milliseconds(timeout)
@@ -28,7 +38,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, Error>) in
             subscription.thread.submit {
                 do {
-                    try Self.open(box.context, channel: channel, timeoutMilliseconds: milliseconds)
+                    try Self.open(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare)
                     subscription.subscribed.store(true, ordering: .releasing)
                     ready.resume()
                 } catch {
@@ -36,7 +46,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                     subscription.messages.finish()
                     return
                 }
-                subscription.readLoop(box.context, channel: channel, timeoutMilliseconds: milliseconds, transform: transform)
+                subscription.readLoop(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare, transform: transform)
             }
         }
         return subscription
@@ -55,8 +65,10 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         thread.shutdown {}
     }
 
-    private static func open(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int) throws {
+    private static func open(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int,
+                             prepare: (@Sendable (HiredisContext, Int) -> Void)?) throws {
         try context.connect(timeoutMilliseconds: timeoutMilliseconds)
+        prepare?(context, timeoutMilliseconds)
         try context.write([RedisCommand("SUBSCRIBE", channel)])
         // Wait for the confirmation: ["subscribe", channel, count].
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
@@ -71,7 +83,8 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         throw RedisError(.timeout, "SUBSCRIBE \(channel) was not confirmed in time")
     }
 
-    private func readLoop(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int, transform: @Sendable (String) -> Element?) {
+    private func readLoop(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int,
+                          prepare: (@Sendable (HiredisContext, Int) -> Void)?, transform: @Sendable (String) -> Element?) {
         var batch: [Element] = []
         var backoff = 50
         while !stopping.load(ordering: .acquiring) {
@@ -99,7 +112,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                     usleep(UInt32((backoff + jitter) * 1000))
                     backoff = min(backoff * 2, 2000)
                     do {
-                        try Self.open(context, channel: channel, timeoutMilliseconds: timeoutMilliseconds)
+                        try Self.open(context, channel: channel, timeoutMilliseconds: timeoutMilliseconds, prepare: prepare)
                         reconnects.add(1, ordering: .relaxed)
                         subscribed.store(true, ordering: .releasing)
                         break

@@ -19,10 +19,18 @@ public enum ReportPrinter {
         lines.append("  fenced commits            \(Format.count(r.fencedCommits)) (lock lapsed: not committed, redone)")
         lines.append("  reclaimed entries         \(Format.count(r.reclaimed))")
         lines.append("  dead-lettered             \(Format.count(r.deadLettered))")
+        if r.failedWork > 0 || r.redeliveries > 0 {
+            lines.append("  failed work               \(Format.count(r.failedWork)) (redelivered \(Format.count(r.redeliveries)), dead-lettered after \(r.settings.maxDeliveries) deliveries)")
+        }
         lines.append("  pending at end            \(Format.count(r.pendingAtEnd))")
         lines.append("  lost                      \(Format.count(r.lost))")
-        if r.subscriberReconnects > 0 || r.consumerErrors > 0 {
-            lines.append("  reconnects                subscriber \(r.subscriberReconnects), consumer errors \(r.consumerErrors)")
+        if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
+            lines.append("  reconnects                subscriber \(r.subscriberReconnects), other connections \(r.connectionReconnects), consumer errors \(r.consumerErrors)")
+        }
+        let c = r.chaos
+        if r.settings.chaos || c.leaseExpiries > 0 {
+            lines.append("  chaos                     \(c.crashes) consumer crashes, \(c.stalls) stalls past the lock TTL, \(c.subscriberKills) subscriber disconnections")
+            lines.append("  recovery                  \(c.leaseExpiries) lapsed leases; \(c.recoveries) crashed consumers' entries taken over after \(Format.milliseconds(c.recoveryMeanMs)) on average (max \(Format.milliseconds(c.recoveryMaxMs)))")
         }
         if r.generatorWaits > 0 {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")

@@ -32,11 +32,18 @@ public struct RunReport: Sendable, Codable {
     public var pendingAtEnd: Int
     public var dueAtEnd: Int
     public var reclaimed: Int
+    /// Failed keys handed back for another delivery.
+    public var redeliveries: Int
+    /// Keys whose simulated work failed (`--fail-rate`).
+    public var failedWork: Int
     public var publishedByNotification: Int
     public var publishedBySweeper: Int
     public var subscriberReconnects: Int
+    /// Reconnections of every other connection of the run.
+    public var connectionReconnects: Int
     public var consumerErrors: Int
     public var generatorWaits: Int
+    public var chaos: Chaos
     public var durationSec: Double
     public var throughputKeysPerSec: Double
     public var maxUnexpired: Int
@@ -44,6 +51,27 @@ public struct RunReport: Sendable, Codable {
     public var latencyMs: LatencySummary
     public var settings: Settings
     public var consumers: [Consumer]
+
+    /// Faults injected (`--chaos`) and how the run recovered from them.
+    public struct Chaos: Sendable, Codable, Equatable {
+        public var crashes: Int
+        public var stalls: Int
+        public var subscriberKills: Int
+        /// Consumers found dead because their lease lapsed.
+        public var leaseExpiries: Int
+        /// Crashes whose entries were taken over, and how long after the crash (ms).
+        public var recoveries: Int
+        public var recoveryMaxMs: Double
+        public var recoveryMeanMs: Double
+
+        enum CodingKeys: String, CodingKey {
+            case crashes, stalls, recoveries
+            case subscriberKills = "subscriber_kills"
+            case leaseExpiries = "lease_expiries"
+            case recoveryMaxMs = "recovery_max_ms"
+            case recoveryMeanMs = "recovery_mean_ms"
+        }
+    }
 
     public struct Settings: Sendable, Codable {
         public var consumers: Int
@@ -54,6 +82,12 @@ public struct RunReport: Sendable, Codable {
         public var batch: Int
         public var concurrency: Int
         public var maxOutstanding: Int
+        public var sweeper: Bool
+        public var graceMs: Double
+        public var failRate: Double
+        public var maxDeliveries: Int
+        public var chaos: Bool
+        public var backgroundKeys: Int
 
         enum CodingKeys: String, CodingKey {
             case consumers, rate, batch, concurrency
@@ -61,11 +95,18 @@ public struct RunReport: Sendable, Codable {
             case workMs = "work_ms"
             case lockTtlMs = "lock_ttl_ms"
             case maxOutstanding = "max_outstanding"
+            case sweeper, chaos
+            case graceMs = "grace_ms"
+            case failRate = "fail_rate"
+            case maxDeliveries = "max_deliveries"
+            case backgroundKeys = "background_keys"
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case verdict, problems, redis, lost, reclaimed, consumers, settings
+        case verdict, problems, redis, lost, reclaimed, redeliveries, consumers, settings, chaos
+        case failedWork = "failed_work"
+        case connectionReconnects = "connection_reconnects"
         case runID = "run_id"
         case redisVersion = "redis_version"
         case keysRequested = "keys_requested"
@@ -95,7 +136,9 @@ extension RunConfiguration {
     var reportSettings: RunReport.Settings {
         RunReport.Settings(consumers: consumers, ttlMs: ttl.seconds * 1000, workMs: work.seconds * 1000,
                            lockTtlMs: lockTTL.seconds * 1000, rate: rate, batch: effectiveBatch,
-                           concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding)
+                           concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding, sweeper: sweeper,
+                           graceMs: grace.seconds * 1000, failRate: failRate, maxDeliveries: maxDeliveries, chaos: chaos,
+                           backgroundKeys: backgroundKeys)
     }
 }
 
@@ -111,6 +154,10 @@ public struct Verification: Sendable, Equatable {
     public var due: Int
     public var interrupted: Bool
     public var stalledFor: Duration?
+    /// Keys both committed and dead-lettered (must be none).
+    public var committedAndDeadLettered = 0
+    /// Why the end state could not be read from Redis, if it could not.
+    public var unverifiable: String?
 
     public init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
                 deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
@@ -132,6 +179,8 @@ public struct Verification: Sendable, Equatable {
     /// Every reason the run is not exactly-once; empty when it is.
     public var problems: [String] {
         var found: [String] = []
+        if let unverifiable { found.append(unverifiable) }
+        if committedAndDeadLettered > 0 { found.append("\(committedAndDeadLettered) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
         if generated < requested { found.append("only \(generated) of \(requested) keys were generated") }
         if lost > 0 { found.append("\(lost) keys were never committed") }

@@ -40,6 +40,12 @@ public struct RunConfiguration: Sendable {
     public var grace: Duration = .milliseconds(50)
     /// How often the sweeper looks for overdue keys.
     public var sweepInterval: Duration = .milliseconds(10)
+    /// Probability that the simulated work of a key fails (it is then redelivered, or dead-lettered).
+    public var failRate = 0.0
+    /// Deliveries of a key after which a failure sends it to the dead-letter stream.
+    public var maxDeliveries = 3
+    /// Inject faults while the run goes: consumer crashes and stalls, subscriber disconnections.
+    public var chaos = false
     /// Keys with a long TTL written under the run's namespace before the run, to reproduce a real cache's expiry lag.
     public var backgroundKeys = 0
     /// Go on even if the run may not fit under the server's maxmemory.
@@ -77,6 +83,9 @@ public struct RunConfiguration: Sendable {
     /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
     public var reclaimIdle: Duration { lockTTL * 2 }
 
+    /// A consumer's lease lasts this long without a heartbeat; heartbeats come every third of it.
+    public var leaseTTL: Duration { max(.seconds(1), lockTTL * 2) }
+
     /// Problems with the values, each naming the flag and the accepted range. Empty when the configuration is usable.
     public func problems() -> [String] {
         var found: [String] = []
@@ -90,6 +99,9 @@ public struct RunConfiguration: Sendable {
         if concurrency < 1 || concurrency > 1024 { found.append("--concurrency must be between 1 and 1024 (got \(concurrency))") }
         if maxOutstanding < 0 { found.append("--max-outstanding must be 0 (automatic) or more (got \(maxOutstanding))") }
         if grace < .zero || grace > .seconds(3600) { found.append("--grace must be between 0 and 1h (got \(DurationText.format(grace)))") }
+        if !(0...1).contains(failRate) || failRate.isNaN { found.append("--fail-rate must be a probability between 0 and 1 (got \(failRate))") }
+        if failRate >= 1 { found.append("--fail-rate 1 fails every key forever: use a value below 1") }
+        if maxDeliveries < 1 || maxDeliveries > 1000 { found.append("--max-deliveries must be between 1 and 1000 (got \(maxDeliveries))") }
         if backgroundKeys < 0 || backgroundKeys > 100_000_000 { found.append("--background-keys must be between 0 and 100000000 (got \(backgroundKeys))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
         if stallTimeout < .seconds(1) { found.append("--stall-timeout must be at least 1s (got \(DurationText.format(stallTimeout)))") }

@@ -1,0 +1,16 @@
+/// The run's scripts, loaded (SCRIPT LOAD) once and called by SHA.
+public struct RunScripts: Sendable {
+    public let publish: LoadedScript
+    public let sweep: LoadedScript
+    public let claim: LoadedScript
+    public let commit: LoadedScript
+
+    /// Loads every script of the protocol on `connection`.
+    public static func load(on connection: RedisConnection) async throws -> RunScripts {
+        func loaded(_ script: RedisScript) async throws -> LoadedScript {
+            LoadedScript(script: script, sha: try await connection.load(script))
+        }
+        return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
+                          claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit))
+    }
+}

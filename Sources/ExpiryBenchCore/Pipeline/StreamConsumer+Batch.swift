@@ -1,0 +1,120 @@
+/// The three steps of a batch: claim, work, settle.
+extension StreamConsumer {
+    /// Claims, works on and settles one batch; returns the entries handed back for another delivery.
+    func process(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
+        let claimed = try await claimBatch(entries, token: token)
+        if claimed.isEmpty { return [] }
+        let succeeded = try await simulateWork(keys: claimed.count)
+        if stats.stall.isSet {
+            // Chaos: stall past the lock TTL, then try to commit anyway (the commit is fenced).
+            stats.stall.set(false)
+            counters.chaosStalls.add(1, ordering: .relaxed)
+            try await Task.sleep(for: lockTTL + .milliseconds(100))
+        }
+        return try await settleBatch(claimed, succeeded: succeeded, token: token)
+    }
+
+    func claimBatch(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
+        let lockMilliseconds = String(lockTTL.milliseconds)
+        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
+            try await connection.evalsha(context.scripts.claim, keys: [keyspace.processed, keyspace.stream, keyspace.deadBits]) { command in
+                command.append(keyspace.group)
+                command.append(keyspace.lockPrefix)
+                command.append(token)
+                command.append(lockMilliseconds)
+                for entry in entries {
+                    command.append(entry.id)
+                    command.append(entry.index)
+                }
+            }
+        }
+        guard let codes = reply.array, codes.count == entries.count else {
+            throw RedisError(.protocolViolation, "claim script returned \(reply)")
+        }
+        var claimed: [StreamEntry] = []
+        claimed.reserveCapacity(entries.count)
+        var alreadyDone = 0
+        var locked = 0
+        for (entry, code) in zip(entries, codes) {
+            switch code.int {
+            case 1: claimed.append(entry)
+            case 0: alreadyDone += 1
+            default: locked += 1
+            }
+        }
+        if alreadyDone > 0 { counters.duplicateDeliveries.add(alreadyDone, ordering: .relaxed) }
+        if locked > 0 { counters.lockSkips.add(locked, ordering: .relaxed) }
+        return claimed
+    }
+
+    /// The simulated handler: `work` per key, `concurrency` keys at a time, each failing with probability
+    /// `failRate`. Deadlines are cumulative, so timer overshoot on one key is not added to the next.
+    /// Returns whether each key's work succeeded. Throws `ConsumerCrashed` if chaos kills the consumer mid-work.
+    func simulateWork(keys: Int) async throws -> [Bool] {
+        let succeeded = (0..<keys).map { _ in failRate == 0 || Double.random(in: 0..<1) >= failRate }
+        guard work > .zero else {
+            if stats.crash.isSet { throw ConsumerCrashed() }
+            return succeeded
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let rounds = (keys + concurrency - 1) / concurrency
+        for round in 1...rounds {
+            try await clock.sleep(until: start + work * round)
+            if stats.crash.isSet { throw ConsumerCrashed() }
+        }
+        return succeeded
+    }
+
+    /// Commits the keys whose work succeeded; hands back or dead-letters the others. Returns the entries
+    /// handed back to this consumer for another delivery.
+    func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String) async throws -> [StreamEntry] {
+        let configuration = context.configuration
+        let recordMilliseconds = String((configuration.timeout * 3).milliseconds)
+        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
+            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(token),
+                                                                         keyspace.deadBits, keyspace.deadLetters]) { command in
+                command.append(keyspace.group)
+                command.append(keyspace.lockPrefix)
+                command.append(token)
+                command.append(recordMilliseconds)
+                command.append(configuration.maxDeliveries)
+                command.append(stats.name)
+                for (entry, ok) in zip(claimed, succeeded) {
+                    command.append(entry.id)
+                    command.append(entry.index)
+                    command.append(Int(entry.deadline))
+                    command.append(ok ? 1 : 0)
+                }
+            }
+        }
+        guard let codes = reply.array, codes.count == claimed.count + 1, let serverMicroseconds = codes[0].int else {
+            throw RedisError(.protocolViolation, "commit script returned \(reply)")
+        }
+        var latencies: [Int64] = []
+        latencies.reserveCapacity(claimed.count)
+        var handedBack: [StreamEntry] = []
+        var repeats = 0, fenced = 0, dead = 0
+        for (entry, code) in zip(claimed, codes.dropFirst()) {
+            switch code.int {
+            case 1: latencies.append(serverMicroseconds - entry.deadline * 1000)
+            case 2: repeats += 1
+            case 3: handedBack.append(entry)
+            case 4: dead += 1
+            default: fenced += 1
+            }
+        }
+        if !latencies.isEmpty {
+            context.latencies.record(microseconds: latencies)
+            counters.committed.add(latencies.count, ordering: .relaxed)
+            stats.processed.add(latencies.count, ordering: .relaxed)
+        }
+        if repeats > 0 { counters.duplicateCommits.add(repeats, ordering: .relaxed) }
+        if fenced > 0 { counters.fencedCommits.add(fenced, ordering: .relaxed) }
+        if dead > 0 { counters.deadLettered.add(dead, ordering: .relaxed) }
+        if !handedBack.isEmpty { counters.redeliveries.add(handedBack.count, ordering: .relaxed) }
+        let failures = succeeded.count - succeeded.filter { $0 }.count
+        if failures > 0 { counters.failedWork.add(failures, ordering: .relaxed) }
+        return handedBack
+    }
+}
