@@ -114,6 +114,10 @@ struct WorkloadOptions: ParsableArguments {
     @Option(help: "Entries a consumer reads at once (default: as many as fit in half the lock TTL, at most 256; 128 with --work 0).")
     var batch: Int?
     @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
+    @Option(name: .customLong("late-after"), help: ArgumentHelp("A key committed more than this after its deadline counts as late (missed its deadline).", valueName: "duration"))
+    var lateAfter: DurationArgument = DurationArgument(.seconds(1))
+    @Option(name: .customLong("commit-every"), help: ArgumentHelp("Commit a batch's finished keys this often while the rest is still being worked on.", valueName: "duration"))
+    var commitEvery: DurationArgument = DurationArgument(.milliseconds(50))
     @Option(name: .customLong("max-outstanding"), help: "Keys generated but not yet processed, at most, before the generator waits (0: automatic).")
     var maxOutstanding: Int = 0
     @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
@@ -122,6 +126,8 @@ struct WorkloadOptions: ParsableArguments {
     var backgroundKeys: Int = 0
     @Flag(help: "Go on even if the run may not fit under the server's maxmemory.") var force = false
     @Flag(help: "Keep the run's keys at the end (for inspection); they are removed otherwise.") var keep = false
+    @Option(name: .customLong("max-duration"), help: ArgumentHelp("End the run with a failed verdict if it is still going after this long (0: no limit).", valueName: "duration"))
+    var maxDuration: DurationArgument = DurationArgument(.zero)
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
     var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
 
@@ -151,6 +157,8 @@ struct WorkloadOptions: ParsableArguments {
         configuration.rate = rate
         configuration.batch = batch
         configuration.concurrency = concurrency
+        configuration.lateAfter = lateAfter.duration
+        configuration.commitEvery = commitEvery.duration
         configuration.maxOutstanding = maxOutstanding
         configuration.namespace = namespace
         configuration.runID = runID
@@ -158,6 +166,7 @@ struct WorkloadOptions: ParsableArguments {
         configuration.backgroundKeys = backgroundKeys
         configuration.force = force
         configuration.stallTimeout = stallTimeout.duration
+        configuration.maxDuration = maxDuration.duration
     }
 }
 

@@ -3,7 +3,7 @@ import ExpiryBenchCore
 import Foundation
 
 /// SIGINT and SIGTERM: the first asks the run to stop gracefully (finish in-flight work, report, clean up);
-/// a second one exits at once.
+/// a second one exits at once, after a cleanup bounded to 3 s.
 final class SignalWatcher {
     private let sources: [any DispatchSourceSignal]
 
@@ -16,7 +16,14 @@ final class SignalWatcher {
                 if stop.request() == 1 {
                     Diagnostics.warn("stopping: finishing the work in flight, then reporting and cleaning up (interrupt again to quit at once)")
                 } else {
-                    Diagnostics.fail("interrupted again: quitting at once; the run's keys may remain (expiry-bench cleanup removes them)")
+                    Diagnostics.fail("interrupted again: quitting now, after at most 3 s of cleanup; what remains of the run is removed by: expiry-bench cleanup --run-id <id>")
+                    // Best effort: restore the server setting and remove the run's keys, bounded in time.
+                    let done = DispatchSemaphore(value: 0)
+                    Task.detached {
+                        await EmergencyCleanup.shared.run(limit: .seconds(3))
+                        done.signal()
+                    }
+                    _ = done.wait(timeout: .now() + 4)
                     exit(ExitStatus.interrupted.rawValue)
                 }
             }

@@ -32,6 +32,8 @@ public final class RunCounters: Sendable {
     public let chaosSubscriberKills = Atomic<Int>(0)
     /// Consumers found dead by their lapsed lease.
     public let leaseExpiries = Atomic<Int>(0)
+    /// Stream entries not yet delivered to any consumer (the group's lag, sampled every 100 ms); -1 if unknown.
+    public let undelivered = Atomic<Int>(-1)
     /// Consumer round trips that failed and were retried.
     public let consumerErrors = Atomic<Int>(0)
 

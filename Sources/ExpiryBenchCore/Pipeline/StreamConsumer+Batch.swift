@@ -1,17 +1,40 @@
 /// The three steps of a batch: claim, work, settle.
 extension StreamConsumer {
     /// Claims, works on and settles one batch; returns the entries handed back for another delivery.
+    ///
+    /// The simulated handler takes `work` per key, `concurrency` keys at a time, each failing with probability
+    /// `failRate`. Deadlines are cumulative, so timer overshoot on one key is not added to the next. Finished keys
+    /// are settled every `commitEvery` of work (and at the end), so a key waits for at most that long after its
+    /// work, not for the whole batch: one round trip per `commitEvery`, never one per key.
     func process(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
         let claimed = try await claimBatch(entries, token: token)
         if claimed.isEmpty { return [] }
-        let succeeded = try await simulateWork(keys: claimed.count)
-        if stats.stall.isSet {
-            // Chaos: stall past the lock TTL, then try to commit anyway (the commit is fenced).
-            stats.stall.set(false)
-            counters.chaosStalls.add(1, ordering: .relaxed)
-            try await Task.sleep(for: lockTTL + .milliseconds(100))
+        let succeeded = claimed.map { _ in failRate == 0 || Double.random(in: 0..<1) >= failRate }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var lastSettle = start
+        var settled = 0
+        var chunk = 0
+        var handedBack: [StreamEntry] = []
+        let rounds = work > .zero ? (claimed.count + concurrency - 1) / concurrency : 1
+        for round in 1...rounds {
+            if work > .zero { try await clock.sleep(until: start + work * round) }
+            if stats.crash.isSet { throw ConsumerCrashed() }
+            let done = work > .zero ? min(round * concurrency, claimed.count) : claimed.count
+            guard done == claimed.count || clock.now - lastSettle >= commitEvery else { continue }
+            if done == claimed.count, stats.stall.isSet {
+                // Chaos: stall past the lock TTL, then try to commit anyway (the commit is fenced).
+                stats.stall.set(false)
+                counters.chaosStalls.add(1, ordering: .relaxed)
+                try await Task.sleep(for: lockTTL + .milliseconds(100))
+            }
+            chunk += 1
+            handedBack += try await settleBatch(Array(claimed[settled..<done]), succeeded: Array(succeeded[settled..<done]),
+                                                token: token, record: "\(token)/\(chunk)")
+            settled = done
+            lastSettle = clock.now
         }
-        return try await settleBatch(claimed, succeeded: succeeded, token: token)
+        return handedBack
     }
 
     func claimBatch(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
@@ -47,32 +70,14 @@ extension StreamConsumer {
         return claimed
     }
 
-    /// The simulated handler: `work` per key, `concurrency` keys at a time, each failing with probability
-    /// `failRate`. Deadlines are cumulative, so timer overshoot on one key is not added to the next.
-    /// Returns whether each key's work succeeded. Throws `ConsumerCrashed` if chaos kills the consumer mid-work.
-    func simulateWork(keys: Int) async throws -> [Bool] {
-        let succeeded = (0..<keys).map { _ in failRate == 0 || Double.random(in: 0..<1) >= failRate }
-        guard work > .zero else {
-            if stats.crash.isSet { throw ConsumerCrashed() }
-            return succeeded
-        }
-        let clock = ContinuousClock()
-        let start = clock.now
-        let rounds = (keys + concurrency - 1) / concurrency
-        for round in 1...rounds {
-            try await clock.sleep(until: start + work * round)
-            if stats.crash.isSet { throw ConsumerCrashed() }
-        }
-        return succeeded
-    }
-
-    /// Commits the keys whose work succeeded; hands back or dead-letters the others. Returns the entries
-    /// handed back to this consumer for another delivery.
-    func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String) async throws -> [StreamEntry] {
+    /// Commits the keys whose work succeeded; hands back or dead-letters the others. `token` is the claim's
+    /// lock token; `record` names this settle call's record (one per call, so a retry is answered, not redone).
+    /// Returns the entries handed back to this consumer for another delivery.
+    func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String) async throws -> [StreamEntry] {
         let configuration = context.configuration
         let recordMilliseconds = String((configuration.timeout * 3).milliseconds)
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(token),
+            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(record),
                                                                          keyspace.deadBits, keyspace.deadLetters]) { command in
                 command.append(keyspace.group)
                 command.append(keyspace.lockPrefix)

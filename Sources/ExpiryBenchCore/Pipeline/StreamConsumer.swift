@@ -3,8 +3,8 @@
 ///
 /// Loop: read a batch (XREADGROUP COUNT BLOCK), claim it (one script: skip processed keys, lock the others),
 /// do the simulated work (`work` per key, `concurrency` keys at a time, an async sleep, failing with
-/// `--fail-rate`), settle it (one script: commit, redeliver or dead-letter each key, fenced by its lock).
-/// Three round trips per batch. Between batches it takes over the entries of consumers whose lease lapsed
+/// `--fail-rate`), settle it (one script: commit, redeliver or dead-letter each key, fenced by its lock), in
+/// chunks every `--commit-every` of work. Three round trips per batch, plus one per `--commit-every`. Between batches it takes over the entries of consumers whose lease lapsed
 /// (XPENDING + XCLAIM) and, when entries sit idle past `reclaimIdle`, reclaims them (XAUTOCLAIM).
 public struct StreamConsumer: Sendable {
     let connection: RedisConnection
@@ -16,6 +16,8 @@ public struct StreamConsumer: Sendable {
     let failRate: Double
     let lockTTL: Duration
     let reclaimIdle: Duration
+    let commitEvery: Duration
+    let consumers: Int
     let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
 
@@ -30,6 +32,8 @@ public struct StreamConsumer: Sendable {
         self.failRate = configuration.failRate
         self.lockTTL = configuration.lockTTL
         self.reclaimIdle = configuration.reclaimIdle
+        self.commitEvery = configuration.commitEvery
+        self.consumers = configuration.consumers
         self.giveUpAfter = configuration.timeout
     }
 
@@ -47,7 +51,7 @@ public struct StreamConsumer: Sendable {
         while !shouldStop() {
             if stats.crash.isSet { throw ConsumerCrashed() }
             do {
-                var entries = try await read(upTo: batch - redeliveries.count, wait: redeliveries.isEmpty)
+                var entries = try await read(upTo: readCount - redeliveries.count, wait: redeliveries.isEmpty)
                 entries += redeliveries
                 redeliveries = []
                 if let orphan = context.orphans.take() {
@@ -73,6 +77,17 @@ public struct StreamConsumer: Sendable {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
             }
         }
+    }
+
+    /// How many entries to ask for. With work to do, a consumer takes its fair share of the undelivered backlog
+    /// (at least `concurrency`, at most `batch`): when the stream runs thin, entries spread over all consumers
+    /// instead of queueing behind one consumer's batch, which is what keeps latency low below saturation.
+    /// With `--work 0` a whole batch costs no more time than one key, so it always asks for a batch.
+    var readCount: Int {
+        let backlog = counters.undelivered.load(ordering: .relaxed)
+        guard work > .zero, backlog >= 0 else { return batch }
+        let share = (backlog + consumers - 1) / max(1, consumers)
+        return min(batch, max(concurrency, share))
     }
 
     /// New entries for this consumer: blocks up to `block` for them when `wait`, else takes what is there.

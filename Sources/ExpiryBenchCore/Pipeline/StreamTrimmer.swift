@@ -7,10 +7,14 @@ public final class StreamTrimmer: Sendable {
     let connection: RedisConnection
     let keyspace: RunKeyspace
     let interval: Duration
-    private let state = Mutex((length: 0, maxLength: 0, pending: 0))
+    private let state = Mutex((length: 0, maxLength: 0, pending: 0, lag: -1))
 
-    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100)) {
+    let counters: RunCounters?
+
+    /// - Parameter counters: where to publish the group's lag (`undelivered`), for consumers to size their reads.
+    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), counters: RunCounters? = nil) {
         self.connection = connection
+        self.counters = counters
         self.keyspace = keyspace
         self.interval = interval
     }
@@ -21,6 +25,8 @@ public final class StreamTrimmer: Sendable {
     public var maxLength: Int { state.withLock { $0.maxLength } }
     /// Entries delivered and not yet acknowledged, at the last sample.
     public var pending: Int { state.withLock { $0.pending } }
+    /// Entries not yet delivered to any consumer, at the last sample; -1 when unknown (Redis before 7.0).
+    public var lag: Int { state.withLock { $0.lag } }
 
     /// Trims until cancelled. Failures are skipped: trimming is housekeeping, the next tick tries again.
     public func run() async {
@@ -47,7 +53,11 @@ public final class StreamTrimmer: Sendable {
             $0.maxLength = max($0.maxLength, length)
         }
         let firstPending = pending > 0 && summary.count > 1 ? summary[1].string : nil
-        let lastDelivered = Self.lastDeliveredID(of: keyspace.group, in: replies[1])
+        let group = Self.groupFields(keyspace.group, in: replies[1])
+        let lastDelivered = group["last-delivered-id"]
+        let lag = group["lag"].flatMap { Int($0) } ?? -1
+        state.withLock { $0.lag = lag }
+        counters?.undelivered.store(lag, ordering: .relaxed)
         // Entries older than both are acknowledged: nobody will read them again.
         let bounds = [firstPending, lastDelivered].compactMap { $0 }.compactMap(StreamID.init)
         guard let minimum = bounds.min(), minimum != StreamID.zero else { return nil }
@@ -55,24 +65,13 @@ public final class StreamTrimmer: Sendable {
         return minimum.description
     }
 
-    /// The `last-delivered-id` of `group` in an XINFO GROUPS reply.
-    static func lastDeliveredID(of group: String, in reply: RESPValue) -> String? {
+    /// The fields of `group` in an XINFO GROUPS reply, as text.
+    static func groupFields(_ group: String, in reply: RESPValue) -> [String: String] {
         for entry in reply.array ?? [] {
-            let fields = entry.array ?? []
-            var name: String?
-            var delivered: String?
-            var i = 0
-            while i + 1 < fields.count {
-                switch fields[i].string {
-                case "name": name = fields[i + 1].string
-                case "last-delivered-id": delivered = fields[i + 1].string
-                default: break
-                }
-                i += 2
-            }
-            if name == group { return delivered }
+            let fields = RunInspector.fields(entry)
+            if fields["name"] == group { return fields }
         }
-        return nil
+        return [:]
     }
 }
 

@@ -35,6 +35,7 @@ public enum ReportPrinter {
         if r.generatorWaits > 0 {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
         }
+        lines.append("  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + (r.lost > 0 ? ", and \(Format.count(r.lost)) never committed" : ""))
         let l = r.latencyMs
         lines.append("  latency deadline→commit   p50 \(Format.milliseconds(l.p50))  p90 \(Format.milliseconds(l.p90))  p99 \(Format.milliseconds(l.p99))  p99.9 \(Format.milliseconds(l.p999))  max \(Format.milliseconds(l.max))")
         if let outcome, let charts {

@@ -47,6 +47,9 @@ public struct RunReport: Sendable, Codable {
     public var durationSec: Double
     public var throughputKeysPerSec: Double
     public var maxUnexpired: Int
+    /// Keys committed more than `lateAfterMs` after their deadline.
+    public var lateKeys: Int
+    public var lateAfterMs: Double
     public var maxStreamLength: Int
     public var latencyMs: LatencySummary
     public var settings: Settings
@@ -127,6 +130,8 @@ public struct RunReport: Sendable, Codable {
         case durationSec = "duration_sec"
         case throughputKeysPerSec = "throughput_keys_per_sec"
         case maxUnexpired = "max_unexpired"
+        case lateKeys = "late_keys"
+        case lateAfterMs = "late_after_ms"
         case maxStreamLength = "max_stream_length"
         case latencyMs = "latency_ms"
     }
@@ -173,8 +178,8 @@ public struct Verification: Sendable, Equatable {
         self.stalledFor = stalledFor
     }
 
-    /// Keys that reached neither a commit nor a dead letter.
-    public var lost: Int { max(0, requested - processedBits - deadLettered) }
+    /// Keys generated that reached neither a commit nor a dead letter.
+    public var lost: Int { max(0, generated - processedBits - deadLettered) }
 
     /// Every reason the run is not exactly-once; empty when it is.
     public var problems: [String] {
@@ -182,12 +187,12 @@ public struct Verification: Sendable, Equatable {
         if let unverifiable { found.append(unverifiable) }
         if committedAndDeadLettered > 0 { found.append("\(committedAndDeadLettered) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
-        if generated < requested { found.append("only \(generated) of \(requested) keys were generated") }
-        if lost > 0 { found.append("\(lost) keys were never committed") }
-        if duplicateCommits > 0 { found.append("\(duplicateCommits) commits were repeats of keys already processed") }
-        if firstCommitsCounted != processedBits { found.append("consumers counted \(firstCommitsCounted) first commits but Redis holds \(processedBits) processed keys") }
-        if pending > 0 { found.append("\(pending) stream entries are still pending (delivered, never acknowledged)") }
-        if due > 0 { found.append("\(due) keys are still in the due index (never published)") }
+        if generated < requested { found.append("only \(Format.count(generated)) of \(Format.count(requested)) keys were generated") }
+        if lost > 0 { found.append("\(Format.count(lost)) generated keys were never committed nor dead-lettered") }
+        if duplicateCommits > 0 { found.append("\(Format.count(duplicateCommits)) commits were repeats of keys already processed") }
+        if firstCommitsCounted != processedBits { found.append("consumers counted \(Format.count(firstCommitsCounted)) first commits but Redis holds \(Format.count(processedBits)) processed keys") }
+        if pending > 0 { found.append("\(Format.count(pending)) stream entries are still pending (delivered, never acknowledged)") }
+        if due > 0 { found.append("\(Format.count(due)) keys are still in the due index (never published)") }
         return found
     }
 

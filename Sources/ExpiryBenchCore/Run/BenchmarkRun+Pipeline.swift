@@ -1,3 +1,4 @@
+import Histogram
 import Synchronization
 
 extension BenchmarkRun {
@@ -35,7 +36,7 @@ extension BenchmarkRun {
         }
         let leases = LeaseKeeper(connection: try await connections.open("leases"), context: context, roster: roster)
         try await leases.renew()
-        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace)
+        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace, counters: counters)
         let reporter = StatsReporter(connection: try await connections.open("reporter"), keyspace: keyspace, counters: counters,
                                      latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
                                      idleEntries: context.idleEntries, reclaimIdle: configuration.reclaimIdle, trimmer: trimmer)
@@ -48,6 +49,7 @@ extension BenchmarkRun {
         var end = start
         var interrupted = false
         var stalledFor: Duration?
+        var overTime = false
 
         await withTaskGroup(of: Void.self) { group in
             func child(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
@@ -91,6 +93,7 @@ extension BenchmarkRun {
                 if finished >= configuration.keys { end = now; break }
                 if stop.isRequested { interrupted = true; end = now; break }
                 if failure.message != nil { end = now; break }
+                if configuration.maxDuration > .zero, now - start > configuration.maxDuration { overTime = true; end = now; break }
                 if finished != lastFinished || generated != lastGenerated {
                     lastProgress = now
                     lastFinished = finished
@@ -143,6 +146,7 @@ extension BenchmarkRun {
         verification.stalledFor = stalledFor
         var problems = verification.problems
         if let failed = failure.message { problems.insert("a component failed: \(failed)", at: 0) }
+        if overTime { problems.insert("the run was still going after --max-duration \(DurationText.format(configuration.maxDuration))", at: 0) }
 
         let duration = max((end - start).seconds, 1e-6)
         let members = roster.members
@@ -153,6 +157,7 @@ extension BenchmarkRun {
         }
         let verdict: RunReport.Verdict = interrupted && failure.message == nil ? .interrupted : (problems.isEmpty ? .exactlyOnce : .failed)
         let recoveries = context.recoveries.recoveries
+        let histogram = context.latencies.snapshot()
         let report = RunReport(
             verdict: verdict, problems: problems, runID: keyspace.runID,
             redis: embedded ? "private redis-server \(endpoint.addressDescription)" : endpoint.description, redisVersion: version,
@@ -175,9 +180,18 @@ extension BenchmarkRun {
                                    recoveryMeanMs: recoveries.isEmpty ? 0 : recoveries.reduce(.zero, +).seconds * 1000 / Double(recoveries.count)),
             durationSec: (duration * 1000).rounded() / 1000,
             throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
-            maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed), maxStreamLength: trimmer.maxLength,
-            latencyMs: LatencySummary(context.latencies.snapshot()), settings: configuration.reportSettings, consumers: rows)
-        return RunOutcome(report: report, samples: reporter.samples, latencies: context.latencies.snapshot())
+            maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed),
+            lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
+            maxStreamLength: trimmer.maxLength,
+            latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
+        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram)
+    }
+
+    /// Recorded latencies (µs) above `threshold`.
+    static func count(in histogram: Histogram<UInt64>, above threshold: Duration) -> Int {
+        let limit = UInt64(max(0, threshold.seconds * 1_000_000))
+        guard histogram.totalCount > 0, histogram.maxRecorded > limit else { return 0 }
+        return Int(histogram.count(within: (limit + 1)...histogram.maxRecorded))
     }
 
     /// Reads the end state from Redis: processed and dead-letter bitmaps (and their overlap), the due index, the

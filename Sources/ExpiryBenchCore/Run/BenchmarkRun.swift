@@ -43,6 +43,10 @@ public struct BenchmarkRun: Sendable {
             say("notify-keyspace-events was '\(notifications.original ?? "")': set to '\(applied)' for the run, restored at the end.")
         }
 
+        if server.embedded == nil {
+            EmergencyCleanup.shared.register(EmergencyCleanup.undo(endpoint: endpoint, keyspace: keyspace, notifications: notifications, keep: configuration.keep))
+        }
+        defer { EmergencyCleanup.shared.clear() }
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(endpoint: endpoint, control: control, keyspace: keyspace, version: version, embedded: server.embedded != nil))

@@ -23,6 +23,10 @@ public struct RunConfiguration: Sendable {
     public var rate = 0
     /// Entries per XREADGROUP; nil to derive it from the lock TTL, the work time and the concurrency.
     public var batch: Int?
+    /// Finished keys of a batch are committed this often while the rest of it is still being worked on.
+    public var commitEvery: Duration = .milliseconds(50)
+    /// A key committed more than this after its deadline counts as late (missed its deadline).
+    public var lateAfter: Duration = .seconds(1)
     /// Keys of a batch in their work at once, per consumer.
     public var concurrency = 1
     /// Keys generated but not yet committed, at most; 0 to derive it.
@@ -32,6 +36,8 @@ public struct RunConfiguration: Sendable {
     public var keep = false
     /// How long one call to Redis may take before it counts as failed.
     public var timeout: Duration = .seconds(10)
+    /// A run still going after this long ends with a failed verdict (0: no limit).
+    public var maxDuration: Duration = .zero
     /// A run whose commits stop advancing for this long ends with a failed verdict.
     public var stallTimeout: Duration = .seconds(30)
     /// Whether the deadline sweeper runs (off reproduces a pipeline that trusts notifications alone).
@@ -98,12 +104,15 @@ public struct RunConfiguration: Sendable {
         if let batch, batch < 1 || batch > 10_000 { found.append("--batch must be between 1 and 10000 (got \(batch))") }
         if concurrency < 1 || concurrency > 1024 { found.append("--concurrency must be between 1 and 1024 (got \(concurrency))") }
         if maxOutstanding < 0 { found.append("--max-outstanding must be 0 (automatic) or more (got \(maxOutstanding))") }
+        if commitEvery < .milliseconds(1) || commitEvery > .seconds(60) { found.append("--commit-every must be between 1ms and 60s (got \(DurationText.format(commitEvery)))") }
+        if lateAfter < .zero || lateAfter > .seconds(86_400) { found.append("--late-after must be between 0 and 24h (got \(DurationText.format(lateAfter)))") }
         if grace < .zero || grace > .seconds(3600) { found.append("--grace must be between 0 and 1h (got \(DurationText.format(grace)))") }
         if !(0...1).contains(failRate) || failRate.isNaN { found.append("--fail-rate must be a probability between 0 and 1 (got \(failRate))") }
         if failRate >= 1 { found.append("--fail-rate 1 fails every key forever: use a value below 1") }
         if maxDeliveries < 1 || maxDeliveries > 1000 { found.append("--max-deliveries must be between 1 and 1000 (got \(maxDeliveries))") }
         if backgroundKeys < 0 || backgroundKeys > 100_000_000 { found.append("--background-keys must be between 0 and 100000000 (got \(backgroundKeys))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
+        if maxDuration < .zero { found.append("--max-duration must be 0 (no limit) or more (got \(DurationText.format(maxDuration)))") }
         if stallTimeout < .seconds(1) { found.append("--stall-timeout must be at least 1s (got \(DurationText.format(stallTimeout)))") }
         if namespace.isEmpty || namespace.count > 64 || namespace.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" || $0 == "{" || $0 == "}" }) {
             found.append("--namespace must be 1 to 64 characters without spaces, braces or glob characters (got '\(namespace)')")

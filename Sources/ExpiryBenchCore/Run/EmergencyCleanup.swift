@@ -1,0 +1,33 @@
+import Synchronization
+
+/// What to undo if the process must quit at once (a second SIGINT): put the server setting back and remove the
+/// run's keys, as far as a short time allows. A run registers it once it has changed something, and clears it
+/// once its own cleanup is done.
+public final class EmergencyCleanup: Sendable {
+    public static let shared = EmergencyCleanup()
+    private let action = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    public func register(_ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = body } }
+    public func clear() { action.withLock { $0 = nil } }
+
+    /// Runs the registered cleanup, if any, giving up after `limit`.
+    public func run(limit: Duration) async {
+        guard let body = action.withLock({ $0 }) else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await body() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// The usual undo for a run: a fresh connection restores `notify-keyspace-events` and removes the run's keys.
+    static func undo(endpoint: RedisEndpoint, keyspace: RunKeyspace, notifications: NotificationSettings, keep: Bool) -> @Sendable () async -> Void {
+        return {
+            guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):cleanup", timeout: .seconds(1)) else { return }
+            defer { connection.close() }
+            try? await notifications.restore(on: connection)
+            if !keep { _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection) }
+        }
+    }
+}
