@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExpiryBenchCore
+import Logging
 
 /// The `expiry-bench` command: `run` (the default) drives a benchmark; more subcommands come with later features.
 @main
@@ -30,3 +31,25 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 }
 
 extension RunConfiguration.Progress: ExpressibleByArgument {}
+
+/// A `--log-level` value.
+struct LogLevelArgument: ExpressibleByArgument, Sendable {
+    let level: Logger.Level
+
+    init(_ level: Logger.Level) { self.level = level }
+
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument.lowercased()) else { return nil }
+        self.level = level
+    }
+
+    var defaultValueDescription: String { level.rawValue }
+    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
+}
+
+/// Sends swift-log's records to stderr, one line each, at the chosen level.
+enum LogSetup {
+    static func bootstrap(level: Logger.Level) {
+        LoggingSystem.bootstrap { _ in OneLineLogHandler(level: level) }
+    }
+}

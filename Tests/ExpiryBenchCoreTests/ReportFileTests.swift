@@ -20,11 +20,15 @@ enum ReportFixture {
             verdict: verdict, problems: problems, runID: "sx1abc", redis: "redis://:***@db:6380", redisVersion: "7.2.4",
             keysRequested: 1000, keysGenerated: 1000, keysProcessed: 998, duplicateCommits: 1, duplicateDeliveries: 4,
             lockSkips: 5, fencedCommits: 6, lost: 2, deadLettered: 3, pendingAtEnd: 7, dueAtEnd: 8, reclaimed: 9,
-            publishedByNotification: 990, publishedBySweeper: 10, subscriberReconnects: 0, consumerErrors: 0, generatorWaits: 0,
-            durationSec: 12.5, throughputKeysPerSec: 81.0, maxUnexpired: 4321, maxStreamLength: 77,
+            redeliveries: 0, failedWork: 0,
+            publishedByNotification: 990, publishedBySweeper: 10, subscriberReconnects: 0, connectionReconnects: 0,
+            consumerErrors: 0, generatorWaits: 0,
+            chaos: RunReport.Chaos(crashes: 0, stalls: 0, subscriberKills: 0, leaseExpiries: 0, recoveries: 0, recoveryMaxMs: 0, recoveryMeanMs: 0),
+            durationSec: 12.5, throughputKeysPerSec: 81.0, maxUnexpired: 4321, lateKeys: 0, lateAfterMs: 1000, maxStreamLength: 77,
             latencyMs: latency(p50: 1.5, p90: 2.25, p99: 10.0, p999: 42.42, max: 88.88, count: 998),
             settings: RunReport.Settings(consumers: 2, ttlMs: 100, workMs: 5, lockTtlMs: 500, rate: 0, batch: 50,
-                                         concurrency: 1, maxOutstanding: 10_200),
+                                         concurrency: 1, maxOutstanding: 10_200, sweeper: true, graceMs: 50, failRate: 0,
+                                         maxDeliveries: 3, chaos: false, backgroundKeys: 0),
             consumers: consumers)
     }
 }

@@ -40,16 +40,3 @@ public enum SeriesFiles {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
-
-/// One-line messages to stderr, so that stdout carries only progress and the report.
-public enum Diagnostics {
-    /// `expiry-bench: error: <message>`.
-    public static func fail(_ message: String) {
-        FileHandle.standardError.write(Data("expiry-bench: error: \(message)\n".utf8))
-    }
-
-    /// `expiry-bench: warning: <message>`.
-    public static func warn(_ message: String) {
-        FileHandle.standardError.write(Data("expiry-bench: warning: \(message)\n".utf8))
-    }
-}

@@ -106,6 +106,7 @@ extension BenchmarkRun {
                     break
                 }
                 if let fault = chaos?.due(at: now) {
+                    log.info("chaos: \(fault)")
                     switch fault {
                     case .crash:
                         guard let victim = roster.alive.filter({ !$0.crash.isSet }).randomElement() else { break }

@@ -56,12 +56,12 @@ public struct BenchmarkRun: Sendable {
         // Clean up whatever happened: the run's keys (unless kept) and the server setting.
         if !configuration.keep, server.embedded == nil {
             do { try await RunCleanup.removeKeys(of: keyspace, on: control) }
-            catch { say("warning: could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
+            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
         } else if configuration.keep, server.embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
         do { try await notifications.restore(on: control) }
-        catch { say("warning: could not restore notify-keyspace-events to '\(notifications.original ?? "")': \(error)") }
+        catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(notifications.original ?? "")'") }
         return try outcome.get()
     }
 }

@@ -1,0 +1,143 @@
+import ArgumentParser
+import ExpiryBenchCore
+import Foundation
+
+/// Where the server is and how to reach it; shared by `run`, `inspect` and `cleanup`.
+struct ServerOptions: ParsableArguments {
+    @Option(name: .customLong("redis"), help: ArgumentHelp(
+        "The server: redis://[user:password@]host:port[/db], unix:///path/to/socket[?db=N], or 'spawn' for a private redis-server. With the default, a private server is started when nothing listens there.",
+        valueName: "url"))
+    var redis: String = "redis://127.0.0.1:6379"
+
+    @Option(name: .customLong("password-file"), help: ArgumentHelp("Read the password from the first line of this file when --redis has none. Otherwise REDIS_PASSWORD is used, if set.", valueName: "path"))
+    var passwordFile: String?
+
+    @Option(help: ArgumentHelp("How long connecting or one call to Redis may take, and how long Redis may stay unreachable, before the run gives up.", valueName: "duration"))
+    var timeout: DurationArgument = DurationArgument(.seconds(10))
+
+    func resolved() throws -> RunConfiguration.Server {
+        if redis == "spawn" { return .spawn }
+        var endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: redis)
+        } catch {
+            throw ValidationError("--redis: \(error.description)")
+        }
+        if endpoint.password == nil {
+            if let passwordFile {
+                guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                    throw ValidationError("--password-file: cannot read \(passwordFile)")
+                }
+                endpoint.password = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            } else if let password = ProcessInfo.processInfo.environment["REDIS_PASSWORD"], !password.isEmpty {
+                endpoint.password = password
+            }
+        }
+        return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379")
+    }
+}
+
+/// What the run generates and how consumers work on it.
+struct WorkloadOptions: ParsableArguments {
+    @Option(help: "Keys to generate.") var keys: Int = 3_000_000
+    @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = 64
+    @Option(help: ArgumentHelp("Time to live of each key: its deadline.", valueName: "duration"))
+    var ttl: DurationArgument = DurationArgument(.milliseconds(100))
+    @Option(help: ArgumentHelp("Simulated work per key (an async sleep); 0 for none.", valueName: "duration"))
+    var work: DurationArgument = DurationArgument(.milliseconds(5))
+    @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock.", valueName: "duration"))
+    var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
+    @Option(help: "Keys generated per second, open loop; 0 for as fast as the pipeline takes them.") var rate: Int = 0
+    @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 128 with --work 0).")
+    var batch: Int?
+    @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
+    @Option(name: .customLong("commit-every"), help: ArgumentHelp("Commit a batch's finished keys this often while the rest is still being worked on.", valueName: "duration"))
+    var commitEvery: DurationArgument = DurationArgument(.milliseconds(50))
+    @Option(name: .customLong("max-outstanding"), help: "Keys generated but not yet processed, at most, before the generator waits (0: automatic).")
+    var maxOutstanding: Int = 0
+    @Option(name: .customLong("background-keys"), help: "Keys with a 1 h TTL written under the run's namespace first, to reproduce a real cache's expiry lag.")
+    var backgroundKeys: Int = 0
+
+    func apply(to configuration: inout RunConfiguration) {
+        configuration.keys = keys
+        configuration.consumers = consumers
+        configuration.ttl = ttl.duration
+        configuration.work = work.duration
+        configuration.lockTTL = lockTTL.duration
+        configuration.rate = rate
+        configuration.batch = batch
+        configuration.concurrency = concurrency
+        configuration.commitEvery = commitEvery.duration
+        configuration.maxOutstanding = maxOutstanding
+        configuration.backgroundKeys = backgroundKeys
+    }
+}
+
+/// How the pipeline protects keys, and the faults it can be made to survive.
+struct ReliabilityOptions: ParsableArguments {
+    @Option(help: "The deadline sweeper: on publishes keys whose expired event is late or lost; off trusts notifications alone.")
+    var sweeper: Switch = .on
+    @Option(help: ArgumentHelp("How long past its deadline a key may wait for its expired event before the sweeper publishes it.", valueName: "duration"))
+    var grace: DurationArgument = DurationArgument(.milliseconds(50))
+    @Option(name: .customLong("fail-rate"), help: "Probability that a key's simulated work fails; a failed key is redelivered, and dead-lettered after --max-deliveries.")
+    var failRate: Double = 0
+    @Option(name: .customLong("max-deliveries"), help: "Deliveries after which a failing key goes to the dead-letter stream.")
+    var maxDeliveries: Int = 3
+    @Flag(help: "Inject faults while the run goes: consumer crashes and stalls past the lock TTL, subscriber disconnections.")
+    var chaos = false
+
+    func apply(to configuration: inout RunConfiguration) {
+        configuration.sweeper = sweeper == .on
+        configuration.grace = grace.duration
+        configuration.failRate = failRate
+        configuration.maxDeliveries = maxDeliveries
+        configuration.chaos = chaos
+    }
+}
+
+/// The run's identity, its limits, and what it leaves behind.
+struct RunControlOptions: ParsableArguments {
+    @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
+    @Option(name: .customLong("run-id"), help: "The run's id (default: a new one).") var runID: String?
+    @Flag(help: "Keep the run's keys at the end (for inspect); they are removed otherwise.") var keep = false
+    @Flag(help: "Go on even if the run may not fit under the server's maxmemory.") var force = false
+    @Option(name: .customLong("late-after"), help: ArgumentHelp("A key committed more than this after its deadline counts as late (missed its deadline).", valueName: "duration"))
+    var lateAfter: DurationArgument = DurationArgument(.seconds(1))
+    @Option(name: .customLong("max-duration"), help: ArgumentHelp("End the run with a failed verdict if it is still going after this long (0: no limit).", valueName: "duration"))
+    var maxDuration: DurationArgument = DurationArgument(.zero)
+    @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
+    var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
+
+    func validate() throws {
+        if let runID, runID.isEmpty || runID.count > 64 || runID.contains(where: { "*?[]{}: ".contains($0) }) {
+            throw ValidationError("--run-id must be 1 to 64 characters without spaces, colons, braces or glob characters (got '\(runID)')")
+        }
+    }
+
+    func apply(to configuration: inout RunConfiguration) {
+        configuration.namespace = namespace
+        configuration.runID = runID
+        configuration.keep = keep
+        configuration.force = force
+        configuration.lateAfter = lateAfter.duration
+        configuration.maxDuration = maxDuration.duration
+        configuration.stallTimeout = stallTimeout.duration
+    }
+}
+
+enum Switch: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+}
+
+/// What the run writes besides the terminal report.
+struct OutputOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write the report as JSON to this file.", valueName: "path")) var json: String?
+    @Option(help: ArgumentHelp("Write the per-second series (processed, rate, unexpired, pending, stream length, p99) as CSV to this file.", valueName: "path"))
+    var csv: String?
+    @Option(name: .customLong("hdr-log"), help: ArgumentHelp("Write the latency histogram as HdrHistogram's percentile distribution (.hgrm) to this file.", valueName: "path"))
+    var hdrLog: String?
+    @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
+    var progress: RunConfiguration.Progress = .auto
+    @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelArgument = LogLevelArgument(.warning)
+}
