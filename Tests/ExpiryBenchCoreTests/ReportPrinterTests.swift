@@ -96,7 +96,7 @@ struct ReportPrinterTests {
         report.consumerErrors = 3
         report.generatorWaits = 1500
         let text = ReportPrinter.render(report)
-        #expect(text.contains("  reconnects                subscriber 2, consumer errors 3"))
+        #expect(text.contains("  reconnects                subscriber 2, other connections 0, consumer errors 3"))
         #expect(text.contains("  generator waits           1,500 (held back at --max-outstanding 10,200)"))
     }
 }

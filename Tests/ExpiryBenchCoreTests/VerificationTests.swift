@@ -24,7 +24,7 @@ struct VerificationTests {
         let verification = consistent { $0.processedBits = 997; $0.firstCommitsCounted = 997 }
         #expect(verification.lost == 3)
         #expect(verification.verdict == .failed)
-        #expect(verification.problems == ["3 keys were never committed"])
+        #expect(verification.problems == ["3 generated keys were never committed nor dead-lettered"])
     }
 
     @Test func deadLetteredKeysAreNotLost() {
@@ -59,13 +59,15 @@ struct VerificationTests {
     @Test func countsThatDisagreeWithRedis() {
         let verification = consistent { $0.firstCommitsCounted = 999 }
         #expect(verification.verdict == .failed)
-        #expect(verification.problems == ["consumers counted 999 first commits but Redis holds 1000 processed keys"])
+        #expect(verification.problems == ["consumers counted 999 first commits but Redis holds 1,000 processed keys"])
     }
 
     @Test func notEveryKeyGenerated() {
         let verification = consistent { $0.generated = 900; $0.processedBits = 900; $0.firstCommitsCounted = 900 }
         #expect(verification.verdict == .failed)
-        #expect(verification.problems == ["only 900 of 1000 keys were generated", "100 keys were never committed"])
+        // Keys never generated are not "lost": lost counts generated keys that reached no end.
+        #expect(verification.lost == 0)
+        #expect(verification.problems == ["only 900 of 1,000 keys were generated"])
     }
 
     @Test func stall() {
@@ -82,8 +84,8 @@ struct VerificationTests {
         #expect(verification.verdict == .failed)
         #expect(verification.problems == [
             "no key was committed for 31.5s (--stall-timeout): the run stalled",
-            "only 990 of 1000 keys were generated",
-            "20 keys were never committed",
+            "only 990 of 1,000 keys were generated",
+            "10 generated keys were never committed nor dead-lettered",
             "1 commits were repeats of keys already processed",
             "consumers counted 981 first commits but Redis holds 980 processed keys",
             "2 stream entries are still pending (delivered, never acknowledged)",
@@ -98,7 +100,7 @@ struct VerificationTests {
         let partial = Verification(requested: 1000, generated: 400, processedBits: 350, firstCommitsCounted: 350,
                                    duplicateCommits: 0, deadLettered: 0, pending: 12, due: 38, interrupted: true)
         #expect(partial.verdict == .interrupted)
-        #expect(partial.lost == 650)
+        #expect(partial.lost == 50)
         #expect(partial.problems.count == 4)
     }
 
