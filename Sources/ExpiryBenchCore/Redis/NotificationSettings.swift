@@ -54,7 +54,8 @@ extension NotificationSettings {
         do {
             return try await ensure(on: control)
         } catch let error as RedisError where error.code == .server {
-            let reason = error.serverMessage ?? error.message
+            // "ERR unknown command 'CONFIG', with args beginning with: ..." → the part before the arguments.
+            let reason = (error.serverMessage ?? error.message).components(separatedBy: ", with args").first ?? error.message
             if try await probe(control: control, endpoint: endpoint, keyspace: keyspace, timeout: timeout) {
                 say("CONFIG is not available (\(reason)); a probe key showed that expired-key events are on, so the run goes ahead.")
                 return NotificationSettings(original: nil, applied: nil)

@@ -74,7 +74,7 @@ public enum Preflight {
     /// commit records), the background keys, the processed bitmap, and a margin.
     public static func estimatedBytes(_ configuration: RunConfiguration) -> Int {
         let perKeyInFlight = 400
-        return configuration.effectiveMaxOutstanding * perKeyInFlight
+        return min(configuration.keys, configuration.effectiveMaxOutstanding) * perKeyInFlight
             + configuration.backgroundKeys * 120
             + configuration.keys / 8
             + 2 << 20

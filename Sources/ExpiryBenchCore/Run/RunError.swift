@@ -1,3 +1,5 @@
+import Foundation
+
 /// The process exit codes (sysexits), as documented in README.md.
 public enum ExitStatus: Int32, Sendable {
     case verified = 0
@@ -23,13 +25,16 @@ public struct RunError: Error, Sendable, CustomStringConvertible {
 
     /// The exit code and wording for a Redis failure met while setting up.
     public init(_ error: RedisError, endpoint: RedisEndpoint) {
+        let server = (error.serverMessage ?? error.message).trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         switch error.code {
+        case _ where error.serverSays("NOAUTH"):
+            self.init(.authentication, "Redis at \(endpoint.addressDescription) requires a password (\(server)): give it in --redis (redis://[user]:password@host:port), --password-file or REDIS_PASSWORD.")
         case .authentication:
-            self.init(.authentication, "\(error.message). Check the user and password in --redis (redis://user:password@host:port).")
+            self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the credentials (\(server)): check the user and password in --redis, --password-file or REDIS_PASSWORD.")
         case .io, .timeout, .closed:
             self.init(.unavailable, "cannot reach Redis at \(endpoint.addressDescription): \(error.message). Start redis-server there, or pass --redis URL (or --redis spawn for a private one).")
         case .server where error.serverSays("NOAUTH") || error.serverSays("WRONGPASS") || error.serverSays("NOPERM"):
-            self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the command: \(error.serverMessage ?? error.message). Give a user and password allowed to run it in --redis.")
+            self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the command (\(server)): give a user allowed to run it in --redis.")
         case .server, .protocolViolation:
             self.init(.configuration, "Redis at \(endpoint.addressDescription) answered: \(error.message)")
         }
