@@ -67,7 +67,7 @@ public struct StreamConsumer: Sendable {
                 if entries.isEmpty { continue }
                 claimSequence += 1
                 redeliveries = try await process(entries, token: "\(stats.name):\(claimSequence)")
-            } catch let error as RedisError where error.breaksConnection {
+            } catch let error as RedisError where error.isTransient {
                 // The entries in hand stay pending: they are reclaimed once idle, and the claim and commit
                 // scripts make a redo safe. Back off, then the next call reconnects.
                 let now = clock.now

@@ -34,6 +34,13 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         serverMessage?.hasPrefix(prefix) ?? false
     }
 
+    /// True for a failure that the same call may not meet if tried again shortly: a broken connection, or a
+    /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), or between
+    /// roles (MASTERDOWN, TRYAGAIN).
+    public var isTransient: Bool {
+        breaksConnection || serverSays("LOADING") || serverSays("BUSY") || serverSays("MASTERDOWN") || serverSays("TRYAGAIN")
+    }
+
     /// True when the connection can no longer be used and must be reopened.
     public var breaksConnection: Bool {
         code == .io || code == .timeout || code == .protocolViolation || code == .closed

@@ -1,5 +1,6 @@
-/// Retries an idempotent call while the connection is failing: capped exponential backoff with jitter, for at
-/// most `giveUpAfter` of continuous failure. Server error replies are not retried: they are answers.
+/// Retries an idempotent call while it fails transiently (`RedisError.isTransient`: a broken connection, a server
+/// still loading after a restart): capped exponential backoff with jitter, for at most `giveUpAfter` of
+/// continuous failure. Other server error replies are not retried: they are answers.
 public func withRetries<T: Sendable>(
     giveUpAfter limit: Duration, onFailure: (RedisError) -> Void = { _ in },
     _ body: () async throws -> T
@@ -10,7 +11,7 @@ public func withRetries<T: Sendable>(
     while true {
         do {
             return try await body()
-        } catch let error as RedisError where error.breaksConnection {
+        } catch let error as RedisError where error.isTransient {
             onFailure(error)
             if clock.now - firstFailure > limit { throw error }
             let jitter = Duration.milliseconds(Int.random(in: 0...max(1, backoff.milliseconds / 2)))
