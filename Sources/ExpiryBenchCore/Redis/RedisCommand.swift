@@ -44,8 +44,28 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     }
 
     private static func appendDigits(_ out: inout [UInt8], _ value: UInt) {
-        if value >= 10 { appendDigits(&out, value / 10) }
-        out.append(UInt8(ascii: "0") + UInt8(value % 10))
+        // Digits right to left into a fixed buffer (20 digits hold any UInt64), then copied in order.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var remaining = value
+            var start = 20
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+            } while remaining > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[start..<20]))
+        }
+    }
+
+    /// The number of decimal digits of `value` (with the sign for a negative one).
+    static func decimalLength(_ value: Int) -> Int {
+        var count = value < 0 ? 2 : 1
+        var remaining = value.magnitude
+        while remaining >= 10 {
+            remaining /= 10
+            count += 1
+        }
+        return count
     }
 }
 
@@ -77,12 +97,10 @@ public struct RedisCommandBuilder {
 
     /// Appends an integer argument in decimal, without making a String.
     public mutating func append(_ argument: Int) {
-        var digits: [UInt8] = []
-        RedisCommand.appendDecimal(&digits, argument)
         arguments.append(UInt8(ascii: "$"))
-        RedisCommand.appendDecimal(&arguments, digits.count)
+        RedisCommand.appendDecimal(&arguments, RedisCommand.decimalLength(argument))
         arguments.append(13); arguments.append(10)
-        arguments.append(contentsOf: digits)
+        RedisCommand.appendDecimal(&arguments, argument)
         arguments.append(13); arguments.append(10)
         count += 1
     }
