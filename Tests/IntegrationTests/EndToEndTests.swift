@@ -101,6 +101,25 @@ struct EndToEndTests {
         }
     }
 
+    @Test func spawnRunsOnAPrivateServerAndStopsIt() async throws {
+        let json = temporaryJSONPath()
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let result = try await runTool(["--redis", "spawn", "--keys", "2000", "--consumers", "4", "--json", json, "--progress", "none"])
+        #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        #expect(report["verdict"] as? String == "exactly-once")
+        #expect(report["keys_processed"] as? Int == 2000)
+        // The report names the private server; once the tool has exited, nothing listens there any more.
+        let redis = try #require(report["redis"] as? String)
+        let address = try #require(redis.split(separator: " ").last.map(String.init), "no address in \(redis)")
+        #expect(redis.hasPrefix("private redis-server 127.0.0.1:"), "redis: \(redis)")
+        let endpoint = try RedisEndpoint(url: "redis://" + address)
+        let error = await #expect(throws: RedisError.self) {
+            try await RedisConnection.connect(to: endpoint, name: "itest", timeout: .seconds(1)).close()
+        }
+        #expect(error?.code == .io)
+    }
+
     @Test(arguments: [
         (["--keys", "-5"], "--keys"),
         (["--keys=-5"], "--keys"),
@@ -144,10 +163,17 @@ struct EndToEndTests {
             defer { control.close() }
             let result = try await runTool(["--keys", "50000", "--consumers", "4", "--work", "5ms", "--redis", "redis://127.0.0.1:\(server.port)",
                                             "--progress", "none"], limit: .seconds(60)) { process in
-                try? await Task.sleep(for: .seconds(1.5))
+                // Interrupt once the consumers are connected (the run is under way), then half a second later.
+                for _ in 0..<300 {
+                    let clients = (try? await control.send("CLIENT", "LIST").string) ?? ""
+                    if clients.contains(":consumer-0 ") { break }
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                try? await Task.sleep(for: .milliseconds(500))
                 kill(process.processIdentifier, SIGINT)
             }
             #expect(result.status == 130, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+            #expect(result.stderr.contains("stopping"), "the first interrupt should be acknowledged: \(result.stderr)")
             // A graceful stop still cleans up after itself.
             #expect(try await control.send("DBSIZE") == .integer(0))
             #expect(try await notifyKeyspaceEvents(control) == "")

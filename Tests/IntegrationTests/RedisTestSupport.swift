@@ -10,8 +10,15 @@ func withRedis<T: Sendable>(
     _ body: (EmbeddedRedis) async throws -> T
 ) async throws -> T {
     let server = try await EmbeddedRedis.start(extraArguments: extraArguments)
-    defer { server.stop() }
-    return try await body(server)
+    let result: Result<T, Error>
+    do { result = .success(try await body(server)) } catch { result = .failure(error) }
+    await stopOffThePool(server)
+    return try result.get()
+}
+
+/// Stops `server` (SHUTDOWN NOSAVE, then waits for the process to exit, without blocking a thread).
+func stopOffThePool(_ server: EmbeddedRedis, removeDirectory: Bool = true, awaitExit: Bool = true) async {
+    await server.stop(removeDirectory: removeDirectory)
 }
 
 /// A connection to `server` named after the test, closed by the caller (or at deinit).

@@ -24,7 +24,8 @@ struct RunTests {
     }
 
     func expectVerified(_ report: RunReport, keys: Int, consumers: Int) {
-        #expect(report.verdict == .exactlyOnce, "problems: \(report.problems)")
+        let dump = (try? ReportFile.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "\(report)"
+        #expect(report.verdict == .exactlyOnce, "report: \(dump)")
         #expect(report.problems.isEmpty)
         #expect(report.keysRequested == keys)
         #expect(report.keysGenerated == keys)

@@ -54,7 +54,9 @@ public struct StreamConsumer: Sendable {
                 var entries = try await read(upTo: readCount - redeliveries.count, wait: redeliveries.isEmpty)
                 entries += redeliveries
                 redeliveries = []
-                if let orphan = context.orphans.take() {
+                // A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a consumer
+                // never takes itself over, and its renewed lease puts it back.
+                if let orphan = context.orphans.take(), orphan != stats.name {
                     entries += try await takeOver(orphan)
                 }
                 // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
@@ -65,6 +67,7 @@ public struct StreamConsumer: Sendable {
                 }
                 failingSince = nil
                 if entries.isEmpty { continue }
+                entries = Self.unique(entries)
                 claimSequence += 1
                 redeliveries = try await process(entries, token: "\(stats.name):\(claimSequence)")
             } catch let error as RedisError where error.isTransient {
@@ -88,6 +91,12 @@ public struct StreamConsumer: Sendable {
         guard work > .zero, backlog >= 0 else { return batch }
         let share = (backlog + consumers - 1) / max(1, consumers)
         return min(batch, max(concurrency, share))
+    }
+
+    /// The entries without repeats of an id (one entry can come both from a read and from a take-over).
+    static func unique(_ entries: [StreamEntry]) -> [StreamEntry] {
+        var seen = Set<String>()
+        return entries.filter { seen.insert($0.id).inserted }
     }
 
     /// New entries for this consumer: blocks up to `block` for them when `wait`, else takes what is there.

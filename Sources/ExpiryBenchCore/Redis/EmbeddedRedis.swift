@@ -1,19 +1,28 @@
 import Foundation
+import Synchronization
 
-/// A private `redis-server` on a free loopback port in a temporary directory, without persistence.
-/// Stopped (and its directory removed) by `stop()`.
+/// A private `redis-server` on a free loopback port in a temporary directory, without persistence unless asked.
+/// Stopped (and its directory removed) by `stop()`; tests can also `crash()` and `restart()` it.
 public final class EmbeddedRedis: Sendable {
     public let endpoint: RedisEndpoint
     public let port: Int
-    let process: Process
     let directory: URL
+    let arguments: [String]
+    let server: String
+    private let current: Mutex<ChildProcess>
 
-    private init(port: Int, process: Process, directory: URL) {
+    private init(server: String, port: Int, arguments: [String], process: ChildProcess, directory: URL) {
+        self.server = server
         self.port = port
-        self.endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port))
-        self.process = process
+        self.arguments = arguments
+        self.current = Mutex(process)
         self.directory = directory
+        let password = arguments.firstIndex(of: "--requirepass").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        self.endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port), password: password)
     }
+
+    /// The running `redis-server` process.
+    public var process: ChildProcess { current.withLock { $0 } }
 
     /// The path of `redis-server`, if it is on PATH.
     public static func serverPath() -> String? {
@@ -25,8 +34,9 @@ public final class EmbeddedRedis: Sendable {
         return nil
     }
 
-    /// Starts a server and waits until it answers PING.
-    /// - Parameter extraArguments: more `redis-server` options, e.g. `["--requirepass", "x"]`.
+    /// Starts a server and waits until it answers.
+    /// - Parameter extraArguments: more `redis-server` options, e.g. `["--requirepass", "x"]` or
+    ///   `["--appendonly", "yes", "--appendfsync", "always"]` (later options win).
     public static func start(extraArguments: [String] = []) async throws -> EmbeddedRedis {
         guard let server = serverPath() else {
             throw RunError(.unavailable, "redis-server is not on PATH: install it (apt-get install redis-server) or pass --redis URL")
@@ -36,30 +46,28 @@ public final class EmbeddedRedis: Sendable {
         var lastError = "it did not start"
         for _ in 0..<5 {
             let port = try freePort()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: server)
-            process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
-                                 "--appendonly", "no", "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let embedded = EmbeddedRedis(port: port, process: process, directory: directory)
+            let arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
+                             "--appendonly", "no", "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
+            let process = try launch(server, arguments)
+            let embedded = EmbeddedRedis(server: server, port: port, arguments: arguments, process: process, directory: directory)
             if await embedded.waitUntilReady() { return embedded }
             lastError = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8))?
                 .split(separator: "\n").last.map(String.init) ?? lastError
-            embedded.stop(removeDirectory: false)
+            await embedded.stop(removeDirectory: false)
         }
         try? FileManager.default.removeItem(at: directory)
         throw RunError(.unavailable, "could not start a private redis-server: \(lastError)")
+    }
+
+    private static func launch(_ server: String, _ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess(path: server, arguments: arguments)
     }
 
     func waitUntilReady() async -> Bool {
         for _ in 0..<100 {
             if !process.isRunning { return false }
             if let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:probe", timeout: .milliseconds(500)) {
-                defer { connection.close() }
-                if let reply = try? await connection.send("PING"), reply.string == "PONG" { return true }
-                // A server with --requirepass answers NOAUTH: it is up.
+                connection.close()
                 return true
             }
             try? await Task.sleep(for: .milliseconds(50))
@@ -67,15 +75,29 @@ public final class EmbeddedRedis: Sendable {
         return false
     }
 
-    /// Stops the server and removes its directory.
-    public func stop(removeDirectory: Bool = true) {
-        if process.isRunning {
-            process.terminate()
-            // Not waitUntilExit(): on Linux it spins a run loop at full CPU when called off the main thread.
-            for _ in 0..<500 where process.isRunning { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    /// Stops the server cleanly (SIGTERM), waits until it has exited (SIGKILL after 5 s), and removes its directory.
+    public func stop(removeDirectory: Bool = true) async {
+        let process = self.process
+        process.send(SIGTERM)
+        if await !process.waitForExit(within: .seconds(5)) {
+            process.send(SIGKILL)
+            _ = await process.waitForExit(within: .seconds(2))
         }
         if removeDirectory { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would, and waits until it is gone. Its data stays.
+    public func crash() async {
+        let process = self.process
+        process.send(SIGKILL)
+        _ = await process.waitForExit(within: .seconds(5))
+    }
+
+    /// Starts the server again on the same port, directory and options (after `crash()`), and waits until it answers.
+    public func restart() async throws {
+        let process = try Self.launch(server, arguments)
+        current.withLock { $0 = process }
+        guard await waitUntilReady() else { throw RunError(.unavailable, "the private redis-server did not restart") }
     }
 
     /// A loopback port nothing listens on right now (the kernel's choice for port 0).

@@ -26,7 +26,17 @@ public struct BenchmarkRun: Sendable {
     /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
     public func executeWithSeries() async throws -> RunOutcome {
         let server = try await ServerHandle.open(configuration.server, timeout: configuration.timeout, say: say)
-        defer { server.embedded?.stop() }
+        do {
+            let outcome = try await execute(on: server)
+            await server.embedded?.stop()
+            return outcome
+        } catch {
+            await server.embedded?.stop()
+            throw error
+        }
+    }
+
+    private func execute(on server: ServerHandle) async throws -> RunOutcome {
         let endpoint = server.endpoint
         let keyspace = RunKeyspace(namespace: configuration.namespace, runID: configuration.runID ?? RunKeyspace.newRunID())
         let control = server.control

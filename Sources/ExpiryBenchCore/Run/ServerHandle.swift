@@ -31,7 +31,7 @@ struct ServerHandle: Sendable {
             let control = try await RedisConnection.connect(to: embedded.endpoint, name: "expiry-bench:control", timeout: timeout)
             return ServerHandle(endpoint: embedded.endpoint, control: control, embedded: embedded)
         } catch {
-            embedded.stop()
+            await embedded.stop()
             throw error
         }
     }

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import ExpiryBenchCore
+
+/// A server with the run's scripts loaded and its stream and group created, and thin wrappers that call each
+/// step of the protocol exactly as the pipeline does (same keys, same argument layout).
+struct ProtocolFixture: Sendable {
+    let server: EmbeddedRedis
+    let connection: RedisConnection
+    let scripts: RunScripts
+    let keyspace: RunKeyspace
+
+    static func with<T: Sendable>(_ body: (ProtocolFixture) async throws -> T) async throws -> T {
+        try await withRedis { server in
+            let connection = try await connect(server, name: "itest-protocol")
+            defer { connection.close() }
+            let scripts = try await RunScripts.load(on: connection)
+            let keyspace = RunKeyspace(namespace: "itest", runID: "p\(Int.random(in: 1000...9999))")
+            try await connection.send(RedisCommand(["XGROUP", "CREATE", keyspace.stream, keyspace.group, "0", "MKSTREAM"]))
+            return try await body(ProtocolFixture(server: server, connection: connection, scripts: scripts, keyspace: keyspace))
+        }
+    }
+
+    func open(_ name: String) async throws -> RedisConnection { try await connect(server, name: name) }
+
+    /// The context the pipeline's components are built from.
+    func context(keys: Int = 1000, ttl: Duration = .seconds(60), counters: RunCounters = RunCounters(), offset: Int64 = 0,
+                 keyspace: RunKeyspace? = nil) -> PipelineContext {
+        var configuration = RunConfiguration()
+        configuration.keys = keys
+        configuration.ttl = ttl
+        configuration.timeout = .seconds(5)
+        return PipelineContext(keyspace: keyspace ?? self.keyspace, scripts: scripts, configuration: configuration, counters: counters,
+                               latencies: LatencyRecorder(), idleEntries: RunFlag(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
+                               serverOffsetMilliseconds: offset)
+    }
+
+    func serverMilliseconds() async throws -> Int64 {
+        let parts = try #require(try await connection.send("TIME").array)
+        try #require(parts.count == 2)
+        return try #require(parts[0].int) * 1000 + (try #require(parts[1].int)) / 1000
+    }
+
+    /// Generates keys `first ..< first + count` due `ttlMs` from now on the server's clock, with the generator's
+    /// own write (one MULTI/EXEC); returns the deadline.
+    @discardableResult
+    func generate(on c: RedisConnection? = nil, keyspace: RunKeyspace? = nil, ttlMs: Int64, first: Int, count: Int) async throws -> Int64 {
+        let deadline = try await serverMilliseconds() + ttlMs
+        try await KeyGenerator(connection: c ?? connection, context: context(keyspace: keyspace)).write(first: first, count: count, deadline: deadline)
+        return deadline
+    }
+
+    /// The notification path's publish-once script; returns how many keys it published.
+    func publish(on c: RedisConnection? = nil, _ indices: [Int]) async throws -> Int {
+        let reply = try await (c ?? connection).evalsha(scripts.publish, keys: [keyspace.dueIndex, keyspace.stream]) { command in
+            command.append("n")
+            for index in indices { command.append(index) }
+        }
+        return Int(try #require(reply.int))
+    }
+
+    /// The sweeper's script: publishes keys overdue by more than `graceMs`; returns how many.
+    func sweep(on c: RedisConnection? = nil, graceMs: Int, limit: Int = 2000) async throws -> Int {
+        let reply = try await (c ?? connection).evalsha(scripts.sweep, keys: [keyspace.dueIndex, keyspace.stream]) { command in
+            command.append(keyspace.dataPrefix)
+            command.append(String(graceMs))
+            command.append(limit)
+        }
+        return Int(try #require(reply.int))
+    }
+
+    /// The claim script's codes: 0 already done, 1 claimed, 2 locked by another claim.
+    func claim(on c: RedisConnection? = nil, token: String, lockMs: Int = 30_000, _ entries: [StreamEntry]) async throws -> [Int64] {
+        let reply = try await (c ?? connection).evalsha(scripts.claim, keys: [keyspace.processed, keyspace.stream, keyspace.deadBits]) { command in
+            command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append(String(lockMs))
+            for entry in entries { command.append(entry.id); command.append(entry.index) }
+        }
+        return try #require(reply.array).map { try #require($0.int) }
+    }
+
+    /// The commit script's codes (1 first commit, 2 repeat, 0 fenced, 3 handed back, 4 dead-lettered); the leading
+    /// server time is checked and dropped. The consumers never settle an empty batch, so neither does this.
+    func commit(on c: RedisConnection? = nil, token: String, record: String? = nil, consumer: String = "a", maxDeliveries: Int = 3,
+                _ entries: [StreamEntry], succeeded: [Bool]? = nil) async throws -> [Int64] {
+        if entries.isEmpty { return [] }
+        let outcomes = succeeded ?? entries.map { _ in true }
+        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecord(record ?? token), keyspace.deadBits, keyspace.deadLetters]
+        let reply = try await (c ?? connection).evalsha(scripts.commit, keys: keys) { command in
+            command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append("60000")
+            command.append(maxDeliveries); command.append(consumer)
+            for (entry, ok) in zip(entries, outcomes) {
+                command.append(entry.id); command.append(entry.index); command.append(Int(entry.deadline)); command.append(ok ? 1 : 0)
+            }
+        }
+        let values = try #require(reply.array).map { try #require($0.int) }
+        try #require(values.count == entries.count + 1)
+        #expect(abs(values[0] - WallClock.milliseconds() * 1000) < 5_000_000, "the first element should be the server time in µs")
+        return Array(values.dropFirst())
+    }
+
+    func readGroup(consumer: String, count: Int) async throws -> [StreamEntry] {
+        StreamEntry.fromReadGroup(try await connection.send(RedisCommand([
+            "XREADGROUP", "GROUP", keyspace.group, consumer, "COUNT", String(count), "STREAMS", keyspace.stream, ">",
+        ])))
+    }
+
+    func pending() async throws -> Int64 {
+        try #require(try await connection.send("XPENDING", keyspace.stream, keyspace.group).array?.first?.int)
+    }
+
+    /// Delivery count of one pending entry (nil when it is not pending).
+    func deliveries(of entry: StreamEntry) async throws -> Int64? {
+        let reply = try await connection.send(RedisCommand(["XPENDING", keyspace.stream, keyspace.group, entry.id, entry.id, "1"]))
+        return reply.array?.first?.array?[3].int
+    }
+
+    func int(_ words: String...) async throws -> Int64 {
+        try #require(try await connection.send(RedisCommand(words)).int)
+    }
+
+    func lockHolder(_ entry: StreamEntry) async throws -> RESPValue {
+        try await connection.send("GET", keyspace.lockPrefix + String(entry.index))
+    }
+}
