@@ -17,7 +17,7 @@ struct InspectCommand: AsyncParsableCommand {
     func run() async throws {
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
-        do {
+        try await exitingOnFailure(at: connection.endpoint) {
             let inspector = RunInspector(connection: connection, namespace: namespace)
             let runs = try await inspector.runs()
             if list {
@@ -32,13 +32,6 @@ struct InspectCommand: AsyncParsableCommand {
                 throw RunError(.usage, "no runs under namespace '\(namespace)' at \(connection.endpoint.addressDescription); keep one with: expiry-bench --keep")
             }
             print(try await inspector.describe(RunKeyspace(namespace: namespace, runID: chosen)))
-        } catch let error as RunError {
-            Diagnostics.fail(error.message)
-            throw ExitCode(error.status.rawValue)
-        } catch let error as RedisError {
-            let failure = RunError(error, endpoint: connection.endpoint)
-            Diagnostics.fail(failure.message)
-            throw ExitCode(failure.status.rawValue)
         }
     }
 }
@@ -63,14 +56,25 @@ struct CleanupCommand: AsyncParsableCommand {
     func run() async throws {
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
-        do {
+        try await exitingOnFailure(at: connection.endpoint) {
             let removed = try await RunCleanup.removeKeys(of: RunKeyspace(namespace: namespace, runID: runID), on: connection)
             print("Removed \(Format.count(removed)) keys of run \(runID) under \(namespace):\(runID): at \(connection.endpoint.addressDescription).")
-        } catch let error as RedisError {
-            let failure = RunError(error, endpoint: connection.endpoint)
-            Diagnostics.fail(failure.message)
-            throw ExitCode(failure.status.rawValue)
         }
+    }
+}
+
+/// Runs `body`; a `RunError` or `RedisError` becomes one line on stderr and the documented exit code.
+@discardableResult
+func exitingOnFailure<T>(at endpoint: RedisEndpoint, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as RunError {
+        Diagnostics.fail(error.message)
+        throw ExitCode(error.status.rawValue)
+    } catch let error as RedisError {
+        let failure = RunError(error, endpoint: endpoint)
+        Diagnostics.fail(failure.message)
+        throw ExitCode(failure.status.rawValue)
     }
 }
 
@@ -83,12 +87,8 @@ extension ServerOptions {
             Diagnostics.fail("--redis spawn starts an empty server: give the URL of the server that holds the run")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
-        do {
-            return try await RedisConnection.connect(to: endpoint, name: "expiry-bench:inspect", timeout: timeout.duration)
-        } catch let error as RedisError {
-            let failure = RunError(error, endpoint: endpoint)
-            Diagnostics.fail(failure.message)
-            throw ExitCode(failure.status.rawValue)
+        return try await exitingOnFailure(at: endpoint) {
+            try await RedisConnection.connect(to: endpoint, name: "expiry-bench:inspect", timeout: timeout.duration)
         }
     }
 }
