@@ -100,11 +100,23 @@ public final class StatsReporter: Sendable {
             + " | pending \(pending) | stream \(sample.streamLength >= 0 ? Format.count(sample.streamLength) : "?")"
             + " | p99 \(Format.milliseconds(sample.p99Milliseconds))"
         if mode == .auto && isTerminal {
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8))
+            // One line, rewritten in place: cut to the terminal's width, or it wraps and scrolls.
+            let width = Self.terminalWidth()
+            let shown = line.count > width - 1 ? String(line.prefix(max(10, width - 2))) + "…" : line
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + shown).utf8))
             state.withLock { $0.lineShown = true }
         } else {
             print(line)
             fflush(nil)
         }
+    }
+}
+
+extension StatsReporter {
+    /// The terminal's width in columns (80 when it cannot be read).
+    static func terminalWidth() -> Int {
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return 80
     }
 }
