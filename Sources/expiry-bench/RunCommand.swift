@@ -51,16 +51,20 @@ struct RunCommand: AsyncParsableCommand {
         let report = outcome.report
         let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         print(ReportPrinter.render(report, outcome: outcome, charts: TerminalCharts(colour: colour)))
-        let files: [(String?, String, () throws -> Void)] = [
-            (configuration.jsonPath, "JSON report", { try ReportFile.write(report, to: configuration.jsonPath!) }),
-            (output.csv, "CSV series", { try SeriesFiles.write(SeriesFiles.csv(outcome.samples), to: output.csv!) }),
-            (output.hdrLog, "latency histogram", { try SeriesFiles.write(SeriesFiles.hdrPercentiles(outcome.latencies), to: output.hdrLog!) }),
+        func text(_ contents: String) -> (String) throws -> Void {
+            { path in try Data(contents.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) }
+        }
+        let files: [(path: String?, what: String, write: (String) throws -> Void)] = [
+            (configuration.jsonPath, "JSON report", { try ReportFile.write(report, to: $0) }),
+            (output.csv, "CSV series", text(SeriesFiles.csv(outcome.samples))),
+            (output.hdrLog, "latency histogram", text(SeriesFiles.hdrPercentiles(outcome.latencies))),
         ]
-        for (path, what, write) in files where path != nil {
+        for file in files {
+            guard let path = file.path else { continue }
             do {
-                try write()
+                try file.write(path)
             } catch {
-                Diagnostics.fail("cannot write the \(what) to \(path!): \(error.localizedDescription)")
+                Diagnostics.fail("cannot write the \(file.what) to \(path): \(error.localizedDescription)")
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
         }

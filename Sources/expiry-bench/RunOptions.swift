@@ -140,4 +140,19 @@ struct OutputOptions: ParsableArguments {
     var progress: RunConfiguration.Progress = .auto
     @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelArgument = LogLevelArgument(.warning)
+
+    /// Output files are checked before the run, not after minutes of it.
+    func validate() throws {
+        for (flag, path) in [("--json", json), ("--csv", csv), ("--hdr-log", hdrLog)] {
+            guard let path else { continue }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("\(flag): the directory \(directory) does not exist")
+            }
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("\(flag): the directory \(directory) is not writable")
+            }
+        }
+    }
 }

@@ -59,7 +59,7 @@ public struct RunKeyspace: Sendable, Equatable {
     /// A new run id: the time in base 36 and a random suffix, short and sortable by start time.
     public static func newRunID() -> String {
         let seconds = Int(WallClock.milliseconds() / 1000)
-        return String(seconds, radix: 36) + String(Int.random(in: 0..<1296), radix: 36).leftPadded(to: 2)
+        return String(seconds, radix: 36) + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
     }
 }
 

@@ -13,7 +13,7 @@ public enum ServerClock {
             }
             let server = seconds * 1_000_000 + micros
             let sample = (roundTrip: after - before, offset: server - (before + after) / 2)
-            if best == nil || sample.roundTrip < best!.roundTrip { best = sample }
+            if sample.roundTrip < best?.roundTrip ?? .max { best = sample }
         }
         return (best?.offset ?? 0) / 1000
     }

@@ -34,9 +34,4 @@ public enum SeriesFiles {
         histogram.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1000)
         return text
     }
-
-    /// Writes `text` to `path`, replacing it.
-    public static func write(_ text: String, to path: String) throws {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
 }
