@@ -57,7 +57,7 @@ struct RunCommand: AsyncParsableCommand {
         let files: [(path: String?, what: String, write: (String) throws -> Void)] = [
             (configuration.jsonPath, "JSON report", { try ReportFile.write(report, to: $0) }),
             (output.csv, "CSV series", text(SeriesFiles.csv(outcome.samples))),
-            (output.hdrLog, "latency histogram", text(SeriesFiles.hdrPercentiles(outcome.latencies))),
+            (output.hdrLog, "latency histogram", text(SeriesFiles.hdrLog(outcome))),
         ]
         for file in files {
             guard let path = file.path else { continue }

@@ -134,7 +134,7 @@ struct OutputOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Write the report as JSON to this file.", valueName: "path")) var json: String?
     @Option(help: ArgumentHelp("Write the per-second series (processed, rate, unexpired, pending, stream length, p99) as CSV to this file.", valueName: "path"))
     var csv: String?
-    @Option(name: .customLong("hdr-log"), help: ArgumentHelp("Write the latency histogram as HdrHistogram's percentile distribution (.hgrm) to this file.", valueName: "path"))
+    @Option(name: .customLong("hdr-log"), help: ArgumentHelp("Write the latency histogram (µs) in HdrHistogram's interval log format (.hlog) to this file, for HdrHistogram's tools.", valueName: "path"))
     var hdrLog: String?
     @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
     var progress: RunConfiguration.Progress = .auto

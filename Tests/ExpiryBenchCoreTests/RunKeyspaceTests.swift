@@ -87,15 +87,16 @@ struct RunKeyspaceTests {
 
     @Test func newRunIDsAreShortLowercaseBase36() {
         let id = RunKeyspace.newRunID()
-        #expect(id.count >= 3 && id.count <= 10, "\(id)")
+        #expect(id.count >= 5 && id.count <= 12, "\(id)")
         #expect(id.allSatisfy { ("0"..."9").contains($0) || ("a"..."z").contains($0) }, "\(id)")
     }
 
     @Test func newRunIDsStartWithTheTime() {
         let ids = (0..<20).map { _ in RunKeyspace.newRunID() }
-        let timeParts = Set(ids.map { $0.dropLast(2) })
+        // The time in base 36, then 4 random base-36 characters.
+        let timeParts = Set(ids.map { $0.dropLast(4) })
         #expect(timeParts.count <= 2)   // the same second, or at most two across a tick
-        let seconds = Int(ids[0].dropLast(2), radix: 36)
+        let seconds = Int(ids[0].dropLast(4), radix: 36)
         #expect(seconds != nil)
         #expect(abs((seconds ?? 0) - Int(WallClock.milliseconds() / 1000)) <= 2)
     }

@@ -5,7 +5,9 @@ import Synchronization
 ///
 /// Consumers record a whole batch under one short lock; readers take a copy.
 public final class LatencyRecorder: Sendable {
-    private let histogram = Mutex(Histogram<UInt64>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three))
+    /// One hour in microseconds: the longest latency recorded as itself.
+    public static let highestTrackableValue: UInt64 = 3_600_000_000
+    private let histogram = Mutex(Histogram<UInt64>(highestTrackableValue: LatencyRecorder.highestTrackableValue, numberOfSignificantValueDigits: .three))
 
     public init() {}
 

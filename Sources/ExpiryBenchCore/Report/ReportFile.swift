@@ -27,11 +27,9 @@ public enum SeriesFiles {
         return text
     }
 
-    /// The latency histogram as HdrHistogram's percentile distribution (the `.hgrm` text that HdrHistogram's
-    /// plotter reads), in milliseconds.
-    public static func hdrPercentiles(_ histogram: Histogram<UInt64>) -> String {
-        var text = ""
-        histogram.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1000)
-        return text
+    /// The latency histogram in HdrHistogram's interval log format (`.hlog`), one interval for the run.
+    public static func hdrLog(_ outcome: RunOutcome) -> String {
+        HdrLog.log(outcome.latencies, startTime: outcome.startedAt, length: outcome.report.durationSec,
+                   highestTrackableValue: LatencyRecorder.highestTrackableValue)
     }
 }

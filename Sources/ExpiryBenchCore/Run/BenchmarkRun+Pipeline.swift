@@ -46,6 +46,7 @@ extension BenchmarkRun {
         let failure = FirstFailure()
         let clock = ContinuousClock()
         let start = clock.now
+        let startedAt = Double(WallClock.milliseconds()) / 1000
         var end = start
         var interrupted = false
         var stalledFor: Duration?
@@ -185,7 +186,7 @@ extension BenchmarkRun {
             lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
             maxStreamLength: trimmer.maxLength,
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
-        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram)
+        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt)
     }
 
     /// Recorded latencies (µs) above `threshold`.

@@ -83,6 +83,8 @@ public struct RunOutcome: Sendable {
     public let samples: [StatsReporter.Sample]
     /// Every committed key's deadline → commit latency, in microseconds.
     public let latencies: Histogram<UInt64>
+    /// When the run started, in seconds since the epoch.
+    public let startedAt: Double
 }
 
 /// A switch shared between tasks.
