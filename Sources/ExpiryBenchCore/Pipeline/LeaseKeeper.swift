@@ -1,4 +1,4 @@
-/// Keeps the lease of every live consumer of this process alive: every third of `leaseTTL`, one pipeline
+/// Keeps the lease of every live consumer of this process alive: every quarter of `leaseTTL`, one pipeline
 /// renews each lease key (`SET ... PX`) and its deadline in the run's lease index. A consumer that dies stops
 /// being renewed; when its lease lapses, the bridge (the lease key's expired event) or the sweeper (the lease
 /// index) puts it on the orphan board and another consumer takes its entries over at once.
@@ -18,7 +18,7 @@ public struct LeaseKeeper: Sendable {
         let ttl = context.configuration.leaseTTL
         while !shouldStop(), !Task.isCancelled {
             _ = try? await renew()
-            do { try await Task.sleep(for: ttl / 3) } catch { return }
+            do { try await Task.sleep(for: ttl / 4) } catch { return }
         }
     }
 

@@ -89,8 +89,9 @@ public struct RunConfiguration: Sendable {
     /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
     public var reclaimIdle: Duration { lockTTL * 2 }
 
-    /// A consumer's lease lasts this long without a heartbeat; heartbeats come every third of it.
-    public var leaseTTL: Duration { max(.seconds(1), lockTTL * 2) }
+    /// A consumer's lease lasts this long without a heartbeat; heartbeats come every quarter of it, so three
+    /// heartbeats in a row must be late (a loaded machine) before a live consumer is taken for dead.
+    public var leaseTTL: Duration { max(.seconds(2), lockTTL * 2) }
 
     /// Problems with the values, each naming the flag and the accepted range. Empty when the configuration is usable.
     public func problems() -> [String] {
