@@ -45,6 +45,7 @@ struct RunCommand: AsyncParsableCommand {
             Diagnostics.fail(error.message)
             throw ExitCode(error.status.rawValue)
         } catch let error as RedisError {
+            // Not expected: the run turns Redis failures into RunError. Unreachable is the closest code.
             Diagnostics.fail("Redis failed during the run: \(error.message)")
             throw ExitCode(ExitStatus.unavailable.rawValue)
         }

@@ -93,7 +93,9 @@ public struct KeyGenerator: Sendable {
             if retry, let mark = try await connection.send(RedisCommand("GET", keyspace.generatorMark)).int, mark >= first + count { return }
             retry = true
             let replies = try await connection.pipeline(commands)
-            if case .error(let message) = replies.last ?? .null {
+            // EXECABORT only says the transaction was discarded: the reason is the first refused command's reply.
+            if case .error = replies.last ?? .null,
+               case .error(let message) = replies.first(where: { if case .error = $0 { return true } else { return false } }) ?? .null {
                 throw RedisError(.server, "generator transaction: \(message)", serverMessage: message)
             }
         }

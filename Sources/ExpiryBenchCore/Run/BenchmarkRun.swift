@@ -30,6 +30,10 @@ public struct BenchmarkRun: Sendable {
             let outcome = try await execute(on: server)
             await server.embedded?.stop()
             return outcome
+        } catch let error as RedisError {
+            // A Redis failure while setting up: the same exit codes and wording as the preflight's.
+            await server.embedded?.stop()
+            throw RunError(error, endpoint: server.endpoint)
         } catch {
             await server.embedded?.stop()
             throw error
