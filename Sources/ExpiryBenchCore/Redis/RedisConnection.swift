@@ -61,7 +61,7 @@ public final class RedisConnection: Sendable {
             if !context.isConnected {
                 try context.connect(timeoutMilliseconds: milliseconds)
                 self.reconnects.add(1, ordering: .relaxed)
-                log.info("reconnected to \(self.endpoint.addressDescription)")
+                log.debug("reconnected to \(self.endpoint.addressDescription)")
             }
             return try context.roundTrip(commands, timeoutMilliseconds: milliseconds + Self.milliseconds(extraWait))
         }

@@ -114,7 +114,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                     do {
                         try Self.open(context, channel: channel, timeoutMilliseconds: timeoutMilliseconds, prepare: prepare)
                         reconnects.add(1, ordering: .relaxed)
-                        log.notice("subscriber reconnected after: \(error)")
+                        log.debug("subscriber reconnected after: \(error)")
                         subscribed.store(true, ordering: .releasing)
                         break
                     } catch {
