@@ -12,16 +12,8 @@ extension Scenarios {
 
         func configuration(_ server: EmbeddedRedis, keys: Int, consumers: Int, work: Duration = .milliseconds(1),
                            runID: String, keep: Bool = false) -> RunConfiguration {
-            var configuration = RunConfiguration()
-            configuration.server = .url(server.endpoint, spawnIfAbsent: false)
-            configuration.keys = keys
-            configuration.consumers = consumers
-            configuration.ttl = .milliseconds(100)
-            configuration.work = work
-            configuration.progress = .none
-            configuration.namespace = Self.namespace
-            configuration.runID = runID
-            configuration.keep = keep
+            var configuration = testRunConfiguration(server, keys: keys, consumers: consumers, work: work,
+                                                     namespace: Self.namespace, runID: runID, keep: keep)
             configuration.timeout = .seconds(5)
             configuration.stallTimeout = .seconds(15)
             configuration.maxDuration = .seconds(45)

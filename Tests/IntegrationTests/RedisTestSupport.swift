@@ -71,7 +71,8 @@ struct ProgramResult: Sendable {
 
 /// Runs `executable` with `arguments`, stdout and stderr captured in files (no pipe can fill and stall it),
 /// and waits for it without blocking a cooperative thread. Kills it (and fails the test) after `limit`.
-func runProgram(_ executable: URL, _ arguments: [String], limit: Duration = .seconds(90),
+/// - Parameter environment: the child's whole environment; nil to inherit this process's.
+func runProgram(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, limit: Duration = .seconds(90),
                 whileRunning: (@Sendable (Process) async -> Void)? = nil) async throws -> ProgramResult {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("expiry-bench-e2e-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -87,11 +88,22 @@ func runProgram(_ executable: URL, _ arguments: [String], limit: Duration = .sec
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    if let environment { process.environment = environment }
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     try process.run()
+    try await awaitExit(process, limit: limit, description: "\(executable.lastPathComponent) \(arguments.joined(separator: " "))",
+                        whileRunning: whileRunning)
+    let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+    return ProgramResult(status: process.terminationStatus, exitedNormally: process.terminationReason == .exit,
+                         stdout: stdout, stderr: stderr)
+}
 
+/// Waits (without blocking a thread) for `process` to exit; kills it and fails the test after `limit`.
+func awaitExit(_ process: Process, limit: Duration, description: String,
+               whileRunning: (@Sendable (Process) async -> Void)?) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + limit
     if let whileRunning { await whileRunning(process) }
@@ -101,14 +113,26 @@ func runProgram(_ executable: URL, _ arguments: [String], limit: Duration = .sec
             process.terminate()
             try await Task.sleep(for: .milliseconds(500))
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            Issue.record("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) did not finish within \(limit)")
+            Issue.record("\(description) did not finish within \(limit)")
             break
         }
         try await Task.sleep(for: .milliseconds(20))
     }
     while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-    let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    return ProgramResult(status: process.terminationStatus, exitedNormally: process.terminationReason == .exit,
-                         stdout: stdout, stderr: stderr)
+}
+
+/// A short run's configuration against `server`, bounded so that a broken run fails instead of hanging.
+func testRunConfiguration(_ server: EmbeddedRedis, keys: Int, consumers: Int, work: Duration = .milliseconds(1),
+                          namespace: String, runID: String, keep: Bool = false) -> RunConfiguration {
+    var configuration = RunConfiguration()
+    configuration.server = .url(server.endpoint, spawnIfAbsent: false)
+    configuration.keys = keys
+    configuration.consumers = consumers
+    configuration.ttl = .milliseconds(100)
+    configuration.work = work
+    configuration.progress = .none
+    configuration.namespace = namespace
+    configuration.runID = runID
+    configuration.keep = keep
+    return configuration
 }

@@ -8,16 +8,8 @@ import Testing
 struct RunTests {
     func configuration(_ server: EmbeddedRedis, keys: Int, consumers: Int, work: Duration = .milliseconds(1),
                        runID: String, keep: Bool = false) -> RunConfiguration {
-        var configuration = RunConfiguration()
-        configuration.server = .url(server.endpoint, spawnIfAbsent: false)
-        configuration.keys = keys
-        configuration.consumers = consumers
-        configuration.ttl = .milliseconds(100)
-        configuration.work = work
-        configuration.progress = .none
-        configuration.namespace = "itest-run"
-        configuration.runID = runID
-        configuration.keep = keep
+        var configuration = testRunConfiguration(server, keys: keys, consumers: consumers, work: work,
+                                                 namespace: "itest-run", runID: runID, keep: keep)
         configuration.stallTimeout = .seconds(20)
         #expect(configuration.problems().isEmpty, "test configuration rejected: \(configuration.problems())")
         return configuration

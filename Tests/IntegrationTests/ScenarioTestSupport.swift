@@ -111,29 +111,7 @@ func shortTemporaryDirectory(_ tag: String) throws -> URL {
 func runExpiryBench(_ arguments: [String], environment: [String: String] = [:], limit: Duration = .seconds(60),
                     whileRunning: (@Sendable (Process) async -> Void)? = nil) async throws -> ProgramResult {
     let binary = try EndToEndTests.productsDirectory().appendingPathComponent("expiry-bench")
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("expiry-bench-scn-\(UUID().uuidString.prefix(8))")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("stdout")
-    let errURL = directory.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer { try? out.close(); try? err.close() }
-
-    let process = Process()
-    process.executableURL = binary
-    process.arguments = arguments
-    process.environment = toolEnvironment(environment)
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    try await awaitExit(process, limit: limit, description: arguments.joined(separator: " "), whileRunning: whileRunning)
-    let result = ProgramResult(status: process.terminationStatus, exitedNormally: process.terminationReason == .exit,
-                               stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                               stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    let result = try await runProgram(binary, arguments, environment: toolEnvironment(environment), limit: limit, whileRunning: whileRunning)
     expectNoCrash(result, arguments)
     return result
 }
@@ -178,7 +156,7 @@ func runExpiryBenchOnTerminal(_ arguments: [String], environment: [String: Strin
     process.standardInput = FileHandle.nullDevice
     do { try process.run() } catch { try? slaveHandle.close(); throw error }
     try? slaveHandle.close()  // the child holds its own copy; the reader sees EIO once it exits
-    try await awaitExit(process, limit: limit, description: arguments.joined(separator: " "), whileRunning: nil)
+    try await awaitExit(process, limit: limit, description: "expiry-bench " + arguments.joined(separator: " "), whileRunning: nil)
     _ = await waitUntil(.seconds(5)) { captured.value.done }
     let stdout = String(decoding: captured.value.data, as: UTF8.self)
     let result = ProgramResult(status: process.terminationStatus, exitedNormally: process.terminationReason == .exit,
@@ -223,25 +201,6 @@ private func toolEnvironment(_ extra: [String: String]) -> [String: String] {
     environment["NO_COLOR"] = nil
     for (name, value) in extra { environment[name] = value }
     return environment
-}
-
-private func awaitExit(_ process: Process, limit: Duration, description: String,
-                       whileRunning: (@Sendable (Process) async -> Void)?) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + limit
-    if let whileRunning { await whileRunning(process) }
-    // Not waitUntilExit(): on Linux it spins a run loop when called off the main thread.
-    while process.isRunning {
-        if clock.now > deadline {
-            process.terminate()
-            try await Task.sleep(for: .milliseconds(500))
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            Issue.record("expiry-bench \(description) did not finish within \(limit)")
-            break
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
 }
 
 private func expectNoCrash(_ result: ProgramResult, _ arguments: [String]) {
