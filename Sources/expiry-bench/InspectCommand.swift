@@ -57,7 +57,12 @@ struct CleanupCommand: AsyncParsableCommand {
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
-            let removed = try await RunCleanup.removeKeys(of: RunKeyspace(namespace: namespace, runID: runID), on: connection)
+            let keyspace = RunKeyspace(namespace: namespace, runID: runID)
+            // Only a prefix that holds a run: never sweep keys that merely share its shape.
+            guard try await connection.send(RedisCommand("EXISTS", keyspace.meta)).int == 1 else {
+                throw RunError(.usage, "no run '\(runID)' under namespace '\(namespace)' at \(connection.endpoint.addressDescription) (expiry-bench inspect --list shows the runs there); nothing was removed")
+            }
+            let removed = try await RunCleanup.removeKeys(of: keyspace, on: connection)
             print("Removed \(Format.count(removed)) keys of run \(runID) under \(namespace):\(runID): at \(connection.endpoint.addressDescription).")
         }
     }

@@ -6,7 +6,8 @@ import Foundation
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Generate keys that expire, turn their expirations into stream entries, process each exactly once, and report."
+        abstract: "Generate keys that expire, turn their expirations into stream entries, process each exactly once, and report.",
+        discussion: "Durations take a unit: 500us, 250ms, 2s, 1m, 1h (or 0)."
     )
 
     @OptionGroup(title: "Server") var server: ServerOptions
@@ -60,13 +61,13 @@ struct RunCommand: AsyncParsableCommand {
             (output.csv, "CSV series", text(SeriesFiles.csv(outcome.samples))),
             (output.hdrLog, "latency histogram", text(SeriesFiles.hdrLog(outcome))),
         ]
+        // A file that cannot be written costs a warning, not the verdict: the others are still written.
         for file in files {
             guard let path = file.path else { continue }
             do {
                 try file.write(path)
             } catch {
-                Diagnostics.fail("cannot write the \(file.what) to \(path): \(error.localizedDescription)")
-                throw ExitCode(ExitStatus.usage.rawValue)
+                Diagnostics.warn("cannot write the \(file.what) to \(path): \(error.localizedDescription)")
             }
         }
         switch report.verdict {

@@ -41,11 +41,11 @@ struct ServerOptions: ParsableArguments {
 struct WorkloadOptions: ParsableArguments {
     @Option(help: "Keys to generate.") var keys: Int = 3_000_000
     @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = 64
-    @Option(help: ArgumentHelp("Time to live of each key: its deadline.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Time to live of each key: its deadline (a duration: 250ms, 2s, 1m).", valueName: "duration"))
     var ttl: DurationArgument = DurationArgument(.milliseconds(100))
-    @Option(help: ArgumentHelp("Simulated work per key (an async sleep); 0 for none.", valueName: "duration"))
+    @Option(help: ArgumentHelp("Simulated work per key (an async sleep): 5ms, 1s...; 0 for none.", valueName: "duration"))
     var work: DurationArgument = DurationArgument(.milliseconds(5))
-    @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock.", valueName: "duration"))
+    @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock (a duration: 500ms, 2s).", valueName: "duration"))
     var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
     @Option(help: "Keys generated per second, open loop; 0 for as fast as the pipeline takes them.") var rate: Int = 0
     @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 128 with --work 0).")
@@ -145,8 +145,11 @@ struct OutputOptions: ParsableArguments {
     func validate() throws {
         for (flag, path) in [("--json", json), ("--csv", csv), ("--hdr-log", hdrLog)] {
             guard let path else { continue }
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError("\(flag): \(path) is a directory; give a file name")
+            }
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
                 throw ValidationError("\(flag): the directory \(directory) does not exist")
             }

@@ -16,7 +16,8 @@ final class SignalWatcher {
                 if stop.request() == 1 {
                     Diagnostics.warn("stopping: finishing the work in flight, then reporting and cleaning up (interrupt again to quit at once)")
                 } else {
-                    Diagnostics.fail("interrupted again: quitting now, after at most 3 s of cleanup; what remains of the run is removed by: expiry-bench cleanup --run-id <id>")
+                    let runID = EmergencyCleanup.shared.runID ?? "<id>"
+                    Diagnostics.fail("interrupted again: quitting now, after at most 3 s of cleanup; if anything of the run remains, remove it with: expiry-bench cleanup --run-id \(runID)")
                     // Best effort: restore the server setting and remove the run's keys, bounded in time.
                     let done = DispatchSemaphore(value: 0)
                     Task.detached {

@@ -176,7 +176,8 @@ struct EndpointTests {
         #expect(RedisEndpoint.redact("redis://u:pw@h:1/0") == "redis://***@h:1/0")
         #expect(RedisEndpoint.redact("x://a@b@c") == "x://***@c")
         #expect(RedisEndpoint.redact("redis://h:1") == "redis://h:1")
-        #expect(RedisEndpoint.redact("no url here, user@host") == "no url here, user@host")
+        // Without a scheme everything before the last '@' may be a secret (a mistyped URL): it is hidden too.
+        #expect(RedisEndpoint.redact("redis:/:pw@h") == "***@h")
         #expect(RedisEndpoint.redact("") == "")
     }
 

@@ -117,7 +117,7 @@ struct RunConfigurationTests {
 
     @Test func batchThatOutlivesHalfTheLockIsRejected() {
         let problems = configuration { $0.batch = 100 }.problems()   // 100 × 5ms = 500ms, lock 500ms
-        #expect(problems == ["--batch 100 with --work 5ms and --concurrency 1 holds its locks for 500ms, more than half of --lock-ttl 500ms: lower --batch or raise --lock-ttl"])
+        #expect(problems == ["--batch 100 with --work 5ms and --concurrency 1 holds its locks for 500ms of work, which needs --lock-ttl 1s or more (twice the work, and 50ms above it); --lock-ttl is 500ms: raise it or lower --batch"])
     }
 
     @Test func lockConstraintHoldsAtTheBoundaryAndWithConcurrency() {
@@ -132,5 +132,24 @@ struct RunConfigurationTests {
         let problems = configuration { $0.batch = 100; $0.keys = 0 }.problems()
         #expect(problems.count == 1)
         #expect(problems.first?.hasPrefix("--keys") == true)
+    }
+}
+
+@Suite("RunConfiguration lock margin")
+struct LockMarginTests {
+    @Test func shortLocksNeedTheMarginToo() {
+        var configuration = RunConfiguration()
+        configuration.lockTTL = .milliseconds(40)
+        configuration.work = .milliseconds(2)
+        // Half of 40 ms would fit 10 keys, but 50 ms of margin leaves no room: the run is refused.
+        #expect(configuration.problems().first?.contains("needs --lock-ttl 52ms or more") == true)
+        #expect(configuration.problems().first?.hasSuffix("raise it") == true)
+    }
+
+    @Test func defaultBatchLeavesTheMargin() {
+        // 100 ms lock, 5 ms work: half is 50 ms, the margin leaves 50 ms as well: 10 keys.
+        #expect(RunConfiguration.defaultBatch(work: .milliseconds(5), lockTTL: .milliseconds(100), concurrency: 1) == 10)
+        // 80 ms lock: the margin (30 ms left) is the tighter bound: 6 keys.
+        #expect(RunConfiguration.defaultBatch(work: .milliseconds(5), lockTTL: .milliseconds(80), concurrency: 1) == 6)
     }
 }

@@ -43,11 +43,13 @@ public struct KeyGenerator: Sendable {
         var next = 0
         let ttlMillisecondsInt = Int64(ttl.milliseconds)
         while next < keys, !shouldStop() {
-            let count = min(batchSize, keys - next)
+            // Never more than --max-outstanding at once, or the wait below could never end.
+            let count = min(batchSize, keys - next, maxOutstanding)
             if rate > 0 {
                 // Open loop: batch n is due at start + n × batch / rate, whatever happened before it.
                 let due = start + .nanoseconds(Int64(Double(next) / Double(rate) * 1e9))
                 if due > clock.now { try await clock.sleep(until: due) }
+                if shouldStop() { break }
             }
             var waited = false
             while counters.generated.load(ordering: .relaxed) - counters.finished + count > maxOutstanding, !shouldStop() {
@@ -55,6 +57,7 @@ public struct KeyGenerator: Sendable {
                 try await Task.sleep(for: .milliseconds(1))
             }
             if waited { counters.generatorWaits.add(1, ordering: .relaxed) }
+            if shouldStop() { break }
             let first = next
             let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
             try await write(first: first, count: count, deadline: deadline)

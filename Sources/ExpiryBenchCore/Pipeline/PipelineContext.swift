@@ -36,7 +36,6 @@ public final class OrphanBoard: Sendable {
         names.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 
-    public var isEmpty: Bool { names.withLock { $0.isEmpty } }
 }
 
 /// Crash times of consumers, and how long after each crash its entries were taken over.

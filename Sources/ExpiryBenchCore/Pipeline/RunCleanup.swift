@@ -20,6 +20,22 @@ public enum RunCleanup {
         return removed
     }
 
+    /// The first key found under the run's prefix, if any: a run only starts on an empty prefix, so that
+    /// removing "its" keys can never remove anything it did not write.
+    public static func firstKey(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> String? {
+        var cursor = "0"
+        let pattern = globEscaped(keyspace.prefix) + "*"
+        repeat {
+            let reply = try await connection.send(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "10000"]))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array else {
+                throw RedisError(.protocolViolation, "SCAN returned \(reply)")
+            }
+            if let key = keys.first?.string { return key }
+            cursor = next
+        } while cursor != "0"
+        return nil
+    }
+
     /// Escapes glob characters so that a prefix matches only itself in SCAN MATCH.
     static func globEscaped(_ text: String) -> String {
         var out = ""

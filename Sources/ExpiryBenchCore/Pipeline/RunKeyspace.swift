@@ -37,6 +37,8 @@ public struct RunKeyspace: Sendable, Equatable {
     public var leases: String { prefix + "leases" }
     /// Hash describing the run (settings, start time), for `inspect`.
     public var meta: String { prefix + "meta" }
+    /// The run's keys that have no TTL of their own.
+    public var bookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, meta, leases] }
     /// The consumer group's name.
     public var group: String { "workers" }
 

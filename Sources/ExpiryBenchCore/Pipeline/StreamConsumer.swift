@@ -40,36 +40,53 @@ public struct StreamConsumer: Sendable {
     var counters: RunCounters { context.counters }
     var keyspace: RunKeyspace { context.keyspace }
 
+    /// `run`, and when chaos crashes the consumer, drops its connection without acking anything (a crash).
+    /// Either way the consumer is no longer alive afterwards: its lease is not renewed.
+    public func runUntilStoppedOrCrashed(shouldStop: @Sendable () -> Bool) async throws {
+        defer { stats.alive.set(false) }
+        do {
+            try await run(shouldStop: shouldStop)
+        } catch is ConsumerCrashed {
+            connection.close()
+        }
+    }
+
     /// Consumes until `shouldStop` says so; returns after the batch in hand is settled. Throws when Redis has
     /// been unreachable for longer than `--timeout`, or `ConsumerCrashed` when chaos kills it.
     public func run(shouldStop: @Sendable () -> Bool) async throws {
         let clock = ContinuousClock()
         var lastReclaim = clock.now
         var claimSequence = 0
-        var redeliveries: [StreamEntry] = []
+        // Entries this consumer already owns, to work on first: keys handed back after a failure, and what did
+        // not fit in the previous batch. A batch never exceeds `batch`, so its work always fits in its locks.
+        var carried: [StreamEntry] = []
         var failingSince: ContinuousClock.Instant?
         while !shouldStop() {
             if stats.crash.isSet { throw ConsumerCrashed() }
             do {
-                var entries = try await read(upTo: readCount - redeliveries.count, wait: redeliveries.isEmpty)
-                entries += redeliveries
-                redeliveries = []
+                var entries = carried
+                carried = []
+                entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
                 // A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a consumer
                 // never takes itself over, and its renewed lease puts it back.
-                if let orphan = context.orphans.take(), orphan != stats.name {
+                if entries.count < batch, let orphan = context.orphans.take(), orphan != stats.name {
                     entries += try await takeOver(orphan)
                 }
                 // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
                 // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
-                if context.idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
+                if entries.count < batch, context.idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
                     lastReclaim = clock.now
                     entries += try await reclaim()
                 }
                 failingSince = nil
                 if entries.isEmpty { continue }
                 entries = Self.unique(entries)
+                if entries.count > batch {
+                    carried = Array(entries[batch...])
+                    entries = Array(entries.prefix(batch))
+                }
                 claimSequence += 1
-                redeliveries = try await process(entries, token: "\(stats.name):\(claimSequence)")
+                carried += try await process(entries, token: "\(stats.name):\(claimSequence)")
             } catch let error as RedisError where error.isTransient {
                 // The entries in hand stay pending: they are reclaimed once idle, and the claim and commit
                 // scripts make a redo safe. Back off, then the next call reconnects.

@@ -7,14 +7,20 @@ public final class StreamTrimmer: Sendable {
     let connection: RedisConnection
     let keyspace: RunKeyspace
     let interval: Duration
-    private let state = Mutex((length: 0, maxLength: 0, pending: 0, lag: -1))
+    private let state = Mutex((length: 0, maxLength: 0, pending: 0))
 
     let counters: RunCounters?
+    let expireAfter: Duration?
 
-    /// - Parameter counters: where to publish the group's lag (`undelivered`), for consumers to size their reads.
-    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), counters: RunCounters? = nil) {
+    /// - Parameters:
+    ///   - counters: where to publish the group's lag (`undelivered`), for consumers to size their reads.
+    ///   - expireAfter: when set, the run's bookkeeping keys get this TTL, renewed every 10 s, so that a run killed
+    ///     with SIGKILL (no cleanup) does not leave them on the server forever.
+    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), counters: RunCounters? = nil,
+                expireAfter: Duration? = nil) {
         self.connection = connection
         self.counters = counters
+        self.expireAfter = expireAfter
         self.keyspace = keyspace
         self.interval = interval
     }
@@ -25,15 +31,23 @@ public final class StreamTrimmer: Sendable {
     public var maxLength: Int { state.withLock { $0.maxLength } }
     /// Entries delivered and not yet acknowledged, at the last sample.
     public var pending: Int { state.withLock { $0.pending } }
-    /// Entries not yet delivered to any consumer, at the last sample; -1 when unknown (Redis before 7.0).
-    public var lag: Int { state.withLock { $0.lag } }
 
     /// Trims until cancelled. Failures are skipped: trimming is housekeeping, the next tick tries again.
     public func run() async {
+        var tick = 0
         while !Task.isCancelled {
+            if let expireAfter, tick % 100 == 0 { try? await expireBookkeeping(after: expireAfter) }
+            tick += 1
             do { try await Task.sleep(for: interval) } catch { break }
             _ = try? await trimOnce()
         }
+    }
+
+    /// Gives the run's bookkeeping keys a TTL (the keys that expire, locks, leases and commit records have
+    /// their own).
+    func expireBookkeeping(after ttl: Duration) async throws {
+        let milliseconds = String(ttl.milliseconds)
+        _ = try await connection.pipeline(keyspace.bookkeepingKeys.map { RedisCommand("PEXPIRE", $0, milliseconds) })
     }
 
     /// One sample and trim; returns the ID trimmed up to, if any.
@@ -56,7 +70,6 @@ public final class StreamTrimmer: Sendable {
         let group = Self.groupFields(keyspace.group, in: replies[1])
         let lastDelivered = group["last-delivered-id"]
         let lag = group["lag"].flatMap { Int($0) } ?? -1
-        state.withLock { $0.lag = lag }
         counters?.undelivered.store(lag, ordering: .relaxed)
         // Entries older than both are acknowledged: nobody will read them again.
         let bounds = [firstPending, lastDelivered].compactMap { $0 }.compactMap(StreamID.init)

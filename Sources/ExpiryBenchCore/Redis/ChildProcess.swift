@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// Foundation's `Process` passes on the spawning thread's signal mask (Swift's threads block SIGTERM) and the
 /// dispositions this tool sets to SIG_IGN for its own SIGINT handling, so a server started through it would
-/// ignore SIGTERM and Ctrl-C. Stdout and stderr go to /dev/null.
+/// ignore SIGTERM. It runs in a process group of its own; stdout and stderr go to /dev/null.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let exited = Atomic<Bool>(false)
@@ -22,7 +22,10 @@ public final class ChildProcess: Sendable {
         sigemptyset(&defaults)
         for signal in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // Its own process group: a Ctrl-C on the terminal reaches this tool (which stops the server itself, after
+        // the report), not the server.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

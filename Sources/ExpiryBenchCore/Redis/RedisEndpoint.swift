@@ -56,9 +56,11 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             if let colon = credentials.firstIndex(of: ":") {
                 let user = String(credentials[..<colon])
                 username = user.isEmpty ? nil : Self.percentDecoded(user)
-                password = Self.percentDecoded(String(credentials[credentials.index(after: colon)...]))
+                // `redis://user:@host`: a user whose password comes from --password-file or REDIS_PASSWORD.
+                let secret = Self.percentDecoded(String(credentials[credentials.index(after: colon)...]))
+                password = secret.isEmpty ? nil : secret
             } else if !credentials.isEmpty {
-                // `redis://secret@host` is how many clients spell a password without a user.
+                // `redis://secret@host` is a password without a user, as redis-cli -u reads it.
                 password = Self.percentDecoded(String(credentials))
             }
         }
@@ -114,10 +116,14 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Replaces whatever sits between `://` and `@` in a URL-like string, for messages about bad input.
+    /// Hides whatever may be credentials in a URL-like string (everything before its last `@`, after the
+    /// scheme if there is one), for messages about bad input. Malformed URLs are redacted too.
     public static func redact(_ text: String) -> String {
-        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") else { return text }
-        return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+        guard let at = text.lastIndex(of: "@") else { return text }
+        if let scheme = text.range(of: "://"), scheme.upperBound <= at {
+            return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
+        }
+        return "***" + String(text[at...])
     }
 
     static func percentDecoded(_ text: String) -> String {

@@ -12,7 +12,6 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
     public let messages = BatchQueue<Element>()
     private let stopping = Atomic<Bool>(false)
     private let reconnects = Atomic<Int>(0)
-    private let subscribed = Atomic<Bool>(false)
     private let thread: ConnectionThread
 
     /// Subscribes to `channel` and returns once the server has confirmed the subscription.
@@ -39,11 +38,11 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
             subscription.thread.submit {
                 do {
                     try Self.open(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare)
-                    subscription.subscribed.store(true, ordering: .releasing)
                     ready.resume()
                 } catch {
                     ready.resume(throwing: error)
                     subscription.messages.finish()
+                    subscription.thread.shutdown {}
                     return
                 }
                 subscription.readLoop(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare, transform: transform)
@@ -106,7 +105,6 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                 backoff = 50
             } catch {
                 // The connection broke: reconnect and resubscribe until it works or we are stopped.
-                subscribed.store(false, ordering: .releasing)
                 while !stopping.load(ordering: .acquiring) {
                     let jitter = Int.random(in: 0...(backoff / 2))
                     usleep(UInt32((backoff + jitter) * 1000))
@@ -115,7 +113,6 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                         try Self.open(context, channel: channel, timeoutMilliseconds: timeoutMilliseconds, prepare: prepare)
                         reconnects.add(1, ordering: .relaxed)
                         log.debug("subscriber reconnected after: \(error)")
-                        subscribed.store(true, ordering: .releasing)
                         break
                     } catch {
                         continue

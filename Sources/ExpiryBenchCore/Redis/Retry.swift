@@ -2,18 +2,18 @@
 /// still loading after a restart): capped exponential backoff with jitter, for at most `giveUpAfter` of
 /// continuous failure. Other server error replies are not retried: they are answers.
 public func withRetries<T: Sendable>(
-    giveUpAfter limit: Duration, onFailure: (RedisError) -> Void = { _ in },
-    _ body: () async throws -> T
+    giveUpAfter limit: Duration, _ body: () async throws -> T
 ) async throws -> T {
     let clock = ContinuousClock()
-    let firstFailure = clock.now
+    var firstFailure: ContinuousClock.Instant?
     var backoff = Duration.milliseconds(20)
     while true {
         do {
             return try await body()
         } catch let error as RedisError where error.isTransient {
-            onFailure(error)
-            if clock.now - firstFailure > limit { throw error }
+            let failedSince = firstFailure ?? clock.now
+            firstFailure = failedSince
+            if clock.now - failedSince > limit { throw error }
             let jitter = Duration.milliseconds(Int.random(in: 0...max(1, backoff.milliseconds / 2)))
             try await Task.sleep(for: backoff + jitter)
             backoff = min(backoff * 2, .seconds(2))

@@ -17,6 +17,9 @@ public enum ReportPrinter {
         lines.append("  duplicate deliveries      \(Format.count(r.duplicateDeliveries)) (caught at claim, acknowledged without work)")
         lines.append("  lock skips                \(Format.count(r.lockSkips))")
         lines.append("  fenced commits            \(Format.count(r.fencedCommits)) (lock lapsed: not committed, redone)")
+        if r.fencedCommits > 0 && !r.settings.chaos {
+            lines.append("                            (each was worked on twice and committed once: raise --lock-ttl or lower --batch)")
+        }
         lines.append("  reclaimed entries         \(Format.count(r.reclaimed))")
         lines.append("  dead-lettered             \(Format.count(r.deadLettered))")
         if r.failedWork > 0 || r.redeliveries > 0 {

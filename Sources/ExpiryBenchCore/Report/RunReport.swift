@@ -163,6 +163,10 @@ public struct Verification: Sendable, Equatable {
     public var committedAndDeadLettered = 0
     /// Why the end state could not be read from Redis, if it could not.
     public var unverifiable: String?
+    /// The first error a component of the run ended with, if any.
+    public var componentFailure: String?
+    /// The `--max-duration` the run exceeded, if it did.
+    public var exceededMaxDuration: Duration?
 
     public init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
                 deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
@@ -184,6 +188,8 @@ public struct Verification: Sendable, Equatable {
     /// Every reason the run is not exactly-once; empty when it is.
     public var problems: [String] {
         var found: [String] = []
+        if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
+        if let componentFailure { found.append("a component failed: \(componentFailure)") }
         if let unverifiable { found.append(unverifiable) }
         if committedAndDeadLettered > 0 { found.append("\(committedAndDeadLettered) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
@@ -196,8 +202,9 @@ public struct Verification: Sendable, Equatable {
         return found
     }
 
+    /// Interrupted (unless a component failed first), else exactly-once when nothing is wrong, else failed.
     public var verdict: RunReport.Verdict {
-        if interrupted { return .interrupted }
+        if interrupted && componentFailure == nil { return .interrupted }
         return problems.isEmpty ? .exactlyOnce : .failed
     }
 }

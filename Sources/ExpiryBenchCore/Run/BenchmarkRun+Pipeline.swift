@@ -36,7 +36,8 @@ extension BenchmarkRun {
         }
         let leases = LeaseKeeper(connection: try await connections.open("leases"), context: context, roster: roster)
         try await leases.renew()
-        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace, counters: counters)
+        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace, counters: counters,
+                                    expireAfter: configuration.keep ? nil : .seconds(3600))
         let reporter = StatsReporter(connection: try await connections.open("reporter"), keyspace: keyspace, counters: counters,
                                      latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
                                      idleEntries: context.idleEntries, reclaimIdle: configuration.reclaimIdle, trimmer: trimmer)
@@ -60,23 +61,15 @@ extension BenchmarkRun {
                     }
                 }
             }
-            /// A consumer, on its own connection; one that chaos crashes drops that connection without acking.
-            func startConsumer(_ consumer: StreamConsumer) {
-                child(consumer.stats.name) {
-                    defer { consumer.stats.alive.set(false) }
-                    do {
-                        try await consumer.run(shouldStop: { stopConsuming.isSet })
-                    } catch is ConsumerCrashed {
-                        consumer.connection.close()
-                    }
-                }
-            }
+
             child("generator") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
             child("bridge") { try await bridge.run() }
             if let sweeper {
                 child("sweeper") { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
             }
-            for consumer in consumers { startConsumer(consumer) }
+            for consumer in consumers {
+                child(consumer.stats.name) { try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet }) }
+            }
             group.addTask { await leases.run(shouldStop: { stopConsuming.isSet }) }
             let reporting = Task { await reporter.run(start: start) }
             let trimming = Task { await trimmer.run() }
@@ -118,10 +111,8 @@ extension BenchmarkRun {
                         let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name))
                         roster.add(replacement)
                         child(replacement.name) {
-                            let connection = try await connections.open(replacement.name)
-                            let consumer = StreamConsumer(connection: connection, context: context, stats: replacement)
-                            defer { replacement.alive.set(false) }
-                            do { try await consumer.run(shouldStop: { stopConsuming.isSet }) } catch is ConsumerCrashed { connection.close() }
+                            let consumer = StreamConsumer(connection: try await connections.open(replacement.name), context: context, stats: replacement)
+                            try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet })
                         }
                     case .stall:
                         roster.alive.filter { !$0.crash.isSet }.randomElement()?.stall.set()
@@ -146,9 +137,8 @@ extension BenchmarkRun {
         var verification = await verify(control: control, keyspace: keyspace, counters: counters)
         verification.interrupted = interrupted
         verification.stalledFor = stalledFor
-        var problems = verification.problems
-        if let failed = failure.message { problems.insert("a component failed: \(failed)", at: 0) }
-        if overTime { problems.insert("the run was still going after --max-duration \(DurationText.format(configuration.maxDuration))", at: 0) }
+        verification.componentFailure = failure.message
+        verification.exceededMaxDuration = overTime ? configuration.maxDuration : nil
 
         let duration = max((end - start).seconds, 1e-6)
         let members = roster.members
@@ -157,11 +147,10 @@ extension BenchmarkRun {
             let processed = stats.processed.load(ordering: .relaxed)
             return RunReport.Consumer(name: stats.name, processed: processed, share: total > 0 ? Double(processed) / Double(total) : 0)
         }
-        let verdict: RunReport.Verdict = interrupted && failure.message == nil ? .interrupted : (problems.isEmpty ? .exactlyOnce : .failed)
         let recoveries = context.recoveries.recoveries
         let histogram = context.latencies.snapshot()
         let report = RunReport(
-            verdict: verdict, problems: problems, runID: keyspace.runID,
+            verdict: verification.verdict, problems: verification.problems, runID: keyspace.runID,
             redis: embedded ? "private redis-server \(endpoint.addressDescription)" : endpoint.description, redisVersion: version,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.processedBits,
             duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),

@@ -11,7 +11,7 @@ public struct BenchmarkRun: Sendable {
     /// Where informational lines go (stdout in the tool, a buffer in tests).
     public let say: @Sendable (String) -> Void
 
-    public init(configuration: RunConfiguration, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void = { print($0) }) {
+    public init(configuration: RunConfiguration, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void = { print($0); fflush(nil) }) {
         self.configuration = configuration
         self.stop = stop
         self.say = say
@@ -25,6 +25,8 @@ public struct BenchmarkRun: Sendable {
 
     /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
     public func executeWithSeries() async throws -> RunOutcome {
+        // Every consumer holds a connection; the other components about a dozen more.
+        try ResourceLimits.ensureOpenFiles(configuration.consumers * 2 + 64, consumers: configuration.consumers)
         let server = try await ServerHandle.open(configuration.server, timeout: configuration.timeout, say: say)
         do {
             let outcome = try await execute(on: server)
@@ -49,6 +51,13 @@ public struct BenchmarkRun: Sendable {
         let facts = try await Preflight.facts(control, endpoint: endpoint)
         try Preflight.check(facts, configuration: configuration, endpoint: endpoint, warn: { Diagnostics.warn($0) })
         let version = facts.version
+        // The run removes everything under its prefix at the end, so it must own the prefix from the start.
+        if let existing = try await RunCleanup.firstKey(of: keyspace, on: control) {
+            throw RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(existing)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove a kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
+        }
+        if configuration.keep, server.embedded != nil {
+            Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
+        }
         let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
                                                                    timeout: configuration.timeout, say: say)
         let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)" : endpoint.description
@@ -57,8 +66,10 @@ public struct BenchmarkRun: Sendable {
             say("notify-keyspace-events was '\(notifications.original ?? "")': set to '\(applied)' for the run, restored at the end.")
         }
 
-        if server.embedded == nil {
-            EmergencyCleanup.shared.register(EmergencyCleanup.undo(endpoint: endpoint, keyspace: keyspace, notifications: notifications, keep: configuration.keep))
+        if let embedded = server.embedded {
+            EmergencyCleanup.shared.register(runID: keyspace.runID) { await embedded.stop() }
+        } else {
+            EmergencyCleanup.shared.register(runID: keyspace.runID, EmergencyCleanup.undo(endpoint: endpoint, keyspace: keyspace, notifications: notifications, keep: configuration.keep))
         }
         defer { EmergencyCleanup.shared.clear() }
         let outcome: Result<RunOutcome, Error>

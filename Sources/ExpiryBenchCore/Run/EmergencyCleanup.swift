@@ -5,14 +5,17 @@ import Synchronization
 /// once its own cleanup is done.
 public final class EmergencyCleanup: Sendable {
     public static let shared = EmergencyCleanup()
-    private let action = Mutex<(@Sendable () async -> Void)?>(nil)
+    private let action = Mutex<(runID: String, body: @Sendable () async -> Void)?>(nil)
 
-    public func register(_ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = body } }
+    public func register(runID: String, _ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = (runID, body) } }
     public func clear() { action.withLock { $0 = nil } }
+
+    /// The run the registered cleanup belongs to, if any.
+    public var runID: String? { action.withLock { $0?.runID } }
 
     /// Runs the registered cleanup, if any, giving up after `limit`.
     public func run(limit: Duration) async {
-        guard let body = action.withLock({ $0 }) else { return }
+        guard let body = action.withLock({ $0?.body }) else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await body() }
             group.addTask { try? await Task.sleep(for: limit) }

@@ -70,9 +70,13 @@ public struct RunConfiguration: Sendable {
 
     public static func defaultBatch(work: Duration, lockTTL: Duration, concurrency: Int) -> Int {
         guard work > .zero else { return 128 }
-        let perSlot = Int(lockTTL.seconds / (2 * work.seconds))
+        let budget = min(lockTTL / 2, lockTTL - lockMargin)
+        let perSlot = Int(budget.seconds / work.seconds)
         return max(1, min(256, perSlot * concurrency))
     }
+
+    /// Time a batch's locks must outlast its work by, for the round trips around it on a loaded machine.
+    public static let lockMargin: Duration = .milliseconds(50)
 
     /// The longest a batch holds its locks: its work, done `concurrency` keys at a time.
     public var batchWorkTime: Duration {
@@ -118,8 +122,9 @@ public struct RunConfiguration: Sendable {
         if namespace.isEmpty || namespace.count > 64 || namespace.contains(where: { $0 == " " || $0 == "*" || $0 == "?" || $0 == "[" || $0 == "{" || $0 == "}" }) {
             found.append("--namespace must be 1 to 64 characters without spaces, braces or glob characters (got '\(namespace)')")
         }
-        if found.isEmpty, work > .zero, batchWorkTime * 2 > lockTTL {
-            found.append("--batch \(effectiveBatch) with --work \(DurationText.format(work)) and --concurrency \(concurrency) holds its locks for \(DurationText.format(batchWorkTime)), more than half of --lock-ttl \(DurationText.format(lockTTL)): lower --batch or raise --lock-ttl")
+        if found.isEmpty, work > .zero, batchWorkTime * 2 > lockTTL || batchWorkTime + Self.lockMargin > lockTTL {
+            let needed = max(batchWorkTime * 2, batchWorkTime + Self.lockMargin)
+            found.append("--batch \(effectiveBatch) with --work \(DurationText.format(work)) and --concurrency \(concurrency) holds its locks for \(DurationText.format(batchWorkTime)) of work, which needs --lock-ttl \(DurationText.format(needed)) or more (twice the work, and 50ms above it); --lock-ttl is \(DurationText.format(lockTTL)): raise it" + (effectiveBatch > concurrency ? " or lower --batch" : ""))
         }
         return found
     }
