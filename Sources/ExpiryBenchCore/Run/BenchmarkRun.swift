@@ -53,7 +53,9 @@ public struct BenchmarkRun: Sendable {
         let version = facts.version
         // The run removes everything under its prefix at the end, so it must own the prefix from the start.
         if let existing = try await RunCleanup.firstKey(of: keyspace, on: control) {
-            throw RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(existing)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove a kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
+            let kept = try await control.send(RedisCommand("EXISTS", keyspace.meta)).int == 1
+            throw RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(existing)): a run only uses an empty prefix. Choose another --run-id or --namespace"
+                + (kept ? ", or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)" : "."))
         }
         if configuration.keep, server.embedded != nil {
             Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
