@@ -48,7 +48,7 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock (a duration: 500ms, 2s).", valueName: "duration"))
     var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
     @Option(help: "Keys generated per second, open loop; 0 for as fast as the pipeline takes them.") var rate: Int = 0
-    @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 128 with --work 0).")
+    @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 256 with --work 0).")
     var batch: Int?
     @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
     @Option(name: .customLong("commit-every"), help: ArgumentHelp("Commit a batch's finished keys this often while the rest is still being worked on.", valueName: "duration"))

@@ -43,9 +43,9 @@ struct RunConfigurationTests {
         #expect(configuration { $0.work = .milliseconds(5); $0.lockTTL = .milliseconds(500); $0.concurrency = 4 }.effectiveBatch == 200)
     }
 
-    @Test func batchWithoutWorkIs128() {
-        #expect(configuration { $0.work = .zero }.effectiveBatch == 128)
-        #expect(configuration { $0.work = .zero; $0.concurrency = 16 }.effectiveBatch == 128)
+    @Test func batchWithoutWorkIs256() {
+        #expect(configuration { $0.work = .zero }.effectiveBatch == 256)
+        #expect(configuration { $0.work = .zero; $0.concurrency = 16 }.effectiveBatch == 256)
     }
 
     @Test func explicitBatchWins() {

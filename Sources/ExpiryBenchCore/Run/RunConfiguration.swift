@@ -69,7 +69,7 @@ public struct RunConfiguration: Sendable {
     }
 
     public static func defaultBatch(work: Duration, lockTTL: Duration, concurrency: Int) -> Int {
-        guard work > .zero else { return 128 }
+        guard work > .zero else { return 256 }
         let budget = min(lockTTL / 2, lockTTL - lockMargin)
         let perSlot = Int(budget.seconds / work.seconds)
         return max(1, min(256, perSlot * concurrency))
