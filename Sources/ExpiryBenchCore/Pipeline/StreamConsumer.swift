@@ -66,9 +66,9 @@ public struct StreamConsumer: Sendable {
             do {
                 var entries = carried
                 carried = []
-                entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
-                // A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a consumer
-                // never takes itself over, and its renewed lease puts it back.
+                // Recovery comes before new entries, so a dead consumer's keys are not left waiting behind a
+                // backlog. A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a
+                // consumer never takes itself over, and its renewed lease puts it back.
                 if entries.count < batch, let orphan = context.orphans.take(), orphan != stats.name {
                     entries += try await takeOver(orphan)
                 }
@@ -78,6 +78,7 @@ public struct StreamConsumer: Sendable {
                     lastReclaim = clock.now
                     entries += try await reclaim()
                 }
+                entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
                 failingSince = nil
                 if entries.isEmpty { continue }
                 entries = Self.unique(entries)
