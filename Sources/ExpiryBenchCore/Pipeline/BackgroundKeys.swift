@@ -5,16 +5,16 @@ public enum BackgroundKeys {
     public static let ttl: Duration = .seconds(3600)
 
     /// Writes `count` keys `<prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip.
+    /// Stops early (keys written so far stay, under the run's prefix) when `shouldStop` says so.
     public static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
-                             progress: (Int) -> Void = { _ in }) async throws {
+                             shouldStop: () -> Bool = { false }) async throws {
         var next = 0
         let ttl = String(Self.ttl.milliseconds)
-        while next < count {
+        while next < count, !shouldStop() {
             let end = min(count, next + 1000)
             let commands = (next..<end).map { RedisCommand("SET", keyspace.prefix + "bg:" + String($0), "1", "PX", ttl) }
             for reply in try await connection.pipeline(commands) { _ = try reply.unwrapped(for: "SET background key") }
             next = end
-            if next % 100_000 == 0 { progress(next) }
         }
     }
 }

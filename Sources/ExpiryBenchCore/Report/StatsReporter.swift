@@ -102,7 +102,13 @@ public final class StatsReporter: Sendable {
         if mode == .auto && isTerminal {
             // One line, rewritten in place: cut to the terminal's width, or it wraps and scrolls.
             let width = Self.terminalWidth()
-            let shown = line.count > width - 1 ? String(line.prefix(max(10, width - 2))) + "…" : line
+            // Narrow terminals get a compact form that keeps every figure but the stream length.
+            let compact = "\(Format.count(sample.processed))/\(Format.count(total)) \(String(format: "%.1f", percent))%"
+                + " | \(Format.count(Int(sample.rate)))/s avg \(Format.count(Int(average)))/s"
+                + " | unexp \(Format.count(sample.unexpired))"
+                + " | pend \(pending) | p99 \(Format.milliseconds(sample.p99Milliseconds))"
+            let fitting = line.count < width ? line : compact
+            let shown = fitting.count > width - 1 ? String(fitting.prefix(max(10, width - 2))) + "…" : fitting
             FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + shown).utf8))
             state.withLock { $0.lineShown = true }
         } else {

@@ -13,7 +13,8 @@ extension BenchmarkRun {
                                              "started_ms", String(WallClock.milliseconds())]))
         if configuration.backgroundKeys > 0 {
             say("Writing \(Format.count(configuration.backgroundKeys)) background keys with a 1 h TTL under \(keyspace.prefix)bg: ...")
-            try await BackgroundKeys.write(configuration.backgroundKeys, keyspace: keyspace, on: control)
+            let stop = self.stop
+            try await BackgroundKeys.write(configuration.backgroundKeys, keyspace: keyspace, on: control, shouldStop: { stop.isRequested })
         }
         let context = PipelineContext(
             keyspace: keyspace, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(),
