@@ -55,12 +55,23 @@ final class ConnectionThread: Sendable {
     }
 }
 
-/// Holds the `HiredisContext` of one connection.
+/// Holds the `HiredisContext` of one connection; a connection that follows a cluster slot to another node
+/// replaces it (after disconnecting the old one, which is then freed: one owner at a time).
 ///
-/// `@unchecked Sendable` is safe because the context is only ever read or written by jobs running on the
+/// `@unchecked Sendable` is safe because `context` is only ever read or replaced by jobs running on the
 /// connection's single `ConnectionThread`, which runs them strictly one after another; no other thread
-/// dereferences `context`.
+/// dereferences it.
 final class ContextBox: @unchecked Sendable {
-    let context: HiredisContext
+    var context: HiredisContext
     init(_ context: HiredisContext) { self.context = context }
+
+    /// Makes `context` a context for `endpoint`: the current one if it already points there, else a new one
+    /// that replaces it (the old one is disconnected first). Returns true when it was replaced. Not connected yet.
+    @discardableResult
+    func retarget(to endpoint: RedisEndpoint) -> Bool {
+        if context.endpoint == endpoint { return false }
+        context.disconnect()
+        context = HiredisContext(endpoint: endpoint, clientName: context.clientName)
+        return true
+    }
 }

@@ -6,29 +6,52 @@ import Synchronization
 /// caller is resumed through a continuation, so awaiting a reply never blocks Swift's cooperative pool.
 /// Calls are served in order. `pipeline` writes many commands and reads their replies back in one round trip.
 /// After a transport failure the next call reconnects (and re-authenticates) before it runs.
+/// A connection opened with a `ClusterRoute` follows its slot around a Redis Cluster (`RedisConnection+Cluster.swift`).
 public final class RedisConnection: Sendable {
-    public let endpoint: RedisEndpoint
+    /// The server this connection talks to. For a routed connection, the node it was last sent to: the owner of
+    /// its home slot, or where the last redirect led; it changes as the cluster does.
+    public var endpoint: RedisEndpoint { current.withLock { $0 } }
     /// How long a call may wait for its replies before failing with `.timeout`.
     public let timeout: Duration
-    private let thread: ConnectionThread
-    private let box: ContextBox
+    /// The cluster slot this connection is homed on; nil for a plain connection to one server.
+    public let route: ClusterRoute?
+    /// The endpoint given to `connect`: the credentials and database used on every node a routed connection reaches.
+    let configured: RedisEndpoint
+    let thread: ConnectionThread
+    let box: ContextBox
+    let current: Mutex<RedisEndpoint>
     private let closed = Atomic<Bool>(false)
-    private let reconnects = Atomic<Int>(0)
+    let reconnects = Atomic<Int>(0)
+    let redirects = Atomic<Int>(0)
 
-    private init(endpoint: RedisEndpoint, name: String, timeout: Duration) {
-        self.endpoint = endpoint
+    private init(endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?) {
+        let target = route?.target(keeping: endpoint) ?? endpoint
+        self.configured = endpoint
+        self.current = Mutex(target)
         self.timeout = timeout
+        self.route = route
         self.thread = ConnectionThread(name: name)
-        self.box = ContextBox(HiredisContext(endpoint: endpoint, clientName: name))
+        self.box = ContextBox(HiredisContext(endpoint: target, clientName: name))
     }
 
     /// Opens a connection, authenticates and selects the database of `endpoint`.
     /// - Throws: `RedisError` with `.io`/`.timeout` when unreachable, `.authentication` when credentials are refused.
     public static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5)) async throws -> RedisConnection {
-        let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout)
+        try await connect(to: endpoint, name: name, timeout: timeout, route: nil)
+    }
+
+    /// As above; with a `route`, the connection is homed on `route.slot` of a cluster: it connects to the slot's
+    /// current owner (`endpoint` then only gives the credentials and database) and keeps following it.
+    public static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5),
+                               route: ClusterRoute?) async throws -> RedisConnection {
+        let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout, route: route)
         do {
             try await connection.perform { context, milliseconds in
-                try context.connect(timeoutMilliseconds: milliseconds)
+                if let route {
+                    try connection.home(on: route.slot, route: route, refreshFirst: false, timeoutMilliseconds: milliseconds)
+                } else {
+                    try context.connect(timeoutMilliseconds: milliseconds)
+                }
             }
         } catch {
             connection.close()
@@ -39,6 +62,9 @@ public final class RedisConnection: Sendable {
 
     /// How many times this connection had to be reopened after a failure.
     public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
+
+    /// How many times a routed connection followed a `MOVED` reply to another node (0 for a plain connection).
+    public var redirectCount: Int { redirects.load(ordering: .relaxed) }
 
     /// Sends one command and returns its reply; a server error reply throws `RedisError(.server)`.
     @discardableResult
@@ -57,6 +83,12 @@ public final class RedisConnection: Sendable {
     /// - Parameter extraWait: added to the timeout, for commands that block on purpose (XREADGROUP BLOCK).
     public func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
+        if let route {
+            let extra = Self.milliseconds(extraWait)
+            return try await perform { [self] _, milliseconds in
+                try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra)
+            }
+        }
         return try await perform { [self] context, milliseconds in
             if !context.isConnected {
                 try context.connect(timeoutMilliseconds: milliseconds)
@@ -81,7 +113,6 @@ public final class RedisConnection: Sendable {
         if closed.load(ordering: .relaxed) { throw RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed") }
         let box = self.box
         let milliseconds = Self.milliseconds(timeout)
-        let address = endpoint.addressDescription
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             let queued = thread.submit {
                 do {
@@ -90,7 +121,7 @@ public final class RedisConnection: Sendable {
                     continuation.resume(throwing: error)
                 }
             }
-            if !queued { continuation.resume(throwing: RedisError(.closed, "the connection to \(address) is closed")) }
+            if !queued { continuation.resume(throwing: RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed")) }
         }
     }
 

@@ -35,10 +35,16 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
     }
 
     /// True for a failure that the same call may not meet if tried again shortly: a broken connection, or a
-    /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), or between
-    /// roles (MASTERDOWN, TRYAGAIN).
+    /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), between
+    /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).
     public var isTransient: Bool {
         breaksConnection || serverSays("LOADING") || serverSays("BUSY") || serverSays("MASTERDOWN") || serverSays("TRYAGAIN")
+            || serverSays("CLUSTERDOWN")
+    }
+
+    /// The cluster redirect (`MOVED`/`ASK`) this server error carries, if it is one.
+    public var redirect: ClusterRedirect? {
+        serverMessage.flatMap(ClusterRedirect.parse)
     }
 
     /// True when the connection can no longer be used and must be reopened.

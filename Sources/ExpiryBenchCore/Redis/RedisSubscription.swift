@@ -10,6 +10,14 @@ import Synchronization
 public final class RedisSubscription<Element: Sendable>: Sendable {
     /// Transformed messages, in arrival order. Finished after `stop()`.
     public let messages = BatchQueue<Element>()
+    /// The cluster slot whose owner this subscription listens to; nil for a plain subscription to one server.
+    public let route: ClusterRoute?
+    private let channel: String
+    private let configured: RedisEndpoint
+    private let timeoutMilliseconds: Int
+    private let prepare: (@Sendable (HiredisContext, Int) -> Void)?
+    private let transform: @Sendable (String) -> Element?
+    private let current: Mutex<RedisEndpoint>
     private let stopping = Atomic<Bool>(false)
     private let reconnects = Atomic<Int>(0)
     private let thread: ConnectionThread
@@ -20,7 +28,17 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
-        try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, prepare: nil, transform: transform)
+        try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, route: nil, prepare: nil, transform: transform)
+    }
+
+    /// As above; with a `route`, the subscription listens to the node that owns `route.slot` (`endpoint` then only
+    /// gives the credentials), and after a broken connection to whichever node owns it then. Keyspace notifications
+    /// are node-local in a cluster: one subscription per primary, each homed on a slot that primary owns.
+    public static func subscribe(
+        to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
+        transform: @escaping @Sendable (String) -> Element?
+    ) async throws -> RedisSubscription {
+        try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, route: route, prepare: nil, transform: transform)
     }
 
     /// As above; `prepare` runs on every (re)connection before SUBSCRIBE, e.g. to re-apply a server setting that
@@ -30,30 +48,52 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         prepare: (@Sendable (HiredisContext, Int) -> Void)?,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
-        let subscription = RedisSubscription(name: name)
-        let box = ContextBox(HiredisContext(endpoint: endpoint, clientName: name))
-        let milliseconds = RedisConnection.milliseconds(timeout)
+        try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, route: nil, prepare: prepare, transform: transform)
+    }
+
+    /// As above, with a `route` (see the public overload): on every (re)connection the subscription resolves its
+    /// endpoint as the owner of `route.slot`, refreshing the topology first after a failure.
+    static func subscribe(
+        to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
+        prepare: (@Sendable (HiredisContext, Int) -> Void)?,
+        transform: @escaping @Sendable (String) -> Element?
+    ) async throws -> RedisSubscription {
+        let subscription = RedisSubscription(channel: channel, endpoint: endpoint, name: name, timeout: timeout, route: route,
+                                             prepare: prepare, transform: transform)
+        let box = ContextBox(HiredisContext(endpoint: subscription.endpoint, clientName: name))
         // The first subscription is made before returning, so that no event after this call is missed.
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, Error>) in
             subscription.thread.submit {
                 do {
-                    try Self.open(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare)
+                    try subscription.open(box, afterFailure: false)
                     ready.resume()
                 } catch {
+                    box.context.disconnect()
                     ready.resume(throwing: error)
                     subscription.messages.finish()
                     subscription.thread.shutdown {}
                     return
                 }
-                subscription.readLoop(box.context, channel: channel, timeoutMilliseconds: milliseconds, prepare: prepare, transform: transform)
+                subscription.readLoop(box)
             }
         }
         return subscription
     }
 
-    private init(name: String) {
+    private init(channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
+                 prepare: (@Sendable (HiredisContext, Int) -> Void)?, transform: @escaping @Sendable (String) -> Element?) {
+        self.channel = channel
+        self.configured = endpoint
+        self.route = route
+        self.current = Mutex(route?.target(keeping: endpoint) ?? endpoint)
+        self.timeoutMilliseconds = RedisConnection.milliseconds(timeout)
+        self.prepare = prepare
+        self.transform = transform
         thread = ConnectionThread(name: name)
     }
+
+    /// The server the subscription listens to (for a routed one, the owner of its slot when it last connected).
+    public var endpoint: RedisEndpoint { current.withLock { $0 } }
 
     /// How many times the subscription had to reconnect (each one a window in which events were lost).
     public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
@@ -64,8 +104,19 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         thread.shutdown {}
     }
 
-    private static func open(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int,
-                             prepare: (@Sendable (HiredisContext, Int) -> Void)?) throws {
+    /// Connects (to the current owner of the route's slot, when routed), prepares, subscribes, and waits for the
+    /// server's confirmation.
+    private func open(_ box: ContextBox, afterFailure: Bool) throws {
+        if let route {
+            if afterFailure {
+                do { try route.topology.refresh(timeoutMilliseconds: timeoutMilliseconds) } catch {
+                    log.debug("cluster topology refresh failed: \(error)")
+                }
+            }
+            let target = route.target(keeping: configured)
+            if box.retarget(to: target) { current.withLock { $0 = target } }
+        }
+        let context = box.context
         try context.connect(timeoutMilliseconds: timeoutMilliseconds)
         prepare?(context, timeoutMilliseconds)
         try context.write([RedisCommand("SUBSCRIBE", channel)])
@@ -82,15 +133,14 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         throw RedisError(.timeout, "SUBSCRIBE \(channel) was not confirmed in time")
     }
 
-    private func readLoop(_ context: HiredisContext, channel: String, timeoutMilliseconds: Int,
-                          prepare: (@Sendable (HiredisContext, Int) -> Void)?, transform: @Sendable (String) -> Element?) {
+    private func readLoop(_ box: ContextBox) {
         var batch: [Element] = []
         var backoff = 50
         while !stopping.load(ordering: .acquiring) {
             do {
                 // Block briefly for the first message, then drain what is already buffered or readable.
                 var wait = 100
-                while let reply = try context.readPushed(waitMilliseconds: wait) {
+                while let reply = try box.context.readPushed(waitMilliseconds: wait) {
                     wait = 0
                     if let items = reply.array, items.count == 3, items[0].string == "message",
                        let payload = items[2].string, let element = transform(payload) {
@@ -110,9 +160,9 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                     usleep(UInt32((backoff + jitter) * 1000))
                     backoff = min(backoff * 2, 2000)
                     do {
-                        try Self.open(context, channel: channel, timeoutMilliseconds: timeoutMilliseconds, prepare: prepare)
+                        try open(box, afterFailure: true)
                         reconnects.add(1, ordering: .relaxed)
-                        log.debug("subscriber reconnected after: \(error)")
+                        log.debug("subscriber reconnected to \(box.context.endpoint.addressDescription) after: \(error)")
                         break
                     } catch {
                         continue
@@ -120,7 +170,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
                 }
             }
         }
-        context.disconnect()
+        box.context.disconnect()
         messages.finish()
     }
 }

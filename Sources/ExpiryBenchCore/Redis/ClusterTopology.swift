@@ -1,0 +1,193 @@
+import Foundation
+import Synchronization
+
+/// Which primary of a Redis Cluster serves each of the 16384 hash slots, learnt from `CLUSTER SLOTS`.
+///
+/// Shared by every connection of a run: connections homed on a slot (`ClusterRoute`) ask it where to connect,
+/// tell it about `MOVED` replies, and refresh it after a failure, which is how they follow a resharding or a
+/// replica promoted by a failover. Every node's endpoint is a copy of the seed's (same username and password,
+/// database 0) with the node's host and port. Thread-safe: the map sits behind a `Mutex`.
+public final class ClusterTopology: Sendable {
+    /// The node the topology was first learnt from: asked last when no other known node answers.
+    public let seed: RedisEndpoint
+
+    private struct State {
+        /// Every node heard of: primaries, replicas and redirect targets. Never shrinks.
+        var nodes: [RedisEndpoint] = []
+        /// Per slot, 1 + the index in `nodes` of its primary; 0 while no owner is known.
+        var owners = [UInt16](repeating: 0, count: HashSlot.count)
+        /// When a refresh last started (successful or not), for the rate limit.
+        var lastRefresh: ContinuousClock.Instant?
+        /// The nodes that did not answer the last refresh: asked last next time (a failed primary may stay away).
+        var unreachable: [RedisEndpoint.Address] = []
+    }
+    private let state = Mutex(State())
+
+    /// Refreshes closer together than this are skipped: after a failover every connection asks at once.
+    static let minimumRefreshInterval = Duration.milliseconds(100)
+
+    init(seed: RedisEndpoint, ranges: [ClusterSlotRange]) {
+        var seed = seed
+        seed.database = 0
+        self.seed = seed
+        apply(ranges)
+        state.withLock { $0.lastRefresh = .now }
+    }
+
+    /// Learns the cluster's slot map by sending `CLUSTER SLOTS` on `connection`, a connection to any node.
+    /// - Throws: `RedisError(.server)` when the server is not a cluster node (cluster support disabled),
+    ///   `.protocolViolation` when the reply is malformed or assigns no slot at all.
+    public static func discover(using connection: RedisConnection) async throws -> ClusterTopology {
+        let seed = connection.endpoint
+        let reply = try await connection.send("CLUSTER", "SLOTS")
+        let ranges = try parseSlots(reply, queriedHost: host(of: seed))
+        guard !ranges.isEmpty else {
+            throw RedisError(.protocolViolation, "\(seed.addressDescription) is a cluster node, but no hash slot is assigned yet (CLUSTER SLOTS is empty)")
+        }
+        return ClusterTopology(seed: seed, ranges: ranges)
+    }
+
+    /// The primary that serves `slot` (taken modulo 16384). The seed while the slot has no known owner.
+    public func owner(ofSlot slot: Int) -> RedisEndpoint {
+        state.withLock { state in
+            let index = Int(state.owners[slot & (HashSlot.count - 1)])
+            return index == 0 ? seed : state.nodes[index - 1]
+        }
+    }
+
+    /// The distinct primaries that own at least one slot, sorted by host, then port, for stable output.
+    public var primaries: [RedisEndpoint] {
+        state.withLock { Self.primaries(of: $0) }
+    }
+
+    /// Every slot `node` serves (compared by address only), in ascending order.
+    public func slots(ownedBy node: RedisEndpoint) -> [Int] {
+        state.withLock { state in
+            guard let index = state.nodes.firstIndex(where: { $0.address == node.address }) else { return [] }
+            let mark = UInt16(index + 1)
+            return state.owners.indices.filter { state.owners[$0] == mark }
+        }
+    }
+
+    /// The lowest slot `node` serves, or nil when it serves none: a slot to home a connection on that node.
+    public func firstSlot(ownedBy node: RedisEndpoint) -> Int? {
+        state.withLock { state in
+            guard let index = state.nodes.firstIndex(where: { $0.address == node.address }) else { return nil }
+            let mark = UInt16(index + 1)
+            return state.owners.firstIndex(of: mark)
+        }
+    }
+
+    /// Records at once that `slot` is now served by the node at `address` (a `MOVED` reply said so); an empty host
+    /// means the seed's. A refresh should follow, for the other slots that moved with it.
+    public func noteMoved(slot: Int, to address: (host: String, port: Int)) {
+        let host = address.host.isEmpty ? Self.host(of: seed) : address.host
+        state.withLock { state in
+            let index = Self.index(of: .tcp(host: host, port: address.port), in: &state, template: seed)
+            state.owners[slot & (HashSlot.count - 1)] = UInt16(index + 1)
+        }
+    }
+
+    /// Asks the known primaries in turn, then their replicas, then the seed (nodes that did not answer the last
+    /// refresh at the end), for `CLUSTER SLOTS`, each on a temporary connection, and takes the first answer.
+    /// Blocks: call it only from a thread of the connection layer, never from Swift's cooperative pool.
+    /// Does nothing when a refresh started less than 100 ms ago.
+    /// - Throws: the last node's error when none answered; the map is then left as it was.
+    func refresh(timeoutMilliseconds: Int) throws {
+        let now = ContinuousClock.now
+        let candidates: [RedisEndpoint]? = state.withLock { state in
+            if let last = state.lastRefresh, now - last < Self.minimumRefreshInterval { return nil }
+            state.lastRefresh = now
+            var candidates = Self.primaries(of: state)
+            for node in state.nodes + [seed] where !candidates.contains(where: { $0.address == node.address }) {
+                candidates.append(node)
+            }
+            let unreachable = state.unreachable
+            return candidates.filter { !unreachable.contains($0.address) } + candidates.filter { unreachable.contains($0.address) }
+        }
+        guard let candidates else { return }
+        var lastError: Error = RedisError(.io, "no node of the cluster is known")
+        var unreachable: [RedisEndpoint.Address] = []
+        defer { state.withLock { $0.unreachable = unreachable } }
+        for node in candidates {
+            let context = HiredisContext(endpoint: node, clientName: nil)
+            defer { context.disconnect() }
+            do {
+                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
+                let reply = try context.roundTrip([RedisCommand("CLUSTER", "SLOTS")], timeoutMilliseconds: timeoutMilliseconds)[0]
+                let ranges = try Self.parseSlots(reply.unwrapped(for: "CLUSTER SLOTS"), queriedHost: Self.host(of: node))
+                // A node that is not (or no longer) part of the cluster knows no slot: ask the next one.
+                if ranges.isEmpty { continue }
+                apply(ranges)
+                log.debug("cluster topology refreshed from \(node.addressDescription)")
+                return
+            } catch {
+                if (error as? RedisError)?.breaksConnection ?? true { unreachable.append(node.address) }
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// As `refresh(timeoutMilliseconds:)`, for async callers: the blocking work runs on a thread of its own,
+    /// never on Swift's cooperative pool. Rate-limited the same way.
+    public func refresh(timeout: Duration = .seconds(5)) async throws {
+        let milliseconds = timeout.milliseconds
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+            let thread = Thread { [self] in
+                do {
+                    try refresh(timeoutMilliseconds: milliseconds)
+                    done.resume()
+                } catch {
+                    done.resume(throwing: error)
+                }
+            }
+            thread.name = "expiry-bench:cluster-refresh"
+            thread.start()
+        }
+    }
+
+    /// Takes the ranges of a `CLUSTER SLOTS` reply as the new map. Slots the reply leaves out keep the owner
+    /// they had: a node that has not heard of a change yet should not make us forget where a slot was.
+    private func apply(_ ranges: [ClusterSlotRange]) {
+        state.withLock { state in
+            for range in ranges {
+                let index = Self.index(of: .tcp(host: range.host, port: range.port), in: &state, template: seed)
+                let mark = UInt16(index + 1)
+                for slot in range.slots { state.owners[slot] = mark }
+                for replica in range.replicas {
+                    _ = Self.index(of: .tcp(host: replica.host, port: replica.port), in: &state, template: seed)
+                }
+            }
+        }
+    }
+
+    /// The index of the node at `address` in `state.nodes`, added (as a copy of `template`) if it is new.
+    private static func index(of address: RedisEndpoint.Address, in state: inout State, template: RedisEndpoint) -> Int {
+        if let index = state.nodes.firstIndex(where: { $0.address == address }) { return index }
+        var node = template
+        node.address = address
+        state.nodes.append(node)
+        return state.nodes.count - 1
+    }
+
+    private static func primaries(of state: State) -> [RedisEndpoint] {
+        var owning = [Bool](repeating: false, count: state.nodes.count)
+        for mark in state.owners where mark != 0 { owning[Int(mark) - 1] = true }
+        return state.nodes.indices.filter { owning[$0] }.map { state.nodes[$0] }.sorted(by: ordered)
+    }
+
+    /// Host, then port: `127.0.0.1:7100` before `127.0.0.1:10000`.
+    private static func ordered(_ a: RedisEndpoint, _ b: RedisEndpoint) -> Bool {
+        switch (a.address, b.address) {
+        case let (.tcp(hostA, portA), .tcp(hostB, portB)): return hostA == hostB ? portA < portB : hostA < hostB
+        default: return a.addressDescription < b.addressDescription
+        }
+    }
+
+    /// The host of a TCP endpoint; loopback for a unix socket (a cluster node announces no socket path).
+    static func host(of endpoint: RedisEndpoint) -> String {
+        if case .tcp(let host, _) = endpoint.address { return host }
+        return "127.0.0.1"
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import ExpiryBenchCore
+
+/// A private Redis Cluster: `nodes.count` primaries, no replicas, each a `redis-server` on a free loopback port in a
+/// temporary directory of its own.
+struct LocalCluster: Sendable {
+    let nodes: [EmbeddedRedis]
+
+    /// The first node: any node would do to discover the rest.
+    var seed: RedisEndpoint { nodes[0].endpoint }
+
+    /// The seed as a URL, `redis://127.0.0.1:PORT`.
+    var url: String { "redis://127.0.0.1:\(nodes[0].port)" }
+
+    /// The node listening where `endpoint` points, if it is one of ours.
+    func node(at endpoint: RedisEndpoint) -> EmbeddedRedis? {
+        nodes.first { $0.endpoint.address == endpoint.address }
+    }
+}
+
+/// The options that make a `redis-server` a cluster node with no persistence; its cluster bus listens on
+/// `busPort` (not port + 10000, which is beyond 65535 for ports the kernel hands out).
+private func clusterNodeArguments(busPort: Int) -> [String] {
+    ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+     "--cluster-port", String(busPort), "--appendonly", "no", "--save", ""]
+}
+
+/// Starts a cluster of `primaries` nodes (`redis-cli --cluster create ... --cluster-replicas 0`), waits until every
+/// node reports `cluster_state:ok` with all 16384 slots assigned and every node known, runs `body` with it, and
+/// always stops every node afterwards, whether `body` returned or threw.
+func withRedisCluster<T: Sendable>(primaries: Int = 3, _ body: (LocalCluster) async throws -> T) async throws -> T {
+    var nodes: [EmbeddedRedis] = []
+    let result: Result<T, Error>
+    do {
+        for _ in 0..<primaries { nodes.append(try await startClusterNode()) }
+        let cluster = LocalCluster(nodes: nodes)
+        try await createCluster(cluster)
+        result = .success(try await body(cluster))
+    } catch {
+        result = .failure(error)
+    }
+    for node in nodes { await stopOffThePool(node) }
+    return try result.get()
+}
+
+/// One cluster-enabled `redis-server`; tried again with another bus port if that one was taken meanwhile.
+private func startClusterNode() async throws -> EmbeddedRedis {
+    var lastError: Error = RedisError(.io, "no cluster node started")
+    for _ in 0..<3 {
+        do {
+            return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: try EmbeddedRedis.freePort()))
+        } catch {
+            lastError = error
+        }
+    }
+    throw lastError
+}
+
+/// `redis-cli --cluster create` over the nodes, then waits until the cluster is whole, as every node sees it.
+private func createCluster(_ cluster: LocalCluster) async throws {
+    let cli = try #require(redisCLIPath(), "redis-cli is not on PATH: install redis-tools")
+    let addresses = cluster.nodes.map { "127.0.0.1:\($0.port)" }
+    let created = try await runProgram(URL(fileURLWithPath: cli),
+                                       ["--cluster", "create"] + addresses + ["--cluster-replicas", "0", "--cluster-yes"],
+                                       limit: .seconds(30))
+    guard created.status == 0 else {
+        throw RedisError(.server, "redis-cli --cluster create failed (\(created.status)): \(created.combined.suffix(600))")
+    }
+    for node in cluster.nodes {
+        try await waitUntilClusterIsWhole(node, nodes: cluster.nodes.count)
+    }
+}
+
+/// Waits (at most 10 s) until `node` reports `cluster_state:ok`, 16384 slots assigned and `nodes` nodes known.
+func waitUntilClusterIsWhole(_ node: EmbeddedRedis, nodes: Int) async throws {
+    let connection = try await connect(node, name: "itest:cluster-wait")
+    defer { connection.close() }
+    var info: [String: String] = [:]
+    for _ in 0..<200 {
+        info = try await clusterInfo(connection)
+        if info["cluster_state"] == "ok", info["cluster_slots_assigned"] == String(HashSlot.count),
+           info["cluster_known_nodes"] == String(nodes) {
+            return
+        }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw RedisError(.timeout, "the cluster node on port \(node.port) is not whole after 10 s: \(info)")
+}
+
+/// `CLUSTER INFO` as a dictionary of its `field:value` lines.
+func clusterInfo(_ connection: RedisConnection) async throws -> [String: String] {
+    let text = try await connection.send("CLUSTER", "INFO").string ?? ""
+    var fields: [String: String] = [:]
+    for line in text.split(whereSeparator: \.isNewline) {
+        let parts = line.split(separator: ":", maxSplits: 1).map(String.init)
+        if parts.count == 2 { fields[parts[0]] = parts[1] }
+    }
+    return fields
+}
+
+/// The node id of the server `connection` talks to (`CLUSTER MYID`).
+func clusterNodeID(_ connection: RedisConnection) async throws -> String {
+    try #require(try await connection.send("CLUSTER", "MYID").string)
+}
+
+/// The path of `redis-cli`, if it is on PATH.
+func redisCLIPath() -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    for directory in path.split(separator: ":") + ["/usr/bin"] {
+        let candidate = "\(directory)/redis-cli"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
