@@ -39,17 +39,11 @@ struct RunCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop)
         defer { signals.cancel() }
-        let outcome: RunOutcome
-        do {
-            outcome = try await BenchmarkRun(configuration: configuration, stop: stop).executeWithSeries()
-        } catch let error as RunError {
-            Diagnostics.fail(error.message)
-            throw ExitCode(error.status.rawValue)
-        } catch let error as RedisError {
-            // Not expected: the run turns Redis failures into RunError. Unreachable is the closest code.
-            Diagnostics.fail("Redis failed during the run: \(error.message)")
-            throw ExitCode(ExitStatus.unavailable.rawValue)
+        if configuration.role == .consumer {
+            try await joinRun(configuration, stop: stop)
+            return
         }
+        let outcome = try await exitingOnRunError { try await BenchmarkRun(configuration: configuration, stop: stop).executeWithSeries() }
         let report = outcome.report
         let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         print(ReportPrinter.render(report, outcome: outcome, charts: TerminalCharts(colour: colour)))
@@ -76,5 +70,42 @@ struct RunCommand: AsyncParsableCommand {
         case .interrupted: throw ExitCode(ExitStatus.interrupted.rawValue)
         }
     }
-}
 
+    /// `--role consumer`: joins the run, then prints what this process's consumers did. Exit 0 when the run
+    /// completed, 1 when it ended otherwise, 130 when interrupted.
+    func joinRun(_ configuration: RunConfiguration, stop: StopSignal) async throws {
+        let outcome = try await exitingOnRunError { try await BenchmarkRun(configuration: configuration, stop: stop).join() }
+        let total = outcome.consumers.reduce(0) { $0 + $1.processed }
+        print(ReportPrinter.consumerTable(outcome.consumers).joined(separator: "\n"))
+        print("This process committed \(Format.count(total)) keys in \(String(format: "%.1f", outcome.durationSec)) s"
+              + (outcome.reported ? "; its figures are in the driver's report, with the verdict." : "; it could not leave its figures for the driver (the run was already removed)."))
+        if outcome.interrupted {
+            print("Interrupted: this process left run \(outcome.runID); its unfinished entries are taken over by the run's other consumers.")
+            throw ExitCode(ExitStatus.interrupted.rawValue)
+        }
+        switch outcome.state {
+        case .complete:
+            print("Run \(outcome.runID) is complete.")
+        case .stopped:
+            Diagnostics.fail("run \(outcome.runID) was stopped by its driver before every key was processed; see the driver's report.")
+            throw ExitCode(ExitStatus.verificationFailed.rawValue)
+        case .running, nil:
+            Diagnostics.fail("run \(outcome.runID) ended without completing (its keys were removed, or a consumer of this process failed); see the driver's report.")
+            throw ExitCode(ExitStatus.verificationFailed.rawValue)
+        }
+    }
+
+    /// Runs `body`; a setup failure becomes one line on stderr and its exit code.
+    func exitingOnRunError<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as RunError {
+            Diagnostics.fail(error.message)
+            throw ExitCode(error.status.rawValue)
+        } catch let error as RedisError {
+            // Not expected: the run turns Redis failures into RunError. Unreachable is the closest code.
+            Diagnostics.fail("Redis failed during the run: \(error.message)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
+        }
+    }
+}

@@ -98,7 +98,13 @@ struct ReliabilityOptions: ParsableArguments {
 /// The run's identity, its limits, and what it leaves behind.
 struct RunControlOptions: ParsableArguments {
     @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
-    @Option(name: .customLong("run-id"), help: "The run's id (default: a new one).") var runID: String?
+    @Option(name: .customLong("run-id"), help: "The run's id (default: a new one). Consumer processes join the run with the same id.") var runID: String?
+    @Option(help: ArgumentHelp("What this process does: all (everything), driver (generator, bridge, sweeper, report and verdict; --consumers 0 for none of its own), or consumer (consumers that join the run --run-id from any machine and leave when it is over).", valueName: "role"))
+    var role: RoleArgument = RoleArgument(.all)
+    @Option(help: "Shards of the run, each with its own stream, due index and processed set (default: 1 on a single server, 3 per primary in a cluster).")
+    var shards: Int?
+    @Option(name: .customLong("join-timeout"), help: ArgumentHelp("How long a consumer process waits for its run to start.", valueName: "duration"))
+    var joinTimeout: DurationArgument = DurationArgument(.seconds(30))
     @Flag(help: "Keep the run's keys at the end (for inspect); they are removed otherwise.") var keep = false
     @Flag(help: "Go on even if the run may not fit under the server's maxmemory.") var force = false
     @Option(name: .customLong("late-after"), help: ArgumentHelp("A key committed more than this after its deadline counts as late (missed its deadline).", valueName: "duration"))
@@ -108,21 +114,30 @@ struct RunControlOptions: ParsableArguments {
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
     var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
 
-    func validate() throws {
-        if let runID, runID.isEmpty || runID.count > 64 || runID.contains(where: { "*?[]{}: ".contains($0) }) {
-            throw ValidationError("--run-id must be 1 to 64 characters without spaces, colons, braces or glob characters (got '\(runID)')")
-        }
-    }
-
     func apply(to configuration: inout RunConfiguration) {
         configuration.namespace = namespace
         configuration.runID = runID
+        configuration.role = role.role
+        configuration.shards = shards
+        configuration.joinTimeout = joinTimeout.duration
         configuration.keep = keep
         configuration.force = force
         configuration.lateAfter = lateAfter.duration
         configuration.maxDuration = maxDuration.duration
         configuration.stallTimeout = stallTimeout.duration
     }
+}
+
+/// `--role all|driver|consumer`.
+struct RoleArgument: ExpressibleByArgument {
+    let role: RunConfiguration.Role
+    init(_ role: RunConfiguration.Role) { self.role = role }
+    init?(argument: String) {
+        guard let role = RunConfiguration.Role(rawValue: argument.lowercased()) else { return nil }
+        self.role = role
+    }
+    var defaultValueDescription: String { role.rawValue }
+    static var allValueStrings: [String] { RunConfiguration.Role.allCases.map(\.rawValue) }
 }
 
 enum Switch: String, ExpressibleByArgument, CaseIterable {

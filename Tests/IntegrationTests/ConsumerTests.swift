@@ -14,7 +14,7 @@ struct ConsumerTests {
         configuration.work = .zero
         configuration.timeout = .seconds(5)
         return PipelineContext(keyspace: f.keyspace, scripts: f.scripts, configuration: configuration, counters: counters,
-                               latencies: LatencyRecorder(), idleEntries: RunFlag(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
+                               latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: 0)
     }
 
@@ -60,7 +60,7 @@ struct ConsumerTests {
             let stats = ConsumerStats(name: "consumer-1")
             let connection = try await f.open("itest-consumer-1")
             defer { connection.close() }
-            // Nothing raises `idleEntries` here, so XAUTOCLAIM never runs: only the take-over can bring these back.
+            // Nothing raises the shard's idle gauge here, so XAUTOCLAIM never runs: only the take-over can bring these back.
             try await runUntilDone(StreamConsumer(connection: connection, context: context, stats: stats), counters: counters, keys: 40)
             #expect(stats.processed.load(ordering: .relaxed) == 40)
             #expect(counters.reclaimed.load(ordering: .relaxed) == 40)

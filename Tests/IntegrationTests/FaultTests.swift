@@ -259,7 +259,7 @@ extension Scenarios {
                 configuration.keys = 100
                 configuration.timeout = .seconds(2)
                 let context = PipelineContext(keyspace: f.keyspace, scripts: f.scripts, configuration: configuration, counters: RunCounters(),
-                                              latencies: LatencyRecorder(), idleEntries: RunFlag(), orphans: OrphanBoard(),
+                                              latencies: LatencyRecorder(), orphans: OrphanBoard(),
                                               recoveries: RecoveryLog(), serverOffsetMilliseconds: 0)
                 let error = await #expect(throws: RedisError.self) {
                     try await KeyGenerator(connection: f.connection, context: context).write(first: 0, count: 100, deadline: 4_000_000_000_000)

@@ -132,7 +132,8 @@ extension Scenarios {
 
         // MARK: - Cluster
 
-        @Test func clusterNodeExits78NamingTheCluster() async throws {
+        /// A cluster node that serves no slots yet (never joined to a cluster): the run cannot place its keys.
+        @Test func unreadyClusterNodeExits78NamingTheCluster() async throws {
             let directory = try shortTemporaryDirectory("cluster")
             defer { try? FileManager.default.removeItem(at: directory) }
             let nodes = directory.appendingPathComponent("nodes.conf").path
@@ -140,6 +141,7 @@ extension Scenarios {
                 let result = try await runExpiryBench(smallRun(tcpURL(server)), limit: .seconds(30))
                 #expect(result.status == 78, "\(describe(result))")
                 #expect(result.stderr.contains("Cluster"), "stderr: \(result.stderr)")
+                #expect(result.stderr.contains("cluster_state"), "stderr: \(result.stderr)")
                 #expect(result.stderr.contains("127.0.0.1:\(server.port)"), "stderr: \(result.stderr)")
             }
         }

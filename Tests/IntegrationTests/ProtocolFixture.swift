@@ -31,7 +31,7 @@ struct ProtocolFixture: Sendable {
         configuration.ttl = ttl
         configuration.timeout = .seconds(5)
         return PipelineContext(keyspace: keyspace ?? self.keyspace, scripts: scripts, configuration: configuration, counters: counters,
-                               latencies: LatencyRecorder(), idleEntries: RunFlag(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
+                               latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: offset)
     }
 
@@ -84,7 +84,7 @@ struct ProtocolFixture: Sendable {
                 _ entries: [StreamEntry], succeeded: [Bool]? = nil) async throws -> [Int64] {
         if entries.isEmpty { return [] }
         let outcomes = succeeded ?? entries.map { _ in true }
-        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecord(record ?? token), keyspace.deadBits, keyspace.deadLetters]
+        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecord(record ?? token), keyspace.deadBits, keyspace.deadLetters, keyspace.tally]
         let reply = try await (c ?? connection).evalsha(scripts.commit, keys: keys) { command in
             command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append("60000")
             command.append(maxDeliveries); command.append(consumer)

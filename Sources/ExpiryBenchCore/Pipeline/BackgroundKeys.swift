@@ -4,7 +4,8 @@ public enum BackgroundKeys {
     /// The TTL of background keys: far longer than any run.
     public static let ttl: Duration = .seconds(3600)
 
-    /// Writes `count` keys `<prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip.
+    /// Writes `count` keys `<shard prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip (in a cluster, call it
+    /// for each shard on that shard's connection).
     /// Stops early (keys written so far stay, under the run's prefix) when `shouldStop` says so.
     public static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
                              shouldStop: () -> Bool = { false }) async throws {
@@ -12,7 +13,7 @@ public enum BackgroundKeys {
         let ttl = String(Self.ttl.milliseconds)
         while next < count, !shouldStop() {
             let end = min(count, next + 1000)
-            let commands = (next..<end).map { RedisCommand("SET", keyspace.prefix + "bg:" + String($0), "1", "PX", ttl) }
+            let commands = (next..<end).map { RedisCommand("SET", keyspace.shardPrefix + "bg:" + String($0), "1", "PX", ttl) }
             for reply in try await connection.pipeline(commands) { _ = try reply.unwrapped(for: "SET background key") }
             next = end
         }

@@ -1,7 +1,7 @@
 /// Publishes keys whose deadline passed more than `grace` ago, whether or not Redis has expired them and
 /// notified us: keyspace notifications are fire-and-forget, and on a server full of long-TTL keys they come
 /// tens of seconds late. Uses the due index, so it and the bridge never publish a key twice.
-/// It also finds consumers whose lease lapsed (the lease index), for when their lease key's event is late too.
+/// A run has one sweeper per shard.
 public struct DeadlineSweeper: Sendable {
     let connection: RedisConnection
     let script: LoadedScript
@@ -13,36 +13,24 @@ public struct DeadlineSweeper: Sendable {
     let giveUpAfter: Duration
     let context: PipelineContext
 
-    public init(connection: RedisConnection, context: PipelineContext) {
+    /// - Parameter shard: the shard to sweep; nil for the first (the only one of a single-shard run).
+    public init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil) {
         self.connection = connection
         self.context = context
         self.script = context.scripts.sweep
-        self.keyspace = context.keyspace
+        self.keyspace = shard ?? context.layout.shards[0]
         self.grace = String(context.configuration.grace.milliseconds)
         self.interval = context.configuration.sweepInterval
         self.counters = context.counters
         self.giveUpAfter = context.configuration.timeout
     }
 
-    /// Sweeps every `interval` (at once again while a sweep fills its limit) until `shouldStop` says so;
-    /// checks the leases every tenth round.
+    /// Sweeps every `interval` (at once again while a sweep fills its limit) until `shouldStop` says so.
     public func run(shouldStop: @Sendable () -> Bool) async throws {
-        var round = 0
         while !shouldStop() {
             let published = try await sweepOnce()
-            round += 1
-            if round % 10 == 0 { try await findLapsedLeases() }
             if published < limit { try await Task.sleep(for: interval) }
         }
-    }
-
-    /// Consumers whose lease deadline passed: on the orphan board.
-    func findLapsedLeases() async throws {
-        let now = String(context.serverNowMilliseconds)
-        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.send(RedisCommand(["ZRANGEBYSCORE", keyspace.leases, "-inf", now, "LIMIT", "0", "100"]))
-        }
-        try await LeaseKeeper.lapsed(reply.array?.compactMap(\.string) ?? [], context: context, connection: connection)
     }
 
     /// One sweep; returns how many keys it published.

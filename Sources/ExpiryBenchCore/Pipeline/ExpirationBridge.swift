@@ -1,74 +1,116 @@
 /// Turns the run's expired-key events into stream entries.
 ///
-/// Its subscription (a connection of its own) hears every expired key of the run's database and keeps only
-/// the run's data keys; the bridge publishes them in batches with the publish-once script, so a key already
+/// Its subscriptions (connections of their own: one, or one per primary of a cluster) hear every expired key of
+/// the run's database and keep only the run's data keys and leases; the bridge publishes them in batches, shard by shard, with the publish-once script, so a key already
 /// published (by the sweeper, or by an event heard twice) is never published again.
 public struct ExpirationBridge: Sendable {
-    /// An expired key of the run: a data key by index, or a consumer's lease by consumer name.
+    /// An expired key of the run: a data key by shard and index, or a consumer's lease by consumer and shard.
     public enum Expired: Sendable, Equatable {
-        case key(Int)
-        case lease(String)
+        case key(shard: Int, index: Int)
+        case lease(consumer: String, shard: Int)
 
         /// What an expired key's name means for the run, or nil for a key that is not the run's.
-        public static func parse(_ key: String, keyspace: RunKeyspace) -> Expired? {
-            if let index = keyspace.index(ofDataKey: key) { return .key(index) }
-            if key.hasPrefix(keyspace.leasePrefix) { return .lease(String(key.dropFirst(keyspace.leasePrefix.count))) }
+        public static func parse(_ key: String, layout: RunLayout) -> Expired? {
+            if let (shard, index) = layout.locate(dataKey: key) { return .key(shard: shard, index: index) }
+            let leasePrefix = layout.run.leasePrefix
+            if key.hasPrefix(leasePrefix), let member = LeaseKeeper.Member(String(key.dropFirst(leasePrefix.count))) {
+                return .lease(consumer: member.consumer, shard: member.shard)
+            }
             return nil
         }
     }
 
-    let subscription: RedisSubscription<Expired>
-    let connection: RedisConnection
+    /// Where a subscription listens: a server, or in a cluster one primary (notifications are node-local).
+    public struct Source: Sendable {
+        public let endpoint: RedisEndpoint
+        public let route: ClusterRoute?
+        public init(endpoint: RedisEndpoint, route: ClusterRoute? = nil) {
+            self.endpoint = endpoint
+            self.route = route
+        }
+    }
+
+    let subscriptions: [RedisSubscription<Expired>]
+    /// One connection per shard, for the publish script (the shard's due index and stream).
+    let publishers: [RedisConnection]
+    /// For lapsed leases (run-level keys).
+    let control: RedisConnection
     let script: LoadedScript
-    let keyspace: RunKeyspace
+    let layout: RunLayout
     let counters: RunCounters
     let context: PipelineContext
 
     /// The channel that carries expired-key events of database `db`.
     public static func channel(database db: Int) -> String { "__keyevent@\(db)__:expired" }
 
-    /// Subscribes before returning, so that no key generated after this call goes unheard.
-    public static func start(endpoint: RedisEndpoint, connection: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
-        let keyspace = context.keyspace
-        let subscription = try await RedisSubscription<Expired>.subscribe(
-            to: channel(database: endpoint.database), endpoint: endpoint, name: subscriberName(keyspace),
-            timeout: context.configuration.timeout, prepare: { NotificationSettings.reapply($0, timeoutMilliseconds: $1) }
-        ) { key in Expired.parse(key, keyspace: keyspace) }
-        return ExpirationBridge(subscription: subscription, connection: connection, script: context.scripts.publish,
-                                keyspace: keyspace, counters: context.counters, context: context)
+    /// Subscribes at every source before returning, so that no key generated after this call goes unheard.
+    /// - Parameters:
+    ///   - publishers: one connection per shard of `context.layout`, by shard index.
+    ///   - control: a connection for the run-level keys (the lease index).
+    public static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
+        let layout = context.layout
+        var subscriptions: [RedisSubscription<Expired>] = []
+        do {
+            for (number, source) in sources.enumerated() {
+                subscriptions.append(try await RedisSubscription<Expired>.subscribe(
+                    to: channel(database: source.endpoint.database), endpoint: source.endpoint, name: subscriberName(layout.run, number: number),
+                    timeout: context.configuration.timeout, route: source.route,
+                    prepare: { NotificationSettings.reapply($0, timeoutMilliseconds: $1) }
+                ) { key in Expired.parse(key, layout: layout) })
+            }
+        } catch {
+            for subscription in subscriptions { subscription.stop() }
+            throw error
+        }
+        return ExpirationBridge(subscriptions: subscriptions, publishers: publishers, control: control, script: context.scripts.publish,
+                                layout: layout, counters: context.counters, context: context)
     }
 
-    /// The client name of the run's subscriber connection (chaos finds it by this name).
-    public static func subscriberName(_ keyspace: RunKeyspace) -> String { "expiry-bench:\(keyspace.runID):subscriber" }
+    /// The client name of the run's subscriber connection number `number` (chaos finds it by this name).
+    public static func subscriberName(_ keyspace: RunKeyspace, number: Int = 0) -> String {
+        "expiry-bench:\(keyspace.runID):subscriber" + (number == 0 ? "" : "-\(number)")
+    }
 
-    /// Publishes events until the subscription is stopped and its queue drained.
+    /// Publishes events until every subscription is stopped and its queue drained.
     public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for subscription in subscriptions {
+                group.addTask { try await relay(subscription) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Publishes one subscription's events, shard by shard.
+    func relay(_ subscription: RedisSubscription<Expired>) async throws {
         while let events = await subscription.messages.take(upTo: 2000) {
-            var indices: [Int] = []
-            indices.reserveCapacity(events.count)
-            var lapsed: [String] = []
+            var indices = Array(repeating: [Int](), count: layout.shards.count)
+            var lapsed: [LeaseKeeper.Member] = []
             for event in events {
                 switch event {
-                case .key(let index): indices.append(index)
-                case .lease(let name): lapsed.append(name)
+                case .key(let shard, let index): indices[shard].append(index)
+                case .lease(let consumer, let shard): lapsed.append(LeaseKeeper.Member(consumer: consumer, shard: shard))
                 }
             }
-            if !indices.isEmpty {
-                let published = try await withRetries(giveUpAfter: context.configuration.timeout) { try await publish(indices) }
+            for (shard, wanted) in indices.enumerated() where !wanted.isEmpty {
+                let published = try await withRetries(giveUpAfter: context.configuration.timeout) {
+                    try await publish(wanted, shard: shard)
+                }
                 counters.publishedByNotification.add(published, ordering: .relaxed)
             }
             if !lapsed.isEmpty {
                 try await withRetries(giveUpAfter: context.configuration.timeout) {
-                    try await LeaseKeeper.lapsed(lapsed, context: context, connection: connection)
+                    try await LeaseKeeper.lapsed(lapsed, context: context, connection: control)
                 }
             }
         }
     }
 
-    /// Publishes keys through the publish-once script, tagged with where they came from; returns how many
-    /// were published (keys no longer in the due index are skipped).
-    func publish(_ indices: [Int], source: String = "n") async throws -> Int {
-        let reply = try await connection.evalsha(script, keys: [keyspace.dueIndex, keyspace.stream]) { command in
+    /// Publishes keys of one shard through the publish-once script, tagged with where they came from; returns how
+    /// many were published (keys no longer in the due index are skipped).
+    func publish(_ indices: [Int], shard: Int = 0, source: String = "n") async throws -> Int {
+        let keyspace = layout.shards[shard]
+        let reply = try await publishers[shard].evalsha(script, keys: [keyspace.dueIndex, keyspace.stream]) { command in
             command.append(source)
             for index in indices { command.append(index) }
         }
@@ -76,8 +118,8 @@ public struct ExpirationBridge: Sendable {
     }
 
     /// Stops listening; `run` returns once what was heard is published.
-    public func stop() { subscription.stop() }
+    public func stop() { for subscription in subscriptions { subscription.stop() } }
 
-    /// How many times the subscriber lost its connection (events published meanwhile were lost).
-    public var reconnects: Int { subscription.reconnectCount }
+    /// How many times the subscribers lost their connection (events published meanwhile were lost).
+    public var reconnects: Int { subscriptions.reduce(0) { $0 + $1.reconnectCount } }
 }

@@ -1,6 +1,7 @@
 /// Creates the run's keys: each with its deadline (an absolute expiry on the server's clock) and, in the same
 /// atomic step, its entry in the due index.
 ///
+/// One generator writes one shard's keys (a range of indices); a run has one per shard, in parallel.
 /// Open loop at `rate` keys/s (batches sent on a fixed schedule, whatever the pipeline does), or as fast as the
 /// server takes them when `rate` is 0. Either way it waits while `maxOutstanding` keys are generated but not yet
 /// finished, so a slow pipeline cannot fill the server's memory; such waits are counted.
@@ -8,7 +9,9 @@ public struct KeyGenerator: Sendable {
     let connection: RedisConnection
     let giveUpAfter: Duration
     let keyspace: RunKeyspace
-    let keys: Int
+    /// The data keys (indices) of this shard.
+    let indices: Range<Int>
+    var keys: Int { indices.count }
     let ttl: Duration
     let rate: Int
     let maxOutstanding: Int
@@ -16,17 +19,22 @@ public struct KeyGenerator: Sendable {
     /// Server clock minus local clock, in ms: deadlines are on the server's clock.
     let serverOffsetMilliseconds: Int64
 
-    public init(connection: RedisConnection, context: PipelineContext) {
+    /// - Parameters:
+    ///   - shard: the shard to write; nil for the first (the only one of a single-shard run).
+    ///   - indices: the shard's data keys; nil for all of them (a single-shard run).
+    public init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil, indices: Range<Int>? = nil) {
         let configuration = context.configuration
-        let keyspace = context.keyspace
+        let keyspace = shard ?? context.layout.shards[0]
         let counters = context.counters
+        let indices = indices ?? 0..<configuration.keys
         self.serverOffsetMilliseconds = context.serverOffsetMilliseconds
         self.connection = connection
         self.giveUpAfter = configuration.timeout
         self.keyspace = keyspace
-        self.keys = configuration.keys
+        self.indices = indices
         self.ttl = configuration.ttl
-        self.rate = configuration.rate
+        // The shards share the rate in proportion to their keys.
+        self.rate = configuration.rate == 0 ? 0 : max(1, Int((Double(configuration.rate) * Double(indices.count) / Double(max(1, configuration.keys))).rounded()))
         self.maxOutstanding = configuration.effectiveMaxOutstanding
         self.counters = counters
     }
@@ -67,7 +75,7 @@ public struct KeyGenerator: Sendable {
         }
     }
 
-    /// Writes keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
+    /// Writes the shard's keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
     /// `deadline`, their due-index entries, and the generator's high-water mark. Atomic, and without Lua.
     /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
     func write(first: Int, count: Int, deadline: Int64) async throws {
@@ -79,13 +87,13 @@ public struct KeyGenerator: Sendable {
         zadd.append(keyspace.dueIndex)
         for index in first..<(first + count) {
             var set = RedisCommandBuilder("SET", capacity: 64)
-            set.append(keyspace.dataKey(index))
+            set.append(keyspace.dataKey(indices.lowerBound + index))
             set.append(deadlineText)
             set.append("PXAT")
             set.append(deadlineText)
             commands.append(set.build())
             zadd.append(deadlineText)
-            zadd.append(index)
+            zadd.append(indices.lowerBound + index)
         }
         commands.append(zadd.build())
         commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))

@@ -1,8 +1,30 @@
-/// Keeps the lease of every live consumer of this process alive: every quarter of `leaseTTL`, one pipeline
-/// renews each lease key (`SET ... PX`) and its deadline in the run's lease index. A consumer that dies stops
-/// being renewed; when its lease lapses, the bridge (the lease key's expired event) or the sweeper (the lease
-/// index) puts it on the orphan board and another consumer takes its entries over at once.
+/// Keeps the lease of every live consumer of this process alive, and finds consumers of any process whose lease
+/// lapsed.
+///
+/// Every quarter of `leaseTTL`, one pipeline renews each lease key (`SET ... PX`) and its deadline in the run's
+/// lease index. A consumer that dies stops being renewed; when its lease lapses, the bridge (the lease key's
+/// expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan board, and a
+/// consumer of the same shard takes its entries over at once.
 public struct LeaseKeeper: Sendable {
+    /// A lease's name: the consumer and the shard it reads (its pending entries are in that shard's stream).
+    public struct Member: Sendable, Equatable, CustomStringConvertible {
+        public let consumer: String
+        public let shard: Int
+
+        public init(consumer: String, shard: Int) {
+            self.consumer = consumer
+            self.shard = shard
+        }
+
+        /// Parses `consumer@shard`.
+        public init?(_ text: String) {
+            guard let at = text.lastIndex(of: "@"), let shard = Int(text[text.index(after: at)...]), shard >= 0 else { return nil }
+            self.init(consumer: String(text[..<at]), shard: shard)
+        }
+
+        public var description: String { "\(consumer)@\(shard)" }
+    }
+
     let connection: RedisConnection
     let context: PipelineContext
     let roster: ConsumerRoster
@@ -13,11 +35,12 @@ public struct LeaseKeeper: Sendable {
         self.roster = roster
     }
 
-    /// Renews leases until cancelled or `shouldStop`. Failures are retried at the next beat.
+    /// Renews leases and looks for lapsed ones until cancelled or `shouldStop`. Failures are retried at the next beat.
     public func run(shouldStop: @Sendable () -> Bool) async {
         let ttl = context.configuration.leaseTTL
         while !shouldStop(), !Task.isCancelled {
             _ = try? await renew()
+            _ = try? await findLapsed()
             do { try await Task.sleep(for: ttl / 4) } catch { return }
         }
     }
@@ -31,21 +54,31 @@ public struct LeaseKeeper: Sendable {
         var zadd = ["ZADD", context.keyspace.leases]
         var commands: [RedisCommand] = []
         for consumer in alive {
-            commands.append(RedisCommand("SET", context.keyspace.lease(consumer.name), "1", "PX", String(ttl.milliseconds)))
-            zadd += [deadline, consumer.name]
+            let member = Member(consumer: consumer.name, shard: consumer.shard).description
+            commands.append(RedisCommand("SET", context.keyspace.lease(member), "1", "PX", String(ttl.milliseconds)))
+            zadd += [deadline, member]
         }
         commands.append(RedisCommand(zadd))
         _ = try await connection.pipeline(commands)
     }
 
-    /// Puts `names` on the orphan board if this call is the one that removed them from the lease index
-    /// (so the bridge and the sweeper never hand out the same lapse twice).
-    static func lapsed(_ names: [String], context: PipelineContext, connection: RedisConnection) async throws {
-        guard !names.isEmpty else { return }
-        let replies = try await connection.pipeline(names.map { RedisCommand("ZREM", context.keyspace.leases, $0) })
-        for (name, reply) in zip(names, replies) where reply.int == 1 {
+    /// Consumers whose lease deadline passed, of any process: on the orphan board (for when their lease key's
+    /// expired event is late, or heard by a process without consumers).
+    func findLapsed() async throws {
+        guard context.configuration.consumers > 0 else { return }
+        let now = String(context.serverNowMilliseconds)
+        let reply = try await connection.send(RedisCommand(["ZRANGEBYSCORE", context.keyspace.leases, "-inf", now, "LIMIT", "0", "100"]))
+        try await Self.lapsed((reply.array ?? []).compactMap { $0.string.flatMap(Member.init) }, context: context, connection: connection)
+    }
+
+    /// Puts `members` on the orphan board if this call is the one that removed them from the lease index (so no
+    /// two paths, and no two processes, hand out the same lapse). A process without consumers leaves them to others.
+    static func lapsed(_ members: [Member], context: PipelineContext, connection: RedisConnection) async throws {
+        guard !members.isEmpty, context.configuration.consumers > 0 else { return }
+        let replies = try await connection.pipeline(members.map { RedisCommand("ZREM", context.keyspace.leases, $0.description) })
+        for (member, reply) in zip(members, replies) where reply.int == 1 {
             context.counters.leaseExpiries.add(1, ordering: .relaxed)
-            context.orphans.add(name)
+            context.orphans.add(member.consumer, shard: member.shard)
         }
     }
 }

@@ -3,13 +3,16 @@ import Synchronization
 /// What every component of a run shares: where the keys are, the scripts, the settings, and the run's
 /// counters and signals.
 public struct PipelineContext: Sendable {
+    /// The run-level keys (meta, leases) and the run's names.
     public let keyspace: RunKeyspace
+    /// The run's shards.
+    public let layout: RunLayout
     public let scripts: RunScripts
     public let configuration: RunConfiguration
     public let counters: RunCounters
     public let latencies: LatencyRecorder
-    /// Raised by the reporter while some entry has been pending longer than `reclaimIdle`.
-    public let idleEntries: RunFlag
+    /// Per shard, what the trimmers sampled: lag, finished keys, entries idle past `reclaimIdle`.
+    public let gauges: ShardGauges
     /// Consumers whose lease lapsed, waiting for another consumer to take their entries over.
     public let orphans: OrphanBoard
     /// When each crashed consumer died, to measure how long its entries waited.
@@ -17,25 +20,70 @@ public struct PipelineContext: Sendable {
     /// Server clock minus local clock, in ms.
     public let serverOffsetMilliseconds: Int64
 
+    /// - Parameter layout: the run's shards; nil for one untagged shard named by `keyspace`.
+    public init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, configuration: RunConfiguration, counters: RunCounters,
+                latencies: LatencyRecorder, orphans: OrphanBoard = OrphanBoard(), recoveries: RecoveryLog = RecoveryLog(),
+                serverOffsetMilliseconds: Int64) {
+        let layout = layout ?? RunLayout(run: keyspace, tags: [nil])
+        self.keyspace = keyspace
+        self.layout = layout
+        self.scripts = scripts
+        self.configuration = configuration
+        self.counters = counters
+        self.latencies = latencies
+        self.gauges = ShardGauges(shards: layout.shards.count)
+        counters.gauges = gauges
+        self.orphans = orphans
+        self.recoveries = recoveries
+        self.serverOffsetMilliseconds = serverOffsetMilliseconds
+    }
+
     /// Now, in milliseconds of the server's clock.
     public var serverNowMilliseconds: Int64 { WallClock.milliseconds() + serverOffsetMilliseconds }
 }
 
-/// Names of consumers presumed dead, each handed out once.
+/// What the trimmers last read of each shard, for the consumers (how much to read, when to reclaim) and for the
+/// driver (how many keys every process has finished).
+public final class ShardGauges: Sendable {
+    public struct Gauge: Sendable {
+        /// Entries not yet delivered to any consumer; -1 if unknown.
+        public var undelivered = -1
+        /// Keys finished in this shard by every process (the tally's `done`).
+        public var finished = 0
+        /// True while some entry has been pending longer than `reclaimIdle`.
+        public var idle = false
+    }
+
+    private let state: Mutex<[Gauge]>
+    public init(shards: Int) { state = Mutex(Array(repeating: Gauge(), count: max(1, shards))) }
+
+    public subscript(shard: Int) -> Gauge {
+        get { state.withLock { $0[shard] } }
+    }
+
+    public func update(_ shard: Int, _ body: (inout Gauge) -> Void) { state.withLock { body(&$0[shard]) } }
+
+    /// Keys finished by every process, over all shards.
+    public var finished: Int { state.withLock { $0.reduce(0) { $0 + $1.finished } } }
+}
+
+/// Consumers presumed dead, by shard, each handed out once.
 public final class OrphanBoard: Sendable {
-    private let names = Mutex<[String]>([])
+    private let names = Mutex<[(name: String, shard: Int)]>([])
     public init() {}
 
-    /// Adds a consumer whose entries must be taken over (ignored if already waiting).
-    public func add(_ name: String) {
-        names.withLock { if !$0.contains(name) { $0.append(name) } }
+    /// Adds a consumer of `shard` whose entries must be taken over (ignored if already waiting).
+    public func add(_ name: String, shard: Int = 0) {
+        names.withLock { if !$0.contains(where: { $0.name == name }) { $0.append((name, shard)) } }
     }
 
-    /// Takes the next orphaned consumer, if any.
-    public func take() -> String? {
-        names.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    /// Takes the next orphaned consumer of `shard`, if any.
+    public func take(shard: Int = 0) -> String? {
+        names.withLock { list in
+            guard let at = list.firstIndex(where: { $0.shard == shard }) else { return nil }
+            return list.remove(at: at).name
+        }
     }
-
 }
 
 /// Crash times of consumers, and how long after each crash its entries were taken over.
@@ -61,6 +109,8 @@ public final class RecoveryLog: Sendable {
 /// What one consumer has done, readable while it runs, and the switches chaos uses on it.
 public final class ConsumerStats: Sendable {
     public let name: String
+    /// The shard whose stream it reads.
+    public let shard: Int
     public let processed = Atomic<Int>(0)
     /// Set by chaos: the consumer abandons its batch and dies without acking.
     public let crash = RunFlag()
@@ -69,8 +119,9 @@ public final class ConsumerStats: Sendable {
     /// True while the consumer runs; its lease is renewed only then.
     public let alive = RunFlag()
 
-    public init(name: String) {
+    public init(name: String, shard: Int = 0) {
         self.name = name
+        self.shard = shard
         alive.set()
     }
 }

@@ -1,6 +1,7 @@
-/// Removes every key of a run, and nothing else: SCAN MATCH `<prefix>*`, UNLINK in batches.
+/// Removes every key of a run, and nothing else: SCAN MATCH `<prefix>*`, one UNLINK per key, pipelined (a cluster
+/// refuses an UNLINK of keys in different slots). In a cluster, call it on every primary.
 public enum RunCleanup {
-    /// Deletes the run's keys; returns how many were removed.
+    /// Deletes the run's keys on `connection`'s server; returns how many were removed.
     @discardableResult
     public static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
         var cursor = "0"
@@ -14,7 +15,8 @@ public enum RunCleanup {
             cursor = next
             let names = keys.compactMap(\.string)
             if !names.isEmpty {
-                removed += Int(try await connection.send(RedisCommand(["UNLINK"] + names)).int ?? 0)
+                let replies = try await connection.pipeline(names.map { RedisCommand("UNLINK", $0) })
+                removed += replies.reduce(0) { $0 + Int($1.int ?? 0) }
             }
         } while cursor != "0"
         return removed

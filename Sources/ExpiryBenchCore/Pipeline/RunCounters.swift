@@ -32,10 +32,15 @@ public final class RunCounters: Sendable {
     public let chaosSubscriberKills = Atomic<Int>(0)
     /// Consumers found dead by their lapsed lease.
     public let leaseExpiries = Atomic<Int>(0)
-    /// Stream entries not yet delivered to any consumer (the group's lag, sampled every 100 ms); -1 if unknown.
-    public let undelivered = Atomic<Int>(-1)
     /// Consumer round trips that failed and were retried.
     public let consumerErrors = Atomic<Int>(0)
+
+    /// The shards' gauges, once a pipeline context is made: they add what other processes finished.
+    private let shardGauges = Mutex<ShardGauges?>(nil)
+    var gauges: ShardGauges? {
+        get { shardGauges.withLock { $0 } }
+        set { shardGauges.withLock { $0 = newValue } }
+    }
 
     public init() {}
 
@@ -44,9 +49,10 @@ public final class RunCounters: Sendable {
         generated.load(ordering: .relaxed) - publishedByNotification.load(ordering: .relaxed) - publishedBySweeper.load(ordering: .relaxed)
     }
 
-    /// Keys that reached their end: a first commit or a dead letter.
+    /// Keys that reached their end, a first commit or a dead letter: this process's count, or every process's
+    /// as last read from the shards' tallies if that is higher.
     public var finished: Int {
-        committed.load(ordering: .relaxed) + deadLettered.load(ordering: .relaxed)
+        max(committed.load(ordering: .relaxed) + deadLettered.load(ordering: .relaxed), gauges?.finished ?? 0)
     }
 
     /// Raises `maxUnexpired` to the current unexpired count if that is higher.

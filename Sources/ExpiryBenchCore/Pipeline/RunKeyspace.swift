@@ -1,44 +1,84 @@
 /// The names of every key a run owns. All of them start with `<namespace>:<run id>:`, so a run's data can be
 /// told from the user's and removed without touching anything else.
+///
+/// A run is split into shards, each with its own stream, due index, processed bitmap, locks and data keys.
+/// On a single server the run has one shard whose keys carry no hash tag (`<prefix>stream`). In a cluster every
+/// shard's keys carry the shard's hash tag (`<prefix>{<tag>}:stream`), so that all keys one script touches sit
+/// in one slot, and the run-level keys (meta, leases) carry the run's tag (`<prefix>{<run id>}:meta`).
+/// A value of this type names one shard's keys, and the run-level keys of its run.
 public struct RunKeyspace: Sendable, Equatable {
     public let namespace: String
     public let runID: String
+    /// Hash tag of the run-level keys; nil on a single server.
+    public let runTag: String?
+    /// Hash tag of this shard's keys; nil for the untagged single shard.
+    public let shardTag: String?
+    /// This shard's number, 0 ..< shard count; data key `i` lives in shard `i % shard count`.
+    public let shardIndex: Int
 
-    public init(namespace: String, runID: String) {
+    public init(namespace: String, runID: String, cluster: Bool = false) {
         self.namespace = namespace
         self.runID = runID
+        self.runTag = cluster ? runID : nil
+        self.shardTag = nil
+        self.shardIndex = 0
+    }
+
+    private init(run: RunKeyspace, shardIndex: Int, shardTag: String?) {
+        self.namespace = run.namespace
+        self.runID = run.runID
+        self.runTag = run.runTag
+        self.shardTag = shardTag
+        self.shardIndex = shardIndex
+    }
+
+    /// The keys of shard `index`, tagged `tag` (nil: no tag, only for a run of one shard on a single server).
+    public func shard(_ index: Int, tag: String?) -> RunKeyspace {
+        RunKeyspace(run: self, shardIndex: index, shardTag: tag)
     }
 
     /// `<namespace>:<run id>:`, the prefix of every key of the run.
     public var prefix: String { "\(namespace):\(runID):" }
+    /// Prefix of the run-level keys (meta, leases).
+    public var runPrefix: String { runTag.map { prefix + "{\($0)}:" } ?? prefix }
+    /// Prefix of this shard's keys.
+    public var shardPrefix: String { shardTag.map { prefix + "{\($0)}:" } ?? prefix }
     /// Prefix of the keys that expire (`<prefix>k:<index>`).
-    public var dataPrefix: String { prefix + "k:" }
+    public var dataPrefix: String { shardPrefix + "k:" }
     /// Prefix of the per-key locks (`<prefix>lock:<index>`).
-    public var lockPrefix: String { prefix + "lock:" }
+    public var lockPrefix: String { shardPrefix + "lock:" }
     /// Sorted set of keys not yet published, scored by deadline (ms, server clock).
-    public var dueIndex: String { prefix + "due" }
+    public var dueIndex: String { shardPrefix + "due" }
     /// How many keys the generator has written (its high-water mark).
-    public var generatorMark: String { prefix + "generated" }
+    public var generatorMark: String { shardPrefix + "generated" }
     /// The stream that consumers read.
-    public var stream: String { prefix + "stream" }
+    public var stream: String { shardPrefix + "stream" }
     /// Bitmap of processed keys, by index.
-    public var processed: String { prefix + "processed" }
+    public var processed: String { shardPrefix + "processed" }
     /// The record of one commit call, by claim token, so that a retried commit is answered, not redone.
-    public func commitRecord(_ token: String) -> String { prefix + "commit:" + token }
+    public func commitRecord(_ token: String) -> String { shardPrefix + "commit:" + token }
     /// Stream of keys that failed too often.
-    public var deadLetters: String { prefix + "dead" }
+    public var deadLetters: String { shardPrefix + "dead" }
     /// Bitmap of dead-lettered keys, by index.
-    public var deadBits: String { prefix + "deadbits" }
+    public var deadBits: String { shardPrefix + "deadbits" }
+    /// Hash of this shard's tallies, kept by the commit script: `c:<consumer>` first commits per consumer,
+    /// `done` keys finished (first commits and dead letters), `dup` repeated commits. Every process's
+    /// consumers add to it, so the driver reports all of them.
+    public var tally: String { shardPrefix + "tally" }
+    /// Scratch key for the verification's bitmap overlap.
+    public var overlap: String { shardPrefix + "overlap" }
     /// A consumer's lease, kept alive by heartbeat while the consumer lives.
     public func lease(_ consumer: String) -> String { leasePrefix + consumer }
     /// Prefix of the lease keys.
-    public var leasePrefix: String { prefix + "lease:" }
+    public var leasePrefix: String { runPrefix + "lease:" }
     /// Sorted set of consumers by lease deadline (ms, server clock): the sweeper's way to find dead consumers.
-    public var leases: String { prefix + "leases" }
+    public var leases: String { runPrefix + "leases" }
     /// Hash describing the run (settings, start time), for `inspect`.
-    public var meta: String { prefix + "meta" }
-    /// The run's keys that have no TTL of their own.
-    public var bookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, meta, leases] }
+    public var meta: String { runPrefix + "meta" }
+    /// This shard's keys that have no TTL of their own.
+    public var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally] }
+    /// The run-level keys that have no TTL of their own.
+    public var runBookkeepingKeys: [String] { [meta, leases] }
     /// The consumer group's name.
     public var group: String { "workers" }
 

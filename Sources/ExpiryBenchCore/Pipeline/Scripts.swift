@@ -83,7 +83,9 @@ public enum Scripts {
     /// or, at the maximum number of deliveries, written to the dead-letter stream and its bitmap, acked and
     /// released. The outcome is recorded under the claim's token (KEYS[3], kept for the retry window), so a call
     /// retried after a lost reply gets the first call's answer instead of acting twice.
-    /// KEYS: processed bitmap, stream, commit record, dead-letter bitmap, dead-letter stream.
+    /// The shard's tally (KEYS[6]) counts first commits per consumer, finished keys and repeats, for the driver's
+    /// report over every process.
+    /// KEYS: processed bitmap, stream, commit record, dead-letter bitmap, dead-letter stream, tally.
     /// ARGV: group, lock prefix, token, record ttl ms, max deliveries, consumer, then (entry id, index, deadline,
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
@@ -133,14 +135,18 @@ public enum Scripts {
         if #fields > 0 then before = redis.call('BITFIELD', KEYS[1], unpack(fields)) end
         if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(acks)) end
         if #release > 0 then redis.call('DEL', unpack(release)) end
-        local k = 0
+        local k, firsts, repeats, dead = 0, 0, 0, 0
         for j = 1, #locks do
           if codes[j] == -1 then
             k = k + 1
             if before[k] == 0 then codes[j] = 1 else codes[j] = 2 end
           end
+          if codes[j] == 1 then firsts = firsts + 1 elseif codes[j] == 2 then repeats = repeats + 1 elseif codes[j] == 4 then dead = dead + 1 end
           out[#out + 1] = codes[j]
         end
+        if firsts > 0 then redis.call('HINCRBY', KEYS[6], 'c:' .. ARGV[6], firsts) end
+        if firsts + dead > 0 then redis.call('HINCRBY', KEYS[6], 'done', firsts + dead) end
+        if repeats > 0 then redis.call('HINCRBY', KEYS[6], 'dup', repeats) end
         redis.call('SET', KEYS[3], table.concat(codes), 'PX', ARGV[4])
         return out
         """)

@@ -78,7 +78,7 @@ extension StreamConsumer {
         let recordMilliseconds = String((configuration.timeout * 3).milliseconds)
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
             try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(record),
-                                                                         keyspace.deadBits, keyspace.deadLetters]) { command in
+                                                                         keyspace.deadBits, keyspace.deadLetters, keyspace.tally]) { command in
                 command.append(keyspace.group)
                 command.append(keyspace.lockPrefix)
                 command.append(token)

@@ -20,9 +20,12 @@ public struct StreamConsumer: Sendable {
     let consumers: Int
     let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
+    /// The shard whose stream it reads.
+    let keyspace: RunKeyspace
 
     public init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
         let configuration = context.configuration
+        self.keyspace = context.layout.shards[stats.shard]
         self.connection = connection
         self.context = context
         self.stats = stats
@@ -33,12 +36,12 @@ public struct StreamConsumer: Sendable {
         self.lockTTL = configuration.lockTTL
         self.reclaimIdle = configuration.reclaimIdle
         self.commitEvery = configuration.commitEvery
-        self.consumers = configuration.consumers
+        // Consumers of this process reading the same shard (those of other processes are not known here).
+        self.consumers = max(1, (configuration.consumers + context.layout.shards.count - 1) / context.layout.shards.count)
         self.giveUpAfter = configuration.timeout
     }
 
     var counters: RunCounters { context.counters }
-    var keyspace: RunKeyspace { context.keyspace }
 
     /// `run`, and when chaos crashes the consumer, drops its connection without acking anything (a crash).
     /// Either way the consumer is no longer alive afterwards: its lease is not renewed.
@@ -69,12 +72,12 @@ public struct StreamConsumer: Sendable {
                 // Recovery comes before new entries, so a dead consumer's keys are not left waiting behind a
                 // backlog. A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a
                 // consumer never takes itself over, and its renewed lease puts it back.
-                if entries.count < batch, let orphan = context.orphans.take(), orphan != stats.name {
+                if entries.count < batch, let orphan = context.orphans.take(shard: stats.shard), orphan != stats.name {
                     entries += try await takeOver(orphan)
                 }
                 // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
                 // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
-                if entries.count < batch, context.idleEntries.isSet, clock.now - lastReclaim > reclaimIdle {
+                if entries.count < batch, context.gauges[stats.shard].idle, clock.now - lastReclaim > reclaimIdle {
                     lastReclaim = clock.now
                     entries += try await reclaim()
                 }
@@ -105,7 +108,7 @@ public struct StreamConsumer: Sendable {
     /// instead of queueing behind one consumer's batch, which is what keeps latency low below saturation.
     /// With `--work 0` a whole batch costs no more time than one key, so it always asks for a batch.
     var readCount: Int {
-        let backlog = counters.undelivered.load(ordering: .relaxed)
+        let backlog = context.gauges[stats.shard].undelivered
         guard work > .zero, backlog >= 0 else { return batch }
         let share = (backlog + consumers - 1) / max(1, consumers)
         return min(batch, max(concurrency, share))
@@ -149,7 +152,7 @@ public struct StreamConsumer: Sendable {
         let entries = (claimed.array ?? []).compactMap(StreamEntry.init)
         counters.reclaimed.add(entries.count, ordering: .relaxed)
         if ids.count == batch {
-            context.orphans.add(orphan)  // more than one batch: the next free consumer takes the rest
+            context.orphans.add(orphan, shard: stats.shard)  // more than one batch: the next free consumer takes the rest
         } else {
             context.recoveries.recovered(orphan)
         }

@@ -1,25 +1,29 @@
 import Synchronization
 
-/// Keeps the stream short: every `interval` it removes the entries that every consumer is done with
-/// (older than both the oldest pending entry and the group's read position), and remembers the longest the
-/// stream was before trimming, so the report shows the true peak.
+/// Watches one shard and keeps its stream short: every `interval` it removes the entries that every consumer is
+/// done with (older than both the oldest pending entry and the group's read position), and remembers the longest
+/// the stream was before trimming, so the report shows the true peak. It publishes what it reads to the shard's
+/// gauge: the group's lag, the keys every process has finished (the shard's tally), and, every tenth tick,
+/// whether some entry has been pending longer than `reclaimIdle` (so consumers reclaim it).
 public final class StreamTrimmer: Sendable {
     let connection: RedisConnection
     let keyspace: RunKeyspace
     let interval: Duration
     private let state = Mutex((length: 0, maxLength: 0, pending: 0))
 
-    let counters: RunCounters?
+    let gauges: ShardGauges?
+    let reclaimIdle: Duration
     let expireAfter: Duration?
 
     /// - Parameters:
-    ///   - counters: where to publish the group's lag (`undelivered`), for consumers to size their reads.
-    ///   - expireAfter: when set, the run's bookkeeping keys get this TTL, renewed every 10 s, so that a run killed
+    ///   - gauges: where to publish what it reads, for consumers and the driver.
+    ///   - expireAfter: when set, the shard's bookkeeping keys get this TTL, renewed every 10 s, so that a run killed
     ///     with SIGKILL (no cleanup) does not leave them on the server forever.
-    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), counters: RunCounters? = nil,
-                expireAfter: Duration? = nil) {
+    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), gauges: ShardGauges? = nil,
+                reclaimIdle: Duration = .seconds(1), expireAfter: Duration? = nil) {
         self.connection = connection
-        self.counters = counters
+        self.gauges = gauges
+        self.reclaimIdle = reclaimIdle
         self.expireAfter = expireAfter
         self.keyspace = keyspace
         self.interval = interval
@@ -39,25 +43,29 @@ public final class StreamTrimmer: Sendable {
             if let expireAfter, tick % 100 == 0 { try? await expireBookkeeping(after: expireAfter) }
             tick += 1
             do { try await Task.sleep(for: interval) } catch { break }
-            _ = try? await trimOnce()
+            _ = try? await trimOnce(checkIdle: tick % 10 == 0)
         }
     }
 
-    /// Gives the run's bookkeeping keys a TTL (the keys that expire, locks, leases and commit records have
-    /// their own).
+    /// Gives the shard's bookkeeping keys a TTL (the keys that expire, locks and commit records have their own).
     func expireBookkeeping(after ttl: Duration) async throws {
         let milliseconds = String(ttl.milliseconds)
-        _ = try await connection.pipeline(keyspace.bookkeepingKeys.map { RedisCommand("PEXPIRE", $0, milliseconds) })
+        _ = try await connection.pipeline(keyspace.shardBookkeepingKeys.map { RedisCommand("PEXPIRE", $0, milliseconds) })
     }
 
     /// One sample and trim; returns the ID trimmed up to, if any.
     @discardableResult
-    public func trimOnce() async throws -> String? {
-        let replies = try await connection.pipeline([
+    public func trimOnce(checkIdle: Bool = false) async throws -> String? {
+        var commands = [
             RedisCommand("XPENDING", keyspace.stream, keyspace.group),
             RedisCommand("XINFO", "GROUPS", keyspace.stream),
             RedisCommand("XLEN", keyspace.stream),
-        ])
+            RedisCommand("HGET", keyspace.tally, "done"),
+        ]
+        if checkIdle {
+            commands.append(RedisCommand(["XPENDING", keyspace.stream, keyspace.group, "IDLE", String(reclaimIdle.milliseconds), "-", "+", "1"]))
+        }
+        let replies = try await connection.pipeline(commands)
         let summary = replies[0].array ?? []
         let pending = Int(summary.first?.int ?? 0)
         let length = Int(replies[2].int ?? 0)
@@ -70,7 +78,13 @@ public final class StreamTrimmer: Sendable {
         let group = Self.groupFields(keyspace.group, in: replies[1])
         let lastDelivered = group["last-delivered-id"]
         let lag = group["lag"].flatMap { Int($0) } ?? -1
-        counters?.undelivered.store(lag, ordering: .relaxed)
+        let finished = Int(replies[3].string ?? "") ?? 0
+        let idle = checkIdle ? !(replies[4].array ?? []).isEmpty : nil
+        gauges?.update(keyspace.shardIndex) { gauge in
+            gauge.undelivered = lag
+            gauge.finished = max(gauge.finished, finished)
+            if let idle { gauge.idle = idle }
+        }
         // Entries older than both are acknowledged: nobody will read them again.
         let bounds = [firstPending, lastDelivered].compactMap { $0 }.compactMap(StreamID.init)
         guard let minimum = bounds.min(), minimum != StreamID.zero else { return nil }

@@ -49,3 +49,19 @@ public struct LatencySummary: Sendable, Codable, Equatable {
         max = ms(histogram.maxRecorded)
     }
 }
+
+extension LatencyRecorder {
+    /// The recorded values as (value µs, count) pairs, for another process to merge.
+    public func recordedPairs() -> [[UInt64]] {
+        snapshot().recordedValues().map { [$0.value, UInt64($0.count)] }
+    }
+
+    /// Adds (value µs, count) pairs recorded by another process.
+    public func merge(pairs: [[UInt64]]) {
+        histogram.withLock { histogram in
+            for pair in pairs where pair.count == 2 {
+                _ = histogram.record(min(pair[0], Self.highestTrackableValue), count: pair[1])
+            }
+        }
+    }
+}

@@ -48,6 +48,14 @@ public enum ReportPrinter {
             if !latency.isEmpty { lines.append(""); lines.append(contentsOf: latency.map { "  " + $0 }) }
         }
         lines.append("")
+        if r.shards.count > 1 {
+            lines.append(contentsOf: shardTable(r.shards))
+            lines.append("")
+        }
+        if r.consumerProcesses > 0 {
+            lines.append("Consumer processes: \(r.consumerProcesses) joined, \(r.consumerProcessesReported) reported their figures"
+                + (r.consumerProcessesReported < r.consumerProcesses ? " (latency and delivery counters lack the others; commits and the verdict do not)." : "."))
+        }
         lines.append(contentsOf: consumerTable(r.consumers))
         lines.append("")
         switch r.verdict {
@@ -65,6 +73,22 @@ public enum ReportPrinter {
             for problem in r.problems { lines.append("  - \(problem)") }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Keys processed per shard, with the node holding each.
+    public static func shardTable(_ shards: [RunReport.Shard]) -> [String] {
+        let total = max(1, shards.reduce(0) { $0 + $1.keysProcessed })
+        let nameWidth = max(5, shards.map(\.name.count).max() ?? 5)
+        let nodeWidth = max(4, shards.map(\.node.count).max() ?? 4)
+        var lines = ["Keys per shard (\(shards.count) shards):"]
+        lines.append("  " + "shard".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  " + "node".padding(toLength: nodeWidth, withPad: " ", startingAt: 0) + "       keys   share")
+        for shard in shards {
+            let count = Format.count(shard.keysProcessed)
+            lines.append("  " + shard.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  " + shard.node.padding(toLength: nodeWidth, withPad: " ", startingAt: 0)
+                + "  " + String(repeating: " ", count: max(0, 9 - count.count)) + count
+                + "  " + String(format: "%5.1f%%", Double(shard.keysProcessed) / Double(total) * 100))
+        }
+        return lines
     }
 
     /// The per-consumer table: name, count and share, then the min, max and spread of the shares.

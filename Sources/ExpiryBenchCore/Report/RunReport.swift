@@ -54,6 +54,31 @@ public struct RunReport: Sendable, Codable {
     public var latencyMs: LatencySummary
     public var settings: Settings
     public var consumers: [Consumer]
+    /// The run's shards: where each was and how many keys it processed.
+    public var shards: [Shard] = []
+    /// Consumer processes (`--role consumer`) that joined the run, and how many of them reported back.
+    public var consumerProcesses = 0
+    public var consumerProcessesReported = 0
+
+    /// One shard of the run.
+    public struct Shard: Sendable, Codable, Equatable {
+        /// The shard's hash tag ("-" for the untagged single shard).
+        public var name: String
+        /// The server or cluster primary holding it.
+        public var node: String
+        public var keysProcessed: Int
+
+        public init(name: String, node: String, keysProcessed: Int) {
+            self.name = name
+            self.node = node
+            self.keysProcessed = keysProcessed
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, node
+            case keysProcessed = "keys_processed"
+        }
+    }
 
     /// Faults injected (`--chaos`) and how the run recovered from them.
     public struct Chaos: Sendable, Codable, Equatable {
@@ -107,7 +132,9 @@ public struct RunReport: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case verdict, problems, redis, lost, reclaimed, redeliveries, consumers, settings, chaos
+        case verdict, problems, redis, lost, reclaimed, redeliveries, consumers, settings, chaos, shards
+        case consumerProcesses = "consumer_processes"
+        case consumerProcessesReported = "consumer_processes_reported"
         case failedWork = "failed_work"
         case connectionReconnects = "connection_reconnects"
         case runID = "run_id"
@@ -161,6 +188,8 @@ public struct Verification: Sendable, Equatable {
     public var stalledFor: Duration?
     /// Keys both committed and dead-lettered (must be none).
     public var committedAndDeadLettered = 0
+    /// Processed keys of each shard, by shard index.
+    public var processedPerShard: [Int] = []
     /// Why the end state could not be read from Redis, if it could not.
     public var unverifiable: String?
     /// The first error a component of the run ended with, if any.

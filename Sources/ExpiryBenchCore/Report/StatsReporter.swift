@@ -1,9 +1,8 @@
 import Foundation
 import Synchronization
 
-/// Once a second: reads the group's state (pending entries, stream length, from the trimmer), raises
-/// `idleEntries` when some entry has been pending longer than `reclaimIdle` (so consumers reclaim it), and prints a progress line: one line rewritten in place on a terminal, plain lines otherwise,
-/// nothing with `--progress none`.
+/// Once a second: reads the groups' state (pending entries, stream lengths, from the shards' trimmers) and prints a
+/// progress line: one line rewritten in place on a terminal, plain lines otherwise, nothing with `--progress none`.
 public final class StatsReporter: Sendable {
     public struct Sample: Sendable {
         public var elapsed: Double
@@ -15,16 +14,12 @@ public final class StatsReporter: Sendable {
         public var p99Milliseconds: Double
     }
 
-    let connection: RedisConnection
-    let keyspace: RunKeyspace
     let counters: RunCounters
     let latencies: LatencyRecorder
     let total: Int
     let mode: RunConfiguration.Progress
     let isTerminal: Bool
-    let idleEntries: RunFlag
-    let trimmer: StreamTrimmer
-    let reclaimIdle: Duration
+    let trimmers: [StreamTrimmer]
     private let state = Mutex(State())
 
     struct State {
@@ -32,13 +27,8 @@ public final class StatsReporter: Sendable {
         var lineShown = false
     }
 
-    public init(connection: RedisConnection, keyspace: RunKeyspace, counters: RunCounters, latencies: LatencyRecorder,
-                total: Int, mode: RunConfiguration.Progress, idleEntries: RunFlag, reclaimIdle: Duration, trimmer: StreamTrimmer) {
-        self.trimmer = trimmer
-        self.idleEntries = idleEntries
-        self.reclaimIdle = reclaimIdle
-        self.connection = connection
-        self.keyspace = keyspace
+    public init(counters: RunCounters, latencies: LatencyRecorder, total: Int, mode: RunConfiguration.Progress, trimmers: [StreamTrimmer]) {
+        self.trimmers = trimmers
         self.counters = counters
         self.latencies = latencies
         self.total = total
@@ -63,7 +53,8 @@ public final class StatsReporter: Sendable {
             let rate = Double(processed - lastProcessed) / max((now - lastTime).seconds, 1e-3)
             lastProcessed = processed
             lastTime = now
-            let (pending, length) = await sampleStream()
+            let pending = trimmers.reduce(0) { $0 + $1.pending }
+            let length = trimmers.reduce(0) { $0 + $1.length }
             let sample = Sample(elapsed: (now - start).seconds, processed: processed, rate: rate, unexpired: counters.unexpired,
                                 pending: pending, streamLength: length,
                                 p99Milliseconds: Double(latencies.snapshot().valueAtPercentile(99)) / 1000)
@@ -78,15 +69,6 @@ public final class StatsReporter: Sendable {
     public func finishLine() {
         let shown = state.withLock { $0.lineShown }
         if shown && isTerminal && mode == .auto { print("") }
-    }
-
-    /// Pending count and stream length (from the trimmer), and flags entries idle past `reclaimIdle`.
-    func sampleStream() async -> (pending: Int, length: Int) {
-        let reply = try? await connection.send(RedisCommand([
-            "XPENDING", keyspace.stream, keyspace.group, "IDLE", String(reclaimIdle.milliseconds), "-", "+", "1",
-        ]))
-        idleEntries.set(!(reply?.array ?? []).isEmpty)
-        return (trimmer.pending, trimmer.length)
     }
 
     func show(_ sample: Sample) {

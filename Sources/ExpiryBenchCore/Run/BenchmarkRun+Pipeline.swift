@@ -4,44 +4,65 @@ import Synchronization
 extension BenchmarkRun {
     /// Sets up the run's keys, runs every component as a child of one task group until the run is complete,
     /// interrupted, failed or stalled, then verifies in Redis and builds the report.
-    func runPipeline(endpoint: RedisEndpoint, control: RedisConnection, keyspace: RunKeyspace, version: String, embedded: Bool) async throws -> RunOutcome {
+    /// - Parameters:
+    ///   - control: a connection for the run-level keys (meta, leases).
+    ///   - nodes: one connection per primary (the server itself when not a cluster).
+    func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, embedded: Bool) async throws -> RunOutcome {
         let configuration = self.configuration
+        let endpoint = servers.endpoint
         let scripts = try await RunScripts.load(on: control)
-        try await control.send(RedisCommand(["XGROUP", "CREATE", keyspace.stream, keyspace.group, "0", "MKSTREAM"]))
-        try await control.send(RedisCommand(["HSET", keyspace.meta, "keys", String(configuration.keys), "consumers", String(configuration.consumers),
-                                             "ttl_ms", String(configuration.ttl.milliseconds), "work_ms", String(configuration.work.milliseconds),
-                                             "started_ms", String(WallClock.milliseconds())]))
+        let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
+        let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
+        defer { connections.closeAll() }
+        let shardControls = try await connections.openPerShard("control", layout: layout)
+        for (shard, connection) in zip(layout.shards, shardControls) {
+            try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
+        }
+        try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
         if configuration.backgroundKeys > 0 {
-            say("Writing \(Format.count(configuration.backgroundKeys)) background keys with a 1 h TTL under \(keyspace.prefix)bg: ...")
+            say("Writing \(Format.count(configuration.backgroundKeys)) background keys with a 1 h TTL under \(keyspace.prefix) ...")
             let stop = self.stop
-            try await BackgroundKeys.write(configuration.backgroundKeys, keyspace: keyspace, on: control, shouldStop: { stop.isRequested })
+            for (shard, connection) in zip(layout.shards, shardControls) {
+                let count = configuration.backgroundKeys / layout.shards.count + (shard.shardIndex < configuration.backgroundKeys % layout.shards.count ? 1 : 0)
+                try await BackgroundKeys.write(count, keyspace: shard, on: connection, shouldStop: { stop.isRequested })
+            }
         }
         let context = PipelineContext(
-            keyspace: keyspace, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(),
-            idleEntries: RunFlag(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
+            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         let counters = context.counters
 
-        let connections = ConnectionSet(endpoint: endpoint, runID: keyspace.runID, timeout: configuration.timeout)
-        defer { connections.closeAll() }
-        let bridge = try await ExpirationBridge.start(endpoint: endpoint, connection: try await connections.open("bridge"), context: context)
+        let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
+                                                      control: try await connections.open("bridge", for: keyspace.leases), context: context)
         defer { bridge.stop() }
-        let generator = KeyGenerator(connection: try await connections.open("generator"), context: context)
-        let sweeper = configuration.sweeper ? DeadlineSweeper(connection: try await connections.open("sweeper"), context: context) : nil
+        var generators: [KeyGenerator] = []
+        var sweepers: [DeadlineSweeper] = []
+        var trimmers: [StreamTrimmer] = []
+        // Keys go to the shards in proportion to their consumers here (a driver's consumers run elsewhere: evenly).
+        let weights = layout.shards.indices.map { shard in
+            configuration.role == .driver ? 1 : (0..<configuration.consumers).filter { layout.shard(forConsumer: $0) == shard }.count
+        }
+        let ranges = RunLayout.ranges(keys: configuration.keys, weights: weights)
+        for shard in layout.shards {
+            let suffix = layout.shards.count == 1 ? "" : "-\(shard.shardIndex)"
+            generators.append(KeyGenerator(connection: try await connections.open("generator" + suffix, for: shard.stream), context: context, shard: shard,
+                                           indices: ranges[shard.shardIndex]))
+            if configuration.sweeper {
+                sweepers.append(DeadlineSweeper(connection: try await connections.open("sweeper" + suffix, for: shard.stream), context: context, shard: shard))
+            }
+            trimmers.append(StreamTrimmer(connection: try await connections.open("trimmer" + suffix, for: shard.stream), keyspace: shard, gauges: context.gauges,
+                                          reclaimIdle: configuration.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
+        }
         let roster = ConsumerRoster()
         var consumers: [StreamConsumer] = []
         for index in 0..<configuration.consumers {
-            let stats = ConsumerStats(name: "consumer-\(index)")
+            let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
             roster.add(stats)
-            consumers.append(StreamConsumer(connection: try await connections.open(stats.name), context: context, stats: stats))
+            consumers.append(StreamConsumer(connection: try await connections.open(stats.name, for: layout.shards[stats.shard].stream), context: context, stats: stats))
         }
-        let leases = LeaseKeeper(connection: try await connections.open("leases"), context: context, roster: roster)
+        let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
         try await leases.renew()
-        let trimmer = StreamTrimmer(connection: try await connections.open("trimmer"), keyspace: keyspace, counters: counters,
-                                    expireAfter: configuration.keep ? nil : .seconds(3600))
-        let reporter = StatsReporter(connection: try await connections.open("reporter"), keyspace: keyspace, counters: counters,
-                                     latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
-                                     idleEntries: context.idleEntries, reclaimIdle: configuration.reclaimIdle, trimmer: trimmer)
+        let reporter = StatsReporter(counters: counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress, trimmers: trimmers)
 
         let stopGenerating = RunFlag()
         let stopConsuming = RunFlag()
@@ -63,23 +84,26 @@ extension BenchmarkRun {
                 }
             }
 
-            child("generator") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
+            for (number, generator) in generators.enumerated() {
+                child(generators.count == 1 ? "generator" : "generator \(number)") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
+            }
             child("bridge") { try await bridge.run() }
-            if let sweeper {
-                child("sweeper") { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
+            for (number, sweeper) in sweepers.enumerated() {
+                child(sweepers.count == 1 ? "sweeper" : "sweeper \(number)") { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
             }
             for consumer in consumers {
                 child(consumer.stats.name) { try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet }) }
             }
             group.addTask { await leases.run(shouldStop: { stopConsuming.isSet }) }
             let reporting = Task { await reporter.run(start: start) }
-            let trimming = Task { await trimmer.run() }
+            let trimming = trimmers.map { trimmer in Task { await trimmer.run() } }
             var chaos = configuration.chaos ? ChaosMonkey(start: start) : nil
 
             // Watch: done, interrupted, failed or stalled; inject faults under --chaos.
             var lastProgress = start
             var lastFinished = 0
             var lastGenerated = 0
+            var lastExpire = start
             while true {
                 try? await Task.sleep(for: .milliseconds(5))
                 let now = clock.now
@@ -100,6 +124,11 @@ extension BenchmarkRun {
                     end = now
                     break
                 }
+                // The run-level keys get the same safety TTL as the shards' (see StreamTrimmer).
+                if !configuration.keep, now - lastExpire > .seconds(10) {
+                    lastExpire = now
+                    _ = try? await control.pipeline(keyspace.runBookkeepingKeys.map { RedisCommand("PEXPIRE", $0, "3600000") })
+                }
                 if let fault = chaos?.due(at: now) {
                     log.info("chaos: \(fault)")
                     switch fault {
@@ -109,50 +138,57 @@ extension BenchmarkRun {
                         victim.alive.set(false)
                         context.recoveries.crashed(victim.name, at: now)
                         counters.chaosCrashes.add(1, ordering: .relaxed)
-                        let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name))
+                        let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name), shard: victim.shard)
                         roster.add(replacement)
                         child(replacement.name) {
-                            let consumer = StreamConsumer(connection: try await connections.open(replacement.name), context: context, stats: replacement)
+                            let connection = try await connections.open(replacement.name, for: layout.shards[replacement.shard].stream)
+                            let consumer = StreamConsumer(connection: connection, context: context, stats: replacement)
                             try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet })
                         }
                     case .stall:
                         roster.alive.filter { !$0.crash.isSet }.randomElement()?.stall.set()
                     case .killSubscriber:
-                        if (try? await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(keyspace), using: control)) == true {
+                        if (try? await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(keyspace), using: nodes[0])) == true {
                             counters.chaosSubscriberKills.add(1, ordering: .relaxed)
                         }
                     }
                 }
             }
             stopGenerating.set()
+            // Consumer processes leave when they read this.
+            let state: RunMeta.State = counters.finished >= configuration.keys ? .complete : .stopped
+            _ = try? await control.send(RedisCommand("HSET", keyspace.meta, "state", state.rawValue))
             stopConsuming.set()
             bridge.stop()
             await group.waitForAll()
             reporting.cancel()
-            trimming.cancel()
+            for task in trimming { task.cancel() }
             _ = await reporting.value
-            _ = await trimming.value
+            for task in trimming { _ = await task.value }
         }
         reporter.finishLine()
 
-        var verification = await verify(control: control, keyspace: keyspace, counters: counters)
+        let processes = await collectProcessReports(keyspace: keyspace, control: control, context: context)
+        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters)
         verification.interrupted = interrupted
         verification.stalledFor = stalledFor
         verification.componentFailure = failure.message
         verification.exceededMaxDuration = overTime ? configuration.maxDuration : nil
+        if stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {
+            verification.componentFailure = "no consumer took part: this driver has --consumers 0 and no process joined with --role consumer --run-id \(keyspace.runID)"
+        }
 
         let duration = max((end - start).seconds, 1e-6)
-        let members = roster.members
-        let total = members.reduce(0) { $0 + $1.processed.load(ordering: .relaxed) }
-        let rows = members.map { stats -> RunReport.Consumer in
-            let processed = stats.processed.load(ordering: .relaxed)
-            return RunReport.Consumer(name: stats.name, processed: processed, share: total > 0 ? Double(processed) / Double(total) : 0)
-        }
+        // Rows from the tallies (every process); if Redis is gone, this process's own counts.
+        let tallies = (try? await readTallies(shards: layout.shards, connections: shardControls))?.perConsumer
+            ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +)
+        let rows = Self.consumerRows(tallies: tallies, local: roster.members.map(\.name))
         let recoveries = context.recoveries.recoveries
         let histogram = context.latencies.snapshot()
-        let report = RunReport(
+        var report = RunReport(
             verdict: verification.verdict, problems: verification.problems, runID: keyspace.runID,
-            redis: embedded ? "private redis-server \(endpoint.addressDescription)" : endpoint.description, redisVersion: version,
+            redis: embedded ? "private redis-server \(endpoint.addressDescription)" : servers.cluster != nil ? "Redis Cluster \(endpoint.description)" : endpoint.description,
+            redisVersion: version,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.processedBits,
             duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),
             lockSkips: counters.lockSkips.load(ordering: .relaxed), fencedCommits: counters.fencedCommits.load(ordering: .relaxed),
@@ -161,7 +197,7 @@ extension BenchmarkRun {
             redeliveries: counters.redeliveries.load(ordering: .relaxed), failedWork: counters.failedWork.load(ordering: .relaxed),
             publishedByNotification: counters.publishedByNotification.load(ordering: .relaxed),
             publishedBySweeper: counters.publishedBySweeper.load(ordering: .relaxed),
-            subscriberReconnects: bridge.reconnects, connectionReconnects: connections.reconnects,
+            subscriberReconnects: bridge.reconnects, connectionReconnects: connections.reconnects + processes.reconnects,
             consumerErrors: counters.consumerErrors.load(ordering: .relaxed),
             generatorWaits: counters.generatorWaits.load(ordering: .relaxed),
             chaos: RunReport.Chaos(crashes: counters.chaosCrashes.load(ordering: .relaxed), stalls: counters.chaosStalls.load(ordering: .relaxed),
@@ -174,8 +210,13 @@ extension BenchmarkRun {
             throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
             maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed),
             lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
-            maxStreamLength: trimmer.maxLength,
+            maxStreamLength: trimmers.reduce(0) { $0 + $1.maxLength },
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
+        report.shards = zip(layout.shards, verification.processedPerShard).map { shard, processed in
+            RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
+        }
+        report.consumerProcesses = processes.joined
+        report.consumerProcessesReported = processes.reported
         return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt)
     }
 
@@ -184,39 +225,6 @@ extension BenchmarkRun {
         let limit = UInt64(max(0, threshold.seconds * 1_000_000))
         guard histogram.totalCount > 0, histogram.maxRecorded > limit else { return 0 }
         return Int(histogram.count(within: (limit + 1)...histogram.maxRecorded))
-    }
-
-    /// Reads the end state from Redis: processed and dead-letter bitmaps (and their overlap), the due index, the
-    /// group's pending entries. If Redis cannot be reached, the client's own counts stand in, and say so.
-    func verify(control: RedisConnection, keyspace: RunKeyspace, counters: RunCounters) async -> Verification {
-        var verification = Verification(
-            requested: configuration.keys, generated: counters.generated.load(ordering: .relaxed),
-            processedBits: counters.committed.load(ordering: .relaxed), firstCommitsCounted: counters.committed.load(ordering: .relaxed),
-            duplicateCommits: counters.duplicateCommits.load(ordering: .relaxed), deadLettered: counters.deadLettered.load(ordering: .relaxed),
-            pending: 0, due: 0)
-        do {
-            let overlap = keyspace.prefix + "overlap"
-            let replies = try await withRetries(giveUpAfter: configuration.timeout) {
-                try await control.pipeline([
-                    RedisCommand("BITCOUNT", keyspace.processed),
-                    RedisCommand("ZCARD", keyspace.dueIndex),
-                    RedisCommand("XPENDING", keyspace.stream, keyspace.group),
-                    RedisCommand("XLEN", keyspace.deadLetters),
-                    RedisCommand("BITOP", "AND", overlap, keyspace.processed, keyspace.deadBits),
-                    RedisCommand("BITCOUNT", overlap),
-                    RedisCommand("DEL", overlap),
-                ])
-            }
-            let values = try replies.map { try $0.unwrapped(for: "verification") }
-            verification.processedBits = Int(values[0].int ?? 0)
-            verification.due = Int(values[1].int ?? 0)
-            verification.pending = Int(values[2].array?.first?.int ?? 0)
-            verification.deadLettered = Int(values[3].int ?? 0)
-            verification.committedAndDeadLettered = Int(values[5].int ?? 0)
-        } catch {
-            verification.unverifiable = "Redis could not be reached to verify the run (\(error)); the figures are the client's own counts"
-        }
-        return verification
     }
 }
 

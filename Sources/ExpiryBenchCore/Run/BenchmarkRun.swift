@@ -44,51 +44,68 @@ public struct BenchmarkRun: Sendable {
 
     private func execute(on server: ServerHandle) async throws -> RunOutcome {
         let endpoint = server.endpoint
-        let keyspace = RunKeyspace(namespace: configuration.namespace, runID: configuration.runID ?? RunKeyspace.newRunID())
         let control = server.control
         defer { control.close() }
 
         let facts = try await Preflight.facts(control, endpoint: endpoint)
         try Preflight.check(facts, configuration: configuration, endpoint: endpoint, warn: { Diagnostics.warn($0) })
-        let version = facts.version
+        let servers = try await RunServers.discover(endpoint: endpoint, control: control, clusterEnabled: facts.clusterEnabled)
+        let keyspace = RunKeyspace(namespace: configuration.namespace, runID: configuration.runID ?? RunKeyspace.newRunID(), cluster: servers.cluster != nil)
+        // Commands about a node (SCAN, CONFIG) go to every primary; commands on the run-level keys to their slot.
+        let nodes = servers.cluster == nil ? [control] : try await servers.connectToPrimaries(name: "expiry-bench:\(keyspace.runID):admin", timeout: configuration.timeout)
+        defer { if servers.cluster != nil { for node in nodes { node.close() } } }
+        let runControl = servers.cluster == nil ? control
+            : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
+        defer { if servers.cluster != nil { runControl.close() } }
+
         // The run removes everything under its prefix at the end, so it must own the prefix from the start.
-        if let existing = try await RunCleanup.firstKey(of: keyspace, on: control) {
-            let kept = try await control.send(RedisCommand("EXISTS", keyspace.meta)).int == 1
+        for node in nodes {
+            guard let existing = try await RunCleanup.firstKey(of: keyspace, on: node) else { continue }
+            let kept = try await runControl.send(RedisCommand("EXISTS", keyspace.meta)).int == 1
             throw RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(existing)): a run only uses an empty prefix. Choose another --run-id or --namespace"
                 + (kept ? ", or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)" : "."))
         }
         if configuration.keep, server.embedded != nil {
             Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
         }
-        let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
-                                                                   timeout: configuration.timeout, say: say)
-        let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)" : endpoint.description
-        say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers, ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
-        if let applied = notifications.applied {
-            say("notify-keyspace-events was '\(notifications.original ?? "")': set to '\(applied)' for the run, restored at the end.")
+        var notifications: [NotificationSettings] = []
+        for (node, primary) in zip(nodes, servers.primaries) {
+            notifications.append(try await NotificationSettings.prepare(control: node, endpoint: primary, keyspace: keyspace,
+                                                                        timeout: configuration.timeout, say: say))
+        }
+        let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
+            : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description
+        say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers\(configuration.role == .driver ? " in this process" : ""), ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
+        for (settings, primary) in zip(notifications, servers.primaries) {
+            guard let applied = settings.applied else { continue }
+            say("notify-keyspace-events was '\(settings.original ?? "")'\(servers.cluster != nil ? " on \(primary.addressDescription)" : ""): set to '\(applied)' for the run, restored at the end.")
         }
 
         if let embedded = server.embedded {
             EmergencyCleanup.shared.register(runID: keyspace.runID) { await embedded.stop() }
         } else {
-            EmergencyCleanup.shared.register(runID: keyspace.runID, EmergencyCleanup.undo(endpoint: endpoint, keyspace: keyspace, notifications: notifications, keep: configuration.keep))
+            let undos = zip(servers.primaries, notifications).map { EmergencyCleanup.undo(endpoint: $0.0, keyspace: keyspace, notifications: $0.1, keep: configuration.keep) }
+            EmergencyCleanup.shared.register(runID: keyspace.runID) { for undo in undos { await undo() } }
         }
         defer { EmergencyCleanup.shared.clear() }
         let outcome: Result<RunOutcome, Error>
         do {
-            outcome = .success(try await runPipeline(endpoint: endpoint, control: control, keyspace: keyspace, version: version, embedded: server.embedded != nil))
+            outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version,
+                                                     embedded: server.embedded != nil))
         } catch {
             outcome = .failure(error)
         }
         // Clean up whatever happened: the run's keys (unless kept) and the server setting.
         if !configuration.keep, server.embedded == nil {
-            do { try await RunCleanup.removeKeys(of: keyspace, on: control) }
+            do { for node in nodes { try await RunCleanup.removeKeys(of: keyspace, on: node) } }
             catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
         } else if configuration.keep, server.embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
-        do { try await notifications.restore(on: control) }
-        catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(notifications.original ?? "")'") }
+        for (node, settings) in zip(nodes, notifications) {
+            do { try await settings.restore(on: node) }
+            catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(settings.original ?? "")'") }
+        }
         return try outcome.get()
     }
 }
@@ -117,31 +134,4 @@ final class FirstFailure: Sendable {
     private let first = Mutex<String?>(nil)
     func record(_ message: String) { first.withLock { if $0 == nil { $0 = message } } }
     var message: String? { first.withLock { $0 } }
-}
-
-/// The connections of a run, opened by name and closed together.
-final class ConnectionSet: Sendable {
-    let endpoint: RedisEndpoint
-    let runID: String
-    let timeout: Duration
-    private let opened = Mutex<[RedisConnection]>([])
-
-    init(endpoint: RedisEndpoint, runID: String, timeout: Duration) {
-        self.endpoint = endpoint
-        self.runID = runID
-        self.timeout = timeout
-    }
-
-    func open(_ role: String) async throws -> RedisConnection {
-        let connection = try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(runID):\(role)", timeout: timeout)
-        opened.withLock { $0.append(connection) }
-        return connection
-    }
-
-    /// Reconnections made by the run's connections so far.
-    var reconnects: Int { opened.withLock { $0.reduce(0) { $0 + $1.reconnectCount } } }
-
-    func closeAll() {
-        for connection in opened.withLock({ $0 }) { connection.close() }
-    }
 }

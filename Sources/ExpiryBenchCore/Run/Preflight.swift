@@ -53,9 +53,6 @@ public enum Preflight {
         if !facts.isAtLeast(6, 2) {
             throw RunError(.configuration, "Redis \(facts.version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE (Redis 6.2). Use Redis 6.2 or newer.")
         }
-        if facts.clusterEnabled {
-            throw RunError(.configuration, "\(endpoint.addressDescription) is a Redis Cluster node (cluster_enabled:1); this version runs against a single Redis only. Point --redis at a standalone server.")
-        }
         if facts.maxMemoryPolicy != "noeviction" {
             warn("maxmemory-policy is \(facts.maxMemoryPolicy): under memory pressure Redis may evict the run's keys (its keys carry TTLs; the stream and indexes do not), which the verdict would report as lost. noeviction avoids that.")
         }

@@ -8,6 +8,16 @@ public struct RunConfiguration: Sendable {
         case spawn
     }
 
+    /// What this process does in the run.
+    public enum Role: String, Sendable, CaseIterable {
+        /// Everything: the driver's work and consumers.
+        case all
+        /// Generator, bridge, sweeper, reporter and verification, with `consumers` consumers of its own (0 allowed).
+        case driver
+        /// Only consumers, joining the run named by `runID`, until the run is over.
+        case consumer
+    }
+
     /// How live progress is shown.
     public enum Progress: String, Sendable, CaseIterable {
         case auto, plain, none
@@ -33,6 +43,11 @@ public struct RunConfiguration: Sendable {
     public var maxOutstanding = 0
     public var namespace = "expiry-bench"
     public var runID: String?
+    public var role: Role = .all
+    /// Shards of the run; nil for the default (1 on a single server, 3 per primary in a cluster).
+    public var shards: Int?
+    /// How long a consumer process waits for its run to appear.
+    public var joinTimeout: Duration = .seconds(30)
     public var keep = false
     /// How long one call to Redis may take before it counts as failed.
     public var timeout: Duration = .seconds(10)
@@ -87,7 +102,9 @@ public struct RunConfiguration: Sendable {
     /// Keys generated but not committed, at most, before the generator waits.
     public var effectiveMaxOutstanding: Int {
         if maxOutstanding > 0 { return maxOutstanding }
-        return max(10_000, consumers * effectiveBatch * 2 + 10_000)
+        // A driver's consumers run in other processes: it assumes the default pool of 64 at least.
+        let pool = role == .driver ? max(consumers, 64) : consumers
+        return max(10_000, pool * effectiveBatch * 2 + 10_000)
     }
 
     /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
@@ -101,7 +118,18 @@ public struct RunConfiguration: Sendable {
     public func problems() -> [String] {
         var found: [String] = []
         if keys < 1 || keys > 1_000_000_000 { found.append("--keys must be between 1 and 1000000000 (got \(keys))") }
-        if consumers < 1 || consumers > 4096 { found.append("--consumers must be between 1 and 4096 (got \(consumers))") }
+        if role == .driver {
+            if consumers < 0 || consumers > 4096 { found.append("--consumers must be between 0 and 4096 (got \(consumers))") }
+        } else if consumers < 1 || consumers > 4096 {
+            found.append("--consumers must be between 1 and 4096 (got \(consumers))" + (consumers == 0 ? "; 0 is for a driver whose consumers run elsewhere (--role driver)" : ""))
+        }
+        if role == .consumer, server == .spawn { found.append("--role consumer joins a run on a server the driver uses: give its --redis URL (spawn starts a private server nobody else can reach)") }
+        if role == .consumer, runID == nil { found.append("--role consumer needs the --run-id of the run to join (the driver prints it, or give the driver one with --run-id)") }
+        if let runID, runID.isEmpty || runID.count > 64 || runID.contains(where: { " *?[]{}@,:\\".contains($0) }) {
+            found.append("--run-id must be 1 to 64 characters without spaces, colons, braces, commas, '@' or glob characters (got '\(runID)')")
+        }
+        if let shards, shards < 1 || shards > 1024 { found.append("--shards must be between 1 and 1024 (got \(shards))") }
+        if joinTimeout < .zero { found.append("--join-timeout must be 0 or more (got \(DurationText.format(joinTimeout)))") }
         if ttl < .milliseconds(1) || ttl > .seconds(86_400) { found.append("--ttl must be between 1ms and 24h (got \(DurationText.format(ttl)))") }
         if work < .zero || work > .seconds(60) { found.append("--work must be between 0 and 60s (got \(DurationText.format(work)))") }
         if lockTTL < .milliseconds(10) || lockTTL > .seconds(3600) { found.append("--lock-ttl must be between 10ms and 1h (got \(DurationText.format(lockTTL)))") }

@@ -1,0 +1,109 @@
+import Foundation
+
+/// The end of a run: what Redis holds, what every process counted, and what the consumer processes reported.
+extension BenchmarkRun {
+    /// Reads the end state from Redis, shard by shard: processed and dead-letter bitmaps (and their overlap), the
+    /// due index, the group's pending entries, and the tallies of first commits and repeats that every process's
+    /// commits kept. If Redis cannot be reached, the client's own counts stand in, and say so.
+    func verify(shards: [RunKeyspace], connections: [RedisConnection], counters: RunCounters) async -> Verification {
+        var verification = Verification(
+            requested: configuration.keys, generated: counters.generated.load(ordering: .relaxed),
+            processedBits: counters.committed.load(ordering: .relaxed), firstCommitsCounted: counters.committed.load(ordering: .relaxed),
+            duplicateCommits: counters.duplicateCommits.load(ordering: .relaxed), deadLettered: counters.deadLettered.load(ordering: .relaxed),
+            pending: 0, due: 0)
+        do {
+            var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)
+            var perShard: [Int] = []
+            for (shard, connection) in zip(shards, connections) {
+                let replies = try await withRetries(giveUpAfter: configuration.timeout) {
+                    try await connection.pipeline([
+                        RedisCommand("BITCOUNT", shard.processed),
+                        RedisCommand("ZCARD", shard.dueIndex),
+                        RedisCommand("XPENDING", shard.stream, shard.group),
+                        RedisCommand("XLEN", shard.deadLetters),
+                        RedisCommand("BITOP", "AND", shard.overlap, shard.processed, shard.deadBits),
+                        RedisCommand("BITCOUNT", shard.overlap),
+                        RedisCommand("DEL", shard.overlap),
+                    ])
+                }
+                let values = try replies.map { try $0.unwrapped(for: "verification") }
+                let processed = Int(values[0].int ?? 0)
+                perShard.append(processed)
+                totals.processed += processed
+                totals.due += Int(values[1].int ?? 0)
+                totals.pending += Int(values[2].array?.first?.int ?? 0)
+                totals.dead += Int(values[3].int ?? 0)
+                totals.overlap += Int(values[5].int ?? 0)
+            }
+            let tallies = try await readTallies(shards: shards, connections: connections)
+            verification.processedBits = totals.processed
+            verification.processedPerShard = perShard
+            verification.due = totals.due
+            verification.pending = totals.pending
+            verification.deadLettered = totals.dead
+            verification.committedAndDeadLettered = totals.overlap
+            verification.firstCommitsCounted = tallies.perConsumer.values.reduce(0, +)
+            verification.duplicateCommits = max(verification.duplicateCommits, tallies.repeats)
+        } catch {
+            verification.unverifiable = "Redis could not be reached to verify the run (\(error)); the figures are the client's own counts"
+        }
+        return verification
+    }
+
+    /// What the commit script counted in the shards' tallies, over every process.
+    struct Tallies {
+        var perConsumer: [String: Int] = [:]
+        var repeats = 0
+    }
+
+    /// Sums the shards' tallies: first commits per consumer, and repeated commits.
+    func readTallies(shards: [RunKeyspace], connections: [RedisConnection]) async throws -> Tallies {
+        var tallies = Tallies()
+        for (shard, connection) in zip(shards, connections) {
+            let items = try await connection.send(RedisCommand("HGETALL", shard.tally)).array?.compactMap(\.string) ?? []
+            for pair in stride(from: 0, to: items.count - 1, by: 2) {
+                let value = Int(items[pair + 1]) ?? 0
+                if items[pair].hasPrefix("c:") {
+                    tallies.perConsumer[String(items[pair].dropFirst(2)), default: 0] += value
+                } else if items[pair] == "dup" {
+                    tallies.repeats += value
+                }
+            }
+        }
+        return tallies
+    }
+
+    /// The report's consumer rows: every consumer that committed (from any process) and every consumer of this
+    /// process, in a natural order (`consumer-2` before `consumer-10`).
+    static func consumerRows(tallies: [String: Int], local: [String]) -> [RunReport.Consumer] {
+        var counts = tallies
+        for name in local where counts[name] == nil { counts[name] = 0 }
+        let total = counts.values.reduce(0, +)
+        return counts.keys.sorted { $0.compare($1, options: .numeric) == .orderedAscending }.map { name in
+            let processed = counts[name] ?? 0
+            return RunReport.Consumer(name: name, processed: processed, share: total > 0 ? Double(processed) / Double(total) : 0)
+        }
+    }
+
+    /// Waits (up to 10 s, or `--timeout` if longer) for every consumer process that joined to leave its figures in
+    /// the meta hash, and adds them to this process's counters and latencies.
+    func collectProcessReports(keyspace: RunKeyspace, control: RedisConnection, context: PipelineContext) async -> (joined: Int, reported: Int, reconnects: Int) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + max(.seconds(10), configuration.timeout)
+        var meta: [String: String] = [:]
+        while true {
+            meta = (try? await RunMeta.read(keyspace, on: control)) ?? [:]
+            let joined = meta.keys.filter { $0.hasPrefix("member:") }.count
+            let reported = meta.keys.filter { $0.hasPrefix("report:") }.count
+            if reported >= joined || clock.now > deadline || stop.isRequested { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        var reconnects = 0
+        let reports = meta.filter { $0.key.hasPrefix("report:") }.compactMap { ProcessReport.decode($0.value) }
+        for report in reports {
+            report.merge(into: context.counters, latencies: context.latencies)
+            reconnects += report.connectionReconnects
+        }
+        return (meta.keys.filter { $0.hasPrefix("member:") }.count, reports.count, reconnects)
+    }
+}

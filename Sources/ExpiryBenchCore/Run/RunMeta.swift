@@ -1,0 +1,135 @@
+import Foundation
+
+/// The run's meta hash: the settings every process of the run follows, its shard tags, its state, and what each
+/// consumer process reports when it leaves.
+///
+/// Fields: the settings (`keys`, `work_ms`, ...), `shards` (the shard tags), `state` (`running`, then `complete` or
+/// `stopped`), `member:<process>` (a consumer process that joined: its consumer count), `report:<process>` (what it
+/// measured, as JSON, written when it leaves).
+public enum RunMeta {
+    /// Where a run stands.
+    public enum State: String, Sendable {
+        case running, complete, stopped
+    }
+
+    /// The fields the driver writes when the run starts.
+    static func fields(_ configuration: RunConfiguration, layout: RunLayout) -> [String] {
+        [
+            "keys", String(configuration.keys), "consumers", String(configuration.consumers),
+            "ttl_ms", String(configuration.ttl.milliseconds), "work_ms", String(configuration.work.milliseconds),
+            "work_us", String(Int(configuration.work.seconds * 1_000_000)),
+            "lock_ms", String(configuration.lockTTL.milliseconds), "batch", String(configuration.effectiveBatch),
+            "concurrency", String(configuration.concurrency), "commit_every_ms", String(configuration.commitEvery.milliseconds),
+            "fail_rate", String(configuration.failRate), "max_deliveries", String(configuration.maxDeliveries),
+            "timeout_ms", String(configuration.timeout.milliseconds),
+            "shards", layout.storedTags, "state", State.running.rawValue,
+            "started_ms", String(WallClock.milliseconds()),
+        ]
+    }
+
+    /// A consumer process's configuration: the run's settings from `meta`, with the process's own connection
+    /// settings and consumer count.
+    static func joiningConfiguration(_ own: RunConfiguration, meta: [String: String]) throws -> RunConfiguration {
+        func number(_ field: String) throws -> Int {
+            guard let text = meta[field], let value = Int(text) else {
+                throw RunError(.configuration, "run \(own.runID ?? "?") has no '\(field)' in its meta hash: it was started by another version of expiry-bench")
+            }
+            return value
+        }
+        var joined = own
+        joined.keys = try number("keys")
+        joined.ttl = .milliseconds(try number("ttl_ms"))
+        if let micros = meta["work_us"].flatMap(Int.init) { joined.work = .microseconds(micros) } else { joined.work = .milliseconds(try number("work_ms")) }
+        joined.lockTTL = .milliseconds(try number("lock_ms"))
+        joined.batch = try number("batch")
+        joined.concurrency = try number("concurrency")
+        joined.commitEvery = .milliseconds(try number("commit_every_ms"))
+        joined.failRate = Double(meta["fail_rate"] ?? "0") ?? 0
+        joined.maxDeliveries = try number("max_deliveries")
+        return joined
+    }
+
+    /// Sets `field` of the meta hash only while the run exists (a process that leaves late must not bring back a
+    /// run the driver has removed). Returns false if the run is gone.
+    static let setIfRunExists = RedisScript(name: "meta-set", source: """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        return 1
+        """)
+
+    /// Sets `field` to `value` in the run's meta hash if the run still exists.
+    static func set(_ field: String, _ value: String, keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Bool {
+        let script = LoadedScript(script: setIfRunExists, sha: try await connection.load(setIfRunExists))
+        let reply = try await connection.evalsha(script, keys: [keyspace.meta]) { command in
+            command.append(field)
+            command.append(value)
+        }
+        return reply.int == 1
+    }
+
+    /// The meta hash as a dictionary; empty if the run does not exist.
+    static func read(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> [String: String] {
+        let items = try await connection.send(RedisCommand("HGETALL", keyspace.meta)).array?.compactMap(\.string) ?? []
+        var fields: [String: String] = [:]
+        for pair in stride(from: 0, to: items.count - 1, by: 2) { fields[items[pair]] = items[pair + 1] }
+        return fields
+    }
+}
+
+/// What a consumer process measured, left in the run's meta hash when it leaves, for the driver's report.
+public struct ProcessReport: Sendable, Codable, Equatable {
+    public var process: String
+    public var consumers: Int
+    public var duplicateDeliveries = 0
+    public var lockSkips = 0
+    public var fencedCommits = 0
+    public var reclaimed = 0
+    public var redeliveries = 0
+    public var failedWork = 0
+    public var consumerErrors = 0
+    public var leaseExpiries = 0
+    public var connectionReconnects = 0
+    /// Deadline → commit latencies of its commits: (µs, count) pairs.
+    public var latency: [[UInt64]] = []
+
+    public init(process: String, consumers: Int) {
+        self.process = process
+        self.consumers = consumers
+    }
+
+    /// This process's figures.
+    init(process: String, consumers: Int, counters: RunCounters, latencies: LatencyRecorder, reconnects: Int) {
+        self.init(process: process, consumers: consumers)
+        duplicateDeliveries = counters.duplicateDeliveries.load(ordering: .relaxed)
+        lockSkips = counters.lockSkips.load(ordering: .relaxed)
+        fencedCommits = counters.fencedCommits.load(ordering: .relaxed)
+        reclaimed = counters.reclaimed.load(ordering: .relaxed)
+        redeliveries = counters.redeliveries.load(ordering: .relaxed)
+        failedWork = counters.failedWork.load(ordering: .relaxed)
+        consumerErrors = counters.consumerErrors.load(ordering: .relaxed)
+        leaseExpiries = counters.leaseExpiries.load(ordering: .relaxed)
+        connectionReconnects = reconnects
+        latency = latencies.recordedPairs()
+    }
+
+    /// Adds this process's figures to the driver's.
+    func merge(into counters: RunCounters, latencies: LatencyRecorder) {
+        counters.duplicateDeliveries.add(duplicateDeliveries, ordering: .relaxed)
+        counters.lockSkips.add(lockSkips, ordering: .relaxed)
+        counters.fencedCommits.add(fencedCommits, ordering: .relaxed)
+        counters.reclaimed.add(reclaimed, ordering: .relaxed)
+        counters.redeliveries.add(redeliveries, ordering: .relaxed)
+        counters.failedWork.add(failedWork, ordering: .relaxed)
+        counters.consumerErrors.add(consumerErrors, ordering: .relaxed)
+        counters.leaseExpiries.add(leaseExpiries, ordering: .relaxed)
+        latencies.merge(pairs: latency)
+    }
+
+    var json: String {
+        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    static func decode(_ text: String) -> ProcessReport? {
+        try? JSONDecoder().decode(ProcessReport.self, from: Data(text.utf8))
+    }
+}

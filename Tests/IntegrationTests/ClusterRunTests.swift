@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import ExpiryBenchCore
+
+extension Scenarios {
+    /// Whole runs of the built binary against a local three-primary Redis Cluster started by the test: the run is
+    /// spread over hash-tagged shards on every primary, one subscriber per primary hears its node's events, and
+    /// the verdict covers every shard.
+    @Suite(.serialized)
+    struct ClusterRunTests {
+        func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
+
+        @Test func fullRunOnThreePrimariesIsExactlyOnceWithKeysOnEveryShard() async throws {
+            try await withRedisCluster { cluster in
+                let json = temporaryPath("cluster.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let seed = try await RedisConnection.connect(to: cluster.seed, name: "itest:cluster-run")
+                defer { seed.close() }
+                try await seed.send("SET", "user:precious", "1")
+                let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "6000", "--consumers", "12", "--work", "1ms",
+                                                       "--progress", "none", "--json", json, "--stall-timeout", "20s", "--max-duration", "60s"],
+                                                      limit: .seconds(90))
+                #expect(result.status == 0, "\(describe(result))")
+                #expect(result.stdout.contains("Keys per shard (9 shards)"), "\(describe(result))")
+
+                let report = try readJSONReport(json)
+                #expect(report["verdict"] as? String == "exactly-once")
+                #expect(report["keys_processed"] as? Int == 6000)
+                #expect(report["duplicate_commits"] as? Int == 0)
+                #expect((report["consumers"] as? [Any])?.count == 12)
+                // Three shards per primary, each with its share of the keys, on all three primaries.
+                let shards = try #require(report["shards"] as? [[String: Any]])
+                #expect(shards.count == 9)
+                #expect(shards.compactMap { $0["keys_processed"] as? Int }.reduce(0, +) == 6000)
+                #expect(shards.allSatisfy { ($0["keys_processed"] as? Int ?? 0) > 0 }, "\(shards)")
+                let nodes = Set(shards.compactMap { $0["node"] as? String })
+                #expect(nodes == Set(cluster.nodes.map { "127.0.0.1:\($0.port)" }))
+                // Events came through the subscribers of every primary, not only the sweeper's.
+                #expect((report["published_by_notification"] as? Int ?? 0) > 0)
+
+                // The run removed its keys from every primary, left the user's key, and put the setting back.
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-after")
+                    defer { connection.close() }
+                    #expect(try await scanKeys(connection, match: "expiry-bench:*").isEmpty, "keys left on \(node.port)")
+                    #expect(try await notifyKeyspaceEvents(connection) == "")
+                }
+                #expect(try await seed.send("GET", "user:precious") == .bulk("1"))
+            }
+        }
+
+        @Test func driverAndConsumerProcessOnTheClusterShareTheRun() async throws {
+            try await withRedisCluster { cluster in
+                let json = temporaryPath("cluster-multi.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let runID = "cmp\(Int.random(in: 1000...9999))"
+                async let joined = runExpiryBench(["--redis", cluster.url, "--role", "consumer", "--run-id", runID, "--consumers", "9", "--progress", "none"],
+                                                  limit: .seconds(90))
+                try await Task.sleep(for: .milliseconds(300))
+                let driver = try await runExpiryBench(["--redis", cluster.url, "--role", "driver", "--consumers", "3", "--run-id", runID,
+                                                       "--keys", "4000", "--work", "1ms", "--progress", "none", "--json", json,
+                                                       "--stall-timeout", "20s", "--max-duration", "60s"], limit: .seconds(90))
+                let consumer = try await joined
+                #expect(driver.status == 0, "\(describe(driver))")
+                #expect(consumer.status == 0, "\(describe(consumer))")
+                let report = try readJSONReport(json)
+                #expect(report["verdict"] as? String == "exactly-once")
+                #expect((report["consumers"] as? [Any])?.count == 12)
+                #expect(report["consumer_processes_reported"] as? Int == 1)
+            }
+        }
+    }
+}
