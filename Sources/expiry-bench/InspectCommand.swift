@@ -18,6 +18,9 @@ struct InspectCommand: AsyncParsableCommand {
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
+            if try await RunInspector.isClusterNode(connection) {
+                throw RunError(.configuration, "inspect reads runs on a single server; \(connection.endpoint.addressDescription) is a Redis Cluster node. The run's report has its figures; remove a kept run with: expiry-bench cleanup --run-id ID")
+            }
             let inspector = RunInspector(connection: connection, namespace: namespace)
             let runs = try await inspector.runs()
             if list {
@@ -57,12 +60,10 @@ struct CleanupCommand: AsyncParsableCommand {
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
-            let keyspace = RunKeyspace(namespace: namespace, runID: runID)
             // Only a prefix that holds a run: never sweep keys that merely share its shape.
-            guard try await connection.send(RedisCommand("EXISTS", keyspace.meta)).int == 1 else {
+            guard let removed = try await RunCleanup.removeRun(namespace: namespace, runID: runID, using: connection, timeout: server.timeout.duration) else {
                 throw RunError(.usage, "no run '\(runID)' under namespace '\(namespace)' at \(connection.endpoint.addressDescription) (expiry-bench inspect --list shows the runs there); nothing was removed")
             }
-            let removed = try await RunCleanup.removeKeys(of: keyspace, on: connection)
             print("Removed \(Format.count(removed)) keys of run \(runID) under \(namespace):\(runID): at \(connection.endpoint.addressDescription).")
         }
     }

@@ -69,5 +69,30 @@ extension Scenarios {
                 #expect(report["consumer_processes_reported"] as? Int == 1)
             }
         }
+
+        @Test func keptRunIsRemovedFromEveryPrimaryByCleanup() async throws {
+            try await withRedisCluster { cluster in
+                let runID = "ck\(Int.random(in: 1000...9999))"
+                let run = try await runExpiryBench(["--redis", cluster.url, "--keys", "900", "--consumers", "6", "--work", "0", "--run-id", runID,
+                                                    "--keep", "--progress", "none", "--stall-timeout", "20s"], limit: .seconds(60))
+                #expect(run.status == 0, "\(describe(run))")
+                var kept = 0
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:kept")
+                    defer { connection.close() }
+                    let keys = try await scanKeys(connection, match: "expiry-bench:\(runID):*")
+                    #expect(!keys.isEmpty, "every primary holds shards of the run")
+                    kept += keys.count
+                }
+                let cleanup = try await runExpiryBench(["cleanup", "--redis", cluster.url, "--run-id", runID], limit: .seconds(30))
+                #expect(cleanup.status == 0, "\(describe(cleanup))")
+                #expect(cleanup.stdout.contains("Removed \(kept) keys"), "\(describe(cleanup)) (kept \(kept))")
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cleaned")
+                    defer { connection.close() }
+                    #expect(try await scanKeys(connection, match: "expiry-bench:\(runID):*").isEmpty)
+                }
+            }
+        }
     }
 }

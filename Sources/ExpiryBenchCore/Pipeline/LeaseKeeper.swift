@@ -59,6 +59,8 @@ public struct LeaseKeeper: Sendable {
             zadd += [deadline, member]
         }
         commands.append(RedisCommand(zadd))
+        // The index outlives no run: a process still beating after the run's cleanup must not leave it for ever.
+        commands.append(RedisCommand("PEXPIRE", context.keyspace.leases, "3600000"))
         _ = try await connection.pipeline(commands)
     }
 
@@ -74,7 +76,10 @@ public struct LeaseKeeper: Sendable {
     /// Puts `members` on the orphan board if this call is the one that removed them from the lease index (so no
     /// two paths, and no two processes, hand out the same lapse). A process without consumers leaves them to others.
     static func lapsed(_ members: [Member], context: PipelineContext, connection: RedisConnection) async throws {
-        guard !members.isEmpty, context.configuration.consumers > 0 else { return }
+        // Only lapses this process can act on: a consumer of the same shard takes the entries over.
+        let shards = Set(members.isEmpty ? [] : (0..<context.configuration.consumers).map { context.layout.shard(forConsumer: $0, after: context.consumerOffset) })
+        let members = members.filter { shards.contains($0.shard) }
+        guard !members.isEmpty else { return }
         let replies = try await connection.pipeline(members.map { RedisCommand("ZREM", context.keyspace.leases, $0.description) })
         for (member, reply) in zip(members, replies) where reply.int == 1 {
             context.counters.leaseExpiries.add(1, ordering: .relaxed)

@@ -19,6 +19,8 @@ public struct PipelineContext: Sendable {
     public let recoveries: RecoveryLog
     /// Server clock minus local clock, in ms.
     public let serverOffsetMilliseconds: Int64
+    /// Consumers of the run spread over the shards before this process's (see `RunLayout.shard(forConsumer:after:)`).
+    public var consumerOffset = 0
 
     /// - Parameter layout: the run's shards; nil for one untagged shard named by `keyspace`.
     public init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, configuration: RunConfiguration, counters: RunCounters,

@@ -8,6 +8,11 @@ public struct RunInspector: Sendable {
         self.namespace = namespace
     }
 
+    /// True if `connection`'s server is a cluster node (inspect reads single servers only).
+    public static func isClusterNode(_ connection: RedisConnection) async throws -> Bool {
+        try await Preflight.facts(connection, endpoint: connection.endpoint).clusterEnabled
+    }
+
     /// Runs under the namespace, newest first, with their start time (ms since the epoch).
     public func runs() async throws -> [(runID: String, startedMilliseconds: Int64)] {
         var cursor = "0"
@@ -38,6 +43,11 @@ public struct RunInspector: Sendable {
         for i in stride(from: 0, to: meta.count - 1, by: 2) { settings.append("\(meta[i])=\(meta[i + 1])") }
         lines.append("Run \(keyspace.runID) (keys under \(keyspace.prefix)): \(settings.joined(separator: " "))")
 
+        var metaFields: [String: String] = [:]
+        for i in stride(from: 0, to: meta.count - 1, by: 2) { metaFields[meta[i]] = meta[i + 1] }
+        let layout = RunLayout(run: keyspace, storedTags: metaFields["shards"] ?? "")
+        for keyspace in layout.shards {
+        if layout.shards.count > 1 { lines.append("Shard \(keyspace.shardTag ?? "-"):") }
         let replies = try await connection.pipeline([
             RedisCommand("XLEN", keyspace.stream),
             RedisCommand("ZCARD", keyspace.dueIndex),
@@ -76,6 +86,7 @@ public struct RunInspector: Sendable {
         }
         for entry in replies[8].array ?? [] {
             if let dead = StreamEntry(entry) { lines.append("  dead letter \(dead.id): key \(dead.index)") }
+        }
         }
         return lines.joined(separator: "\n")
     }

@@ -64,17 +64,18 @@ extension BenchmarkRun {
         let layout = RunLayout(run: keyspace, storedTags: meta["shards"] ?? "")
         let process = "p" + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
         let scripts = try await RunScripts.load(on: control)
-        let context = PipelineContext(keyspace: keyspace, layout: layout, scripts: scripts, configuration: joined, counters: RunCounters(),
+        var context = PipelineContext(keyspace: keyspace, layout: layout, scripts: scripts, configuration: joined, counters: RunCounters(),
                                       latencies: LatencyRecorder(), serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         guard try await RunMeta.set("member:\(process)", String(joined.consumers), keyspace: keyspace, on: control) else {
             throw RunError(.usage, "run \(runID) ended before this process could join.")
         }
-        say("expiry-bench: joined run \(runID) on \(endpoint.description) as process \(process): \(joined.consumers) consumers over \(layout.shards.count) shard\(layout.shards.count == 1 ? "" : "s"); work \(DurationText.format(joined.work)), lock \(DurationText.format(joined.lockTTL)), batch \(joined.effectiveBatch) (the run's settings).")
-
         // Consumers already in the run (the driver's, and those of processes that joined earlier): this process's
         // continue the round robin over the shards where they stop.
-        let joinedSoFar = try await control.send(RedisCommand("HINCRBY", keyspace.meta, "joined_consumers", String(joined.consumers))).int ?? 0
-        let before = (Int(meta["consumers"] ?? "") ?? 0) + Int(joinedSoFar) - joined.consumers
+        let joinedSoFar = try await RunMeta.add("joined_consumers", joined.consumers, keyspace: keyspace, on: control)
+        let before = (Int(meta["consumers"] ?? "") ?? 0) + joinedSoFar - joined.consumers
+        context.consumerOffset = before
+        say("expiry-bench: joined run \(runID) on \(endpoint.description) as process \(process): \(joined.consumers) consumers over \(layout.shards.count) shard\(layout.shards.count == 1 ? "" : "s"); work \(DurationText.format(joined.work)), lock \(DurationText.format(joined.lockTTL)), batch \(joined.effectiveBatch) (the run's settings).")
+
         let connections = ConnectionSet(servers: servers, runID: runID, timeout: configuration.timeout)
         defer { connections.closeAll() }
         let roster = ConsumerRoster()
@@ -98,6 +99,7 @@ extension BenchmarkRun {
         let start = clock.now
         var state: RunMeta.State?
         var interrupted = false
+        var driverSilent = false
         await withTaskGroup(of: Void.self) { group in
             for consumer in consumers {
                 group.addTask {
@@ -113,8 +115,13 @@ extension BenchmarkRun {
                 if stop.isRequested { interrupted = true; break }
                 if failure.message != nil { break }
                 guard let fields = try? await RunMeta.read(keyspace, on: control) else { continue }
-                if fields.isEmpty { break }  // the driver removed the run
-                if let current = fields["state"].flatMap(RunMeta.State.init), current != .running { state = current; break }
+                guard let current = fields["state"].flatMap(RunMeta.State.init) else { break }  // the driver removed the run
+                if current != .running { state = current; break }
+                // A driver killed outright never says the run ended: its heartbeat stops.
+                if let beat = fields["driver_ms"].flatMap(Int64.init), context.serverNowMilliseconds - beat > RunMeta.driverSilence.milliseconds {
+                    driverSilent = true
+                    break
+                }
             }
             stopConsuming.set()
             await group.waitForAll()
@@ -123,6 +130,9 @@ extension BenchmarkRun {
         }
         if let message = failure.message {
             Diagnostics.warn("a consumer of this process failed: \(message)")
+        }
+        if driverSilent {
+            Diagnostics.warn("the driver of run \(runID) has not updated it for \(DurationText.format(RunMeta.driverSilence)): it is gone; leaving the run.")
         }
         let report = ProcessReport(process: process, consumers: joined.consumers, counters: context.counters, latencies: context.latencies,
                                    reconnects: connections.reconnects)

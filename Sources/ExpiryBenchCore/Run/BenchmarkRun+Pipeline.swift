@@ -103,7 +103,7 @@ extension BenchmarkRun {
             var lastProgress = start
             var lastFinished = 0
             var lastGenerated = 0
-            var lastExpire = start
+            var lastBeat = start
             while true {
                 try? await Task.sleep(for: .milliseconds(5))
                 let now = clock.now
@@ -124,10 +124,13 @@ extension BenchmarkRun {
                     end = now
                     break
                 }
-                // The run-level keys get the same safety TTL as the shards' (see StreamTrimmer).
-                if !configuration.keep, now - lastExpire > .seconds(10) {
-                    lastExpire = now
-                    _ = try? await control.pipeline(keyspace.runBookkeepingKeys.map { RedisCommand("PEXPIRE", $0, "3600000") })
+                // A heartbeat for consumer processes, and the same safety TTL for the run-level keys as the
+                // shards' (see StreamTrimmer).
+                if now - lastBeat > .seconds(1) {
+                    lastBeat = now
+                    var commands = [RedisCommand("HSET", keyspace.meta, "driver_ms", String(context.serverNowMilliseconds))]
+                    if !configuration.keep { commands += keyspace.runBookkeepingKeys.map { RedisCommand("PEXPIRE", $0, "3600000") } }
+                    _ = try? await control.pipeline(commands)
                 }
                 if let fault = chaos?.due(at: now) {
                     log.info("chaos: \(fault)")
@@ -157,7 +160,9 @@ extension BenchmarkRun {
             stopGenerating.set()
             // Consumer processes leave when they read this.
             let state: RunMeta.State = counters.finished >= configuration.keys ? .complete : .stopped
-            _ = try? await control.send(RedisCommand("HSET", keyspace.meta, "state", state.rawValue))
+            _ = try? await withRetries(giveUpAfter: configuration.timeout) {
+                try await control.send(RedisCommand("HSET", keyspace.meta, "state", state.rawValue))
+            }
             stopConsuming.set()
             bridge.stop()
             await group.waitForAll()

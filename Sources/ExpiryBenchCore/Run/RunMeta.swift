@@ -49,6 +49,25 @@ public enum RunMeta {
         return joined
     }
 
+    /// A driver beats (`driver_ms`, server clock) every second; consumer processes leave a run silent this long.
+    public static let driverSilence: Duration = .seconds(15)
+
+    /// Adds `amount` to `field` of the meta hash only while the run exists; returns the new value.
+    static func add(_ field: String, _ amount: Int, keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
+        let script = LoadedScript(script: addIfRunExists, sha: try await connection.load(addIfRunExists))
+        let reply = try await connection.evalsha(script, keys: [keyspace.meta]) { command in
+            command.append(field)
+            command.append(amount)
+        }
+        guard let value = reply.int, value >= 0 else { throw RunError(.usage, "run \(keyspace.runID) ended before this process could join.") }
+        return Int(value)
+    }
+
+    static let addIfRunExists = RedisScript(name: "meta-add", source: """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+        return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+        """)
+
     /// Sets `field` of the meta hash only while the run exists (a process that leaves late must not bring back a
     /// run the driver has removed). Returns false if the run is gone.
     static let setIfRunExists = RedisScript(name: "meta-set", source: """
