@@ -174,7 +174,7 @@ extension BenchmarkRun {
         reporter.finishLine()
 
         let processes = await collectProcessReports(keyspace: keyspace, control: control, context: context)
-        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters)
+        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters, reportedCommits: processes.committed)
         verification.interrupted = interrupted
         verification.stalledFor = stalledFor
         verification.componentFailure = failure.message

@@ -99,6 +99,8 @@ public enum RunMeta {
 public struct ProcessReport: Sendable, Codable, Equatable {
     public var process: String
     public var consumers: Int
+    /// First commits the commit script confirmed to this process's consumers.
+    public var committed = 0
     public var duplicateDeliveries = 0
     public var lockSkips = 0
     public var fencedCommits = 0
@@ -119,6 +121,7 @@ public struct ProcessReport: Sendable, Codable, Equatable {
     /// This process's figures.
     init(process: String, consumers: Int, counters: RunCounters, latencies: LatencyRecorder, reconnects: Int) {
         self.init(process: process, consumers: consumers)
+        committed = counters.committed.load(ordering: .relaxed)
         duplicateDeliveries = counters.duplicateDeliveries.load(ordering: .relaxed)
         lockSkips = counters.lockSkips.load(ordering: .relaxed)
         fencedCommits = counters.fencedCommits.load(ordering: .relaxed)
@@ -131,7 +134,8 @@ public struct ProcessReport: Sendable, Codable, Equatable {
         latency = latencies.recordedPairs()
     }
 
-    /// Adds this process's figures to the driver's.
+    /// Adds this process's figures to the driver's (its first commits are kept apart: `RunCounters.committed`
+    /// counts this process's own, which drive its progress).
     func merge(into counters: RunCounters, latencies: LatencyRecorder) {
         counters.duplicateDeliveries.add(duplicateDeliveries, ordering: .relaxed)
         counters.lockSkips.add(lockSkips, ordering: .relaxed)
