@@ -83,7 +83,7 @@ extension BenchmarkRun {
         for index in 0..<joined.consumers {
             let stats = ConsumerStats(name: "\(process).consumer-\(index)", shard: layout.shard(forConsumer: index, after: before))
             roster.add(stats)
-            consumers.append(StreamConsumer(connection: try await connections.open(stats.name, for: layout.shards[stats.shard].stream), context: context, stats: stats))
+            consumers.append(try await connections.consumer(stats, context: context))
         }
         let leases = LeaseKeeper(connection: try await connections.open("\(process).leases", for: keyspace.leases), context: context, roster: roster)
         try await leases.renew()

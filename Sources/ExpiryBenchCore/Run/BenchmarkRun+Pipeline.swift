@@ -58,7 +58,7 @@ extension BenchmarkRun {
         for index in 0..<configuration.consumers {
             let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
             roster.add(stats)
-            consumers.append(StreamConsumer(connection: try await connections.open(stats.name, for: layout.shards[stats.shard].stream), context: context, stats: stats))
+            consumers.append(try await connections.consumer(stats, context: context))
         }
         let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
         try await leases.renew()
@@ -144,8 +144,7 @@ extension BenchmarkRun {
                         let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name), shard: victim.shard)
                         roster.add(replacement)
                         child(replacement.name) {
-                            let connection = try await connections.open(replacement.name, for: layout.shards[replacement.shard].stream)
-                            let consumer = StreamConsumer(connection: connection, context: context, stats: replacement)
+                            let consumer = try await connections.consumer(replacement, context: context)
                             try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet })
                         }
                     case .stall:

@@ -93,6 +93,11 @@ final class ConnectionSet: Sendable {
         return connection
     }
 
+    /// A consumer on a connection of its own, homed on the slot of the shard it reads.
+    func consumer(_ stats: ConsumerStats, context: PipelineContext) async throws -> StreamConsumer {
+        StreamConsumer(connection: try await open(stats.name, for: context.layout.shards[stats.shard].stream), context: context, stats: stats)
+    }
+
     /// One connection per shard of `layout`, by shard index.
     func openPerShard(_ role: String, layout: RunLayout) async throws -> [RedisConnection] {
         var connections: [RedisConnection] = []
