@@ -75,10 +75,14 @@ struct WorkloadOptions: ParsableArguments {
 
 /// How the pipeline protects keys, and the faults it can be made to survive.
 struct ReliabilityOptions: ParsableArguments {
-    @Option(help: "The deadline sweeper: on publishes keys whose expired event is late or lost; off trusts notifications alone.")
+    @Option(help: "The deadline sweeper: on makes Redis expire keys that its own expiry has not reached by their deadline + --grace (so their expired events carry them), and rescues keys whose event was lost; off trusts Redis's expiry and notifications alone.")
     var sweeper: Switch = .on
-    @Option(help: ArgumentHelp("How long past its deadline a key may wait for its expired event before the sweeper publishes it.", valueName: "duration"))
+    @Option(help: ArgumentHelp("How long past its deadline a key may wait for Redis to expire it before the sweeper touches it (which makes Redis expire it and raise its event).", valueName: "duration"))
     var grace: DurationArgument = DurationArgument(.milliseconds(50))
+    @Option(name: .customLong("rescue-after"), help: ArgumentHelp("How long after the sweeper's touch a key whose expired event never came (a lost notification) waits before the sweeper publishes it itself.", valueName: "duration"))
+    var rescueAfter: DurationArgument = DurationArgument(.seconds(1))
+    @Option(name: .customLong("probe-window"), help: ArgumentHelp("How long after its deadline a probe key's expired event may come before the probe counts as missing (Redis's own expiry lag).", valueName: "duration"))
+    var probeWindow: DurationArgument = DurationArgument(.seconds(10))
     @Option(name: .customLong("fail-rate"), help: "Probability that a key's simulated work fails; a failed key is redelivered, and dead-lettered after --max-deliveries.")
     var failRate: Double = 0
     @Option(name: .customLong("max-deliveries"), help: "Deliveries after which a failing key goes to the dead-letter stream.")
@@ -89,6 +93,8 @@ struct ReliabilityOptions: ParsableArguments {
     func apply(to configuration: inout RunConfiguration) {
         configuration.sweeper = sweeper == .on
         configuration.grace = grace.duration
+        configuration.rescueAfter = rescueAfter.duration
+        configuration.probeWindow = probeWindow.duration
         configuration.failRate = failRate
         configuration.maxDeliveries = maxDeliveries
         configuration.chaos = chaos
@@ -159,18 +165,23 @@ struct OutputOptions: ParsableArguments {
     /// Output files are checked before the run, not after minutes of it.
     func validate() throws {
         for (flag, path) in [("--json", json), ("--csv", csv), ("--hdr-log", hdrLog)] {
-            guard let path else { continue }
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                throw ValidationError("\(flag): \(path) is a directory; give a file name")
-            }
-            let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("\(flag): the directory \(directory) does not exist")
-            }
-            guard FileManager.default.isWritableFile(atPath: directory) else {
-                throw ValidationError("\(flag): the directory \(directory) is not writable")
-            }
+            try Self.checkWritable(path, flag: flag)
+        }
+    }
+
+    /// Throws a `ValidationError` naming `flag` when a file cannot be written at `path` (nil: nothing to check).
+    static func checkWritable(_ path: String?, flag: String) throws {
+        guard let path else { return }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ValidationError("\(flag): \(path) is a directory; give a file name")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("\(flag): the directory \(directory) does not exist")
+        }
+        guard FileManager.default.isWritableFile(atPath: directory) else {
+            throw ValidationError("\(flag): the directory \(directory) is not writable")
         }
     }
 }

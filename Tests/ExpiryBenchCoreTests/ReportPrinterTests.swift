@@ -99,4 +99,36 @@ struct ReportPrinterTests {
         #expect(text.contains("  reconnects                subscriber 2, other connections 0, consumer errors 3"))
         #expect(text.contains("  generator waits           1,500 (held back at --max-outstanding 10,200)"))
     }
+
+    @Test func whereKeysCameFromAndRedisOwnLag() {
+        var report = ReportFixture.report()
+        report.expiredBy = RunReport.ExpiredBy(redis: 300, sweeper: 700)
+        report.expiryLagMs = ExpiryLag(p50: 53, p90: 90, p99: 10_000, max: 10_000, count: 9, missing: 1, windowMs: 10_000)
+        report.footprint.samples = 3
+        report.footprint.ownTTLKeysPeak = 75
+        report.footprint.dataKeysPeak = 1_300
+        let text = ReportPrinter.render(report)
+        #expect(text.contains("  published from events     990 (99.0%)"))
+        #expect(text.contains("  rescued by the sweeper    10 (1.0%: gone, and no expired event came within 0)"))
+        #expect(text.contains("  expired by                Redis's own expiry 300, the sweeper's touch 700 (at deadline + 50ms)"))
+        #expect(text.contains("  footprint                 up to 75 keys of the run's own with a TTL (leases, probes, bookkeeping) beside up to 1,300 data keys"))
+        #expect(text.contains("  Redis's own expiry lag    p50 53.0ms  p90 90.0ms  p99 ≥ 10.0s  max ≥ 10.0s  (10 probes, 1 missing after 10s)"))
+        #expect(!text.contains("Saturated"))
+    }
+
+    @Test func saturatedRunSaysLatencyIsQueueing() {
+        var report = ReportFixture.report()
+        report.saturated = true
+        report.generatorWaits = 12
+        report.throughputKeysPerSec = 12_428
+        let text = ReportPrinter.render(report)
+        #expect(text.contains("Saturated at 12,428 keys/s"))
+        #expect(text.contains("latency above is mostly queueing time. For on-time latency, run with --rate 11000 or lower."))
+    }
+
+    @Test func noCommitsMeansNoLatency() {
+        var report = ReportFixture.report()
+        report.latencyMs = ReportFixture.latency(p50: 0, p90: 0, p99: 0, p999: 0, max: 0, count: 0)
+        #expect(ReportPrinter.render(report).contains("latency deadline→commit   no key was committed: no latency to show"))
+    }
 }

@@ -15,7 +15,11 @@ struct RunKeyspaceTests {
         #expect(keyspace.generatorMark == "bench:r1:generated")
         #expect(keyspace.stream == "bench:r1:stream")
         #expect(keyspace.processed == "bench:r1:processed")
-        #expect(keyspace.commitRecord("tok-9") == "bench:r1:commit:tok-9")
+        #expect(keyspace.commitRecords == "bench:r1:commits")
+        #expect(keyspace.probeKey(deadline: 1700000000123, number: 400) == "bench:r1:probe:1700000000123:400")
+        #expect(keyspace.deadline(ofProbeKey: "bench:r1:probe:1700000000123:400") == 1700000000123)
+        #expect(keyspace.deadline(ofProbeKey: "bench:r1:k:400") == nil)
+        #expect(keyspace.deadline(ofProbeKey: "bench:r2:probe:1:1") == nil)
         #expect(keyspace.deadLetters == "bench:r1:dead")
         #expect(keyspace.meta == "bench:r1:meta")
         #expect(keyspace.group == "workers")
@@ -23,7 +27,7 @@ struct RunKeyspaceTests {
 
     @Test func keyNamesAreDistinct() {
         let names = [keyspace.dueIndex, keyspace.generatorMark, keyspace.stream, keyspace.processed, keyspace.deadLetters,
-                     keyspace.meta, keyspace.dataKey(0), keyspace.lockPrefix + "0", keyspace.commitRecord("0")]
+                     keyspace.meta, keyspace.dataKey(0), keyspace.lockPrefix + "0", keyspace.commitRecords, keyspace.probeKey(deadline: 1, number: 0)]
         #expect(Set(names).count == names.count)
     }
 

@@ -15,7 +15,7 @@ struct RunLayoutTests {
         #expect(shard.meta == "bench:r1:{r1}:meta")
         #expect(shard.leases == "bench:r1:{r1}:leases")
         // Every key a script touches is in the shard's slot.
-        let slots = Set([shard.stream, shard.dueIndex, shard.processed, shard.deadBits, shard.deadLetters, shard.tally, shard.commitRecord("t"),
+        let slots = Set([shard.stream, shard.dueIndex, shard.processed, shard.deadBits, shard.deadLetters, shard.tally, shard.commitRecords, shard.probeKey(deadline: 1, number: 7),
                          shard.dataKey(7), shard.lockPrefix + "7", shard.overlap].map(HashSlot.of))
         #expect(slots.count == 1)
     }

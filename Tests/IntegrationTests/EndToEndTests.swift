@@ -87,6 +87,15 @@ struct EndToEndTests {
             }
             #expect(total == 3000)
             #expect(Set(consumers.compactMap { $0["name"] as? String }).count == 8)
+            // Where the keys came from, Redis's own lag, the footprint, saturation.
+            #expect((report["published_by_notification"] as? Int ?? 0) + (report["published_by_sweeper"] as? Int ?? -1) == 3000)
+            let expiredBy = try #require(report["expired_by"] as? [String: Int])
+            #expect((expiredBy["redis"] ?? 0) + (expiredBy["sweeper"] ?? 0) == 3000)
+            let lag = try #require(report["expiry_lag_ms"] as? [String: Any])
+            for field in ["p50", "p90", "p99", "max", "count", "missing"] { #expect(lag[field] is NSNumber, "expiry_lag_ms.\(field) missing") }
+            #expect(report["saturated"] is Bool)
+            let footprint = try #require(report["footprint"] as? [String: Int])
+            #expect(footprint["own_ttl_keys_peak"] != nil && footprint["data_keys_peak"] != nil)
             let latency = try #require(report["latency_ms"] as? [String: Any])
             let percentiles = try ["p50", "p90", "p99", "p999", "max"].map { key in
                 try #require((latency[key] as? NSNumber)?.doubleValue, "latency_ms.\(key) missing")
@@ -98,6 +107,44 @@ struct EndToEndTests {
             #expect(try await control.send("DBSIZE") == .integer(1))
             #expect(try await control.send("GET", "user:key") == .bulk("kept"))
             #expect(try await notifyKeyspaceEvents(control) == "")
+        }
+    }
+
+    /// `expiry-bench probe`: on an empty server the events come within a few hundred ms; beside 100,000 keys with a
+    /// 1 h TTL they come seconds late or not at all. Either way exit 0, nothing left, the setting as it was.
+    @Test func probeMeasuresRedisOwnExpiryLagAndLeavesNothing() async throws {
+        try await withRedis { server in
+            let control = try await connect(server, name: "itest-observer")
+            defer { control.close() }
+            try await control.send("SET", "user:key", "kept")
+            let json = temporaryJSONPath()
+            defer { try? FileManager.default.removeItem(atPath: json) }
+            let url = "redis://127.0.0.1:\(server.port)"
+            func probe() async throws -> [String: Any] {
+                let result = try await runTool(["probe", "--redis", url, "--keys", "300", "--window", "3s", "--json", json])
+                #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+                #expect(result.stdout.contains("Redis's own expiry lag"))
+                #expect(try await control.send("DBSIZE") == .integer(1 + Int64(try await control.send("EXISTS", "bg:1").int ?? 0) * 100_000),
+                        "the probe left keys behind")
+                #expect(try await notifyKeyspaceEvents(control) == "")
+                return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+            }
+            let empty = try await probe()
+            #expect(empty["count"] as? Int == 300)
+            #expect(empty["missing"] as? Int == 0)
+            let lag = try #require(empty["lag_ms"] as? [String: Double])
+            #expect((lag["p50"] ?? -1) >= 0 && (lag["p50"] ?? 1e9) < 200, "lag on an empty server: \(lag)")
+            let settings = try #require(empty["server"] as? [String: Any])
+            #expect(settings["hz"] as? Int == 10)
+            #expect(settings["keys_with_ttl"] as? Int == 0)
+
+            _ = try await control.send("EVAL", "for i = 1, 100000 do redis.call('SET', 'bg:' .. i, 'x', 'EX', 3600) end return 1", "0")
+            let busy = try await probe()
+            let busyLag = try #require(busy["lag_ms"] as? [String: Double])
+            #expect((busyLag["p50"] ?? 0) > 1000, "lag beside 100,000 TTL keys: \(busyLag), missing \(busy["missing"] ?? "?")")
+            #expect((busy["count"] as? Int ?? 0) + (busy["missing"] as? Int ?? 0) == 300)
+            #expect((busy["server"] as? [String: Any])?["keys_with_ttl"] as? Int == 100_000)
+            #expect(try await control.send("GET", "user:key") == .bulk("kept"))
         }
     }
 

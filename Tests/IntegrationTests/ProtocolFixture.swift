@@ -59,14 +59,20 @@ struct ProtocolFixture: Sendable {
         return Int(try #require(reply.int))
     }
 
-    /// The sweeper's script: publishes keys overdue by more than `graceMs`; returns how many.
-    func sweep(on c: RedisConnection? = nil, graceMs: Int, limit: Int = 2000) async throws -> Int {
+    /// The sweeper's script: touches keys due after `cursor` and overdue by more than `graceMs`, and publishes those
+    /// overdue by more than `graceMs + rescueMs`.
+    func sweep(on c: RedisConnection? = nil, graceMs: Int, rescueMs: Int = 10_000, limit: Int = 2000, after cursor: String = "-inf") async throws -> DeadlineSweeper.Sweep {
         let reply = try await (c ?? connection).evalsha(scripts.sweep, keys: [keyspace.dueIndex, keyspace.stream]) { command in
             command.append(keyspace.dataPrefix)
             command.append(String(graceMs))
+            command.append(String(rescueMs))
             command.append(limit)
+            command.append(cursor)
         }
-        return Int(try #require(reply.int))
+        let parts = try #require(reply.array)
+        try #require(parts.count == 4)
+        return DeadlineSweeper.Sweep(rescued: Int(try #require(parts[0].int)), touched: Int(try #require(parts[1].int)),
+                                     expired: Int(try #require(parts[2].int)), cursor: try #require(parts[3].string))
     }
 
     /// The claim script's codes: 0 already done, 1 claimed, 2 locked by another claim.
@@ -84,9 +90,9 @@ struct ProtocolFixture: Sendable {
                 _ entries: [StreamEntry], succeeded: [Bool]? = nil) async throws -> [Int64] {
         if entries.isEmpty { return [] }
         let outcomes = succeeded ?? entries.map { _ in true }
-        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecord(record ?? token), keyspace.deadBits, keyspace.deadLetters, keyspace.tally]
+        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecords, keyspace.deadBits, keyspace.deadLetters, keyspace.tally]
         let reply = try await (c ?? connection).evalsha(scripts.commit, keys: keys) { command in
-            command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append("60000")
+            command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append(record ?? token)
             command.append(maxDeliveries); command.append(consumer)
             for (entry, ok) in zip(entries, outcomes) {
                 command.append(entry.id); command.append(entry.index); command.append(Int(entry.deadline)); command.append(ok ? 1 : 0)
@@ -118,7 +124,14 @@ struct ProtocolFixture: Sendable {
         try #require(try await connection.send(RedisCommand(words)).int)
     }
 
-    func lockHolder(_ entry: StreamEntry) async throws -> RESPValue {
-        try await connection.send("GET", keyspace.lockPrefix + String(entry.index))
+    /// The token holding an entry's lock (`<until ms>|<token>`), or nil when it has none.
+    func lockHolder(_ entry: StreamEntry) async throws -> String? {
+        guard let value = try await connection.send("GET", keyspace.lockPrefix + String(entry.index)).string else { return nil }
+        return value.split(separator: "|", maxSplits: 1).last.map(String.init)
+    }
+
+    /// Puts `token`'s lock on an entry, held for `ms` more (negative: lapsed that long ago), as a claim would.
+    func setLock(_ entry: StreamEntry, token: String, ms: Int64 = 60_000) async throws {
+        try await connection.send("SET", keyspace.lockPrefix + String(entry.index), "\(try await serverMilliseconds() + ms)|\(token)")
     }
 }

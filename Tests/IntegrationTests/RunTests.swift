@@ -88,6 +88,41 @@ struct RunTests {
         }
     }
 
+    /// Below saturation every key reaches the stream through its expired event (raised by Redis's own expiry or
+    /// by the sweeper's touch), the probes measure Redis's own lag, and the run's own keys with a TTL stay few.
+    @Test func expiredEventsCarryTheRunAndItsFootprintIsSmall() async throws {
+        try await withRedis { server in
+            var configuration = configuration(server, keys: 6000, consumers: 8, runID: "events1")
+            configuration.rate = 3000
+            let report = try await BenchmarkRun(configuration: configuration, say: { _ in }).execute()
+            expectVerified(report, keys: 6000, consumers: 8)
+            #expect(report.publishedByNotification >= 5700, "≥ 95 % from events: \(report.publishedByNotification) (rescued \(report.publishedBySweeper))")
+            #expect(report.expiredBy.redis + report.expiredBy.sweeper == 6000)
+            #expect(report.expiryLagMs.count + report.expiryLagMs.missing == 60, "one probe per 100 keys: \(report.expiryLagMs)")
+            #expect(report.expiryLagMs.missing == 0)
+            #expect(report.expiryLagMs.p50 > 0 && report.expiryLagMs.p50 < 5_000)
+            #expect(!report.saturated)
+            let footprint = report.footprint
+            #expect(footprint.samples > 5)
+            #expect(footprint.dataKeysPeak > 0)
+            // 8 leases, about 3 probes in flight and 10 bookkeeping keys: no per-batch record, no lock with a TTL.
+            #expect(footprint.ownTTLKeysPeak <= 40, "own TTL keys: \(footprint)")
+        }
+    }
+
+    /// At --rate 0 the generator outruns slow consumers: the report says the run was saturated and names a rate.
+    @Test func saturatedRunSaysSoAndSuggestsARate() async throws {
+        try await withRedis { server in
+            var configuration = configuration(server, keys: 3000, consumers: 2, work: .milliseconds(2), runID: "sat1")
+            configuration.maxOutstanding = 300
+            let report = try await BenchmarkRun(configuration: configuration, say: { _ in }).execute()
+            expectVerified(report, keys: 3000, consumers: 2)
+            #expect(report.saturated)
+            #expect(report.suggestedRate > 0 && Double(report.suggestedRate) < report.throughputKeysPerSec)
+            #expect(ReportPrinter.render(report).contains("--rate \(report.suggestedRate)"))
+        }
+    }
+
     @Test func runWithoutWorkVerifies() async throws {
         try await withRedis { server in
             let control = try await connect(server, name: "itest-observer")

@@ -36,37 +36,83 @@ struct ScriptTests {
         return total
     }
 
-    @Test func sweeperAndNotificationPathTogetherPublishEachKeyOnce() async throws {
+    /// The sweeper makes Redis expire overdue keys (a touch), so Redis raises their events; it publishes nothing
+    /// itself until the rescue window has passed, and then only what the notification path has not published.
+    @Test func sweeperTouchesOverdueKeysThenRescuesOnlyWhatNoEventPublished() async throws {
         try await ProtocolFixture.with { f in
             let k = f.keyspace
             try await f.generate(ttlMs: 60_000, first: 0, count: 50)       // not due for a minute
-            try await f.generate(ttlMs: 300, first: 50, count: 1000)       // overdue shortly
-            #expect(try await f.sweep(graceMs: 50) == 0, "nothing is past its deadline plus grace yet")
+            try await f.generate(ttlMs: 300, first: 50, count: 500)        // overdue shortly
+            try await f.generate(ttlMs: 301, first: 550, count: 500)       // the same, one deadline later
+            let early = try await f.sweep(graceMs: 50)
+            #expect(early.touched == 0 && early.rescued == 0, "nothing is past its deadline plus grace yet")
             try await Task.sleep(for: .milliseconds(600))
-            // Both paths at once, over the same overdue keys.
+
+            // The touch: every overdue key is gone afterwards, none published, none removed from the due index.
+            // A page of 600 stops before the second deadline's keys, and the next sweep takes them from the cursor.
+            let touch = try await f.sweep(graceMs: 50, limit: 600)
+            #expect(touch.touched == 500 && touch.rescued == 0)
+            let rest = try await f.sweep(graceMs: 50, limit: 600, after: touch.cursor)
+            #expect(rest.touched == 500 && rest.rescued == 0, "the cursor goes on after the first deadline (\(touch.cursor))")
+            #expect(touch.expired + rest.expired <= 1000)
+            #expect(try await f.int("EXISTS", k.dataKey(50), k.dataKey(1049)) == 0)
+            #expect(try await f.int("EXISTS", k.dataKey(0), k.dataKey(49)) == 2, "keys not yet due are untouched")
+            #expect(try await f.int("XLEN", k.stream) == 0)
+            #expect(try await f.int("ZCARD", k.dueIndex) == 1050)
+            let again = try await f.sweep(graceMs: 50, after: rest.cursor)
+            #expect(again.touched == 0, "a key is touched once")
+            // A full page of one deadline takes all of that deadline's keys.
+            #expect(try await f.sweep(graceMs: 50, limit: 100).touched == 500)
+
+            // The rescue, racing the notification path over the same keys: each key is published once.
             let other = try await f.open("itest-bridge")
             defer { other.close() }
-            async let swept = sweepUntilEmpty(f)
+            async let rescued = rescueUntilEmpty(f)
             async let notified = publishAll(f, on: other, stride(from: 50, to: 1050, by: 50).map { Array($0..<$0 + 50) })
-            let (s, n) = try await (swept, notified)
-            #expect(s + n == 1000)
+            let (r, n) = try await (rescued, notified)
+            #expect(r + n == 1000)
             #expect(try await f.int("XLEN", k.stream) == 1000)
             #expect(try await f.int("ZCARD", k.dueIndex) == 50, "only the keys not yet due remain in the index")
             let entries = try await f.readGroup(consumer: "reader", count: 5000)
             #expect(Set(entries.map(\.index)) == Set(50..<1050))
-            // The sweeper also removes what it published (Redis's own expiry may lag); the keys not due are untouched.
-            #expect(try await f.int("EXISTS", k.dataKey(50), k.dataKey(1049)) == 0)
-            #expect(try await f.int("EXISTS", k.dataKey(0), k.dataKey(49)) == 2)
-            #expect(try await f.sweep(graceMs: 50) == 0)
+            #expect(try await f.sweep(graceMs: 50, rescueMs: 1).rescued == 0)
         }
     }
 
-    func sweepUntilEmpty(_ f: ProtocolFixture) async throws -> Int {
+    func rescueUntilEmpty(_ f: ProtocolFixture) async throws -> Int {
         var total = 0
         while true {
-            let published = try await f.sweep(graceMs: 50, limit: 100)
-            total += published
-            if published == 0 { return total }
+            let rescued = try await f.sweep(graceMs: 50, rescueMs: 1, limit: 100).rescued
+            total += rescued
+            if rescued == 0 { return total }
+        }
+    }
+
+    /// A touched key's expired event comes at once, and the touch's count of keys it expired is exact.
+    @Test func touchedKeysRaiseTheirExpiredEvents() async throws {
+        try await ProtocolFixture.with { f in
+            try await f.connection.send("CONFIG", "SET", "notify-keyspace-events", "Ex")
+            let layout = RunLayout(run: f.keyspace, tags: [nil])
+            let events = try await RedisSubscription<Int>.subscribe(
+                to: ExpirationBridge.channel(database: 0), endpoint: f.server.endpoint, name: "itest-events", timeout: .seconds(5)
+            ) { key in layout.locate(dataKey: key)?.index }
+            defer { events.stop() }
+            // Keys with a TTL that Redis's own cycle is slow to reach: 20,000 live ones beside them.
+            try await f.connection.pipeline((0..<20).map { batch in
+                RedisCommand(["MSET"] + (0..<1000).flatMap { ["itest-live:\(batch * 1000 + $0)", "x"] })
+            } + (0..<20_000).map { RedisCommand("PEXPIRE", "itest-live:\($0)", "3600000") })
+            try await f.generate(ttlMs: 100, first: 0, count: 500)
+            try await Task.sleep(for: .milliseconds(200))
+            let sweep = try await f.sweep(graceMs: 50)
+            #expect(sweep.touched == 500)
+            #expect(sweep.expired > 0, "with 20,000 live TTL keys Redis's own cycle should not have reached all 500 in 150 ms")
+            var heard = Set<Int>()
+            let until = ContinuousClock.now + .seconds(5)
+            while heard.count < 500, ContinuousClock.now < until {
+                if let batch = await events.messages.take(upTo: 1000) { heard.formUnion(batch) }
+            }
+            #expect(heard == Set(0..<500), "every touched key's expired event came")
+            #expect(try await f.int("ZCARD", f.keyspace.dueIndex) == 500, "the touch publishes nothing itself")
         }
     }
 
@@ -90,8 +136,8 @@ struct ScriptTests {
             }
             let wonByA = entries.indices.filter { a[$0] == 1 }.map { entries[$0] }
             let wonByB = entries.indices.filter { b[$0] == 1 }.map { entries[$0] }
-            for entry in wonByA.prefix(3) { #expect(try await f.lockHolder(entry) == .bulk("a:1")) }
-            for entry in wonByB.prefix(3) { #expect(try await f.lockHolder(entry) == .bulk("b:1")) }
+            for entry in wonByA.prefix(3) { #expect(try await f.lockHolder(entry) == "a:1") }
+            for entry in wonByB.prefix(3) { #expect(try await f.lockHolder(entry) == "b:1") }
             // A retried claim finds its own lock; the other claimer is still refused.
             #expect(try await f.claim(token: "a:1", wonByA) == wonByA.map { _ in 1 })
             #expect(try await f.claim(on: rival, token: "b:1", wonByA) == wonByA.map { _ in 2 })
@@ -122,10 +168,10 @@ struct ScriptTests {
             try #require(entries.count == 10)
             #expect(try await f.claim(token: "a:1", entries) == Array(repeating: 1, count: 10))
 
-            // One lock lapsed (deleted), another was taken by a different claim meanwhile: both commits are fenced.
+            // One lock lapsed (its time passed), another was taken by a different claim meanwhile: both commits are fenced.
             let lapsed = entries[3], moved = entries[6]
-            try await f.connection.send("DEL", k.lockPrefix + String(lapsed.index))
-            try await f.connection.send("SET", k.lockPrefix + String(moved.index), "b:9")
+            try await f.setLock(lapsed, token: "a:1", ms: -1)
+            try await f.setLock(moved, token: "b:9")
             let codes = try await f.commit(token: "a:1", entries)
             #expect(codes == (0..<10).map { $0 == 3 || $0 == 6 ? 0 : 1 })
             #expect(try await f.int("BITCOUNT", k.processed) == 8)
@@ -133,7 +179,8 @@ struct ScriptTests {
             #expect(try await f.int("GETBIT", k.processed, String(moved.index)) == 0)
             #expect(try await f.int("GETBIT", k.processed, String(entries[0].index)) == 1)
             #expect(try await f.pending() == 2, "fenced entries stay pending, to be redone")
-            #expect(try await f.lockHolder(moved) == .bulk("b:9"), "a fenced commit must not release another claim's lock")
+            #expect(try await f.lockHolder(moved) == "b:9", "a fenced commit must not release another claim's lock")
+            #expect(try await f.lockHolder(lapsed) == nil, "a fenced commit lets its own lapsed lock go")
 
             // The identical call again (a retry after a lost reply) gets the same answer and changes nothing.
             #expect(try await f.commit(token: "a:1", entries) == codes)
@@ -148,7 +195,7 @@ struct ScriptTests {
             #expect(try await f.pending() == 0)
 
             // A lock holder committing a key that is already processed: a repeat (2), reported, never hidden.
-            try await f.connection.send("SET", k.lockPrefix + String(entries[0].index), "c:1")
+            try await f.setLock(entries[0], token: "c:1")
             #expect(try await f.commit(token: "c:1", [entries[0]]) == [2])
             #expect(try await f.int("BITCOUNT", k.processed) == 10)
 
@@ -178,7 +225,7 @@ struct ScriptTests {
             #expect(try await f.commit(token: "a:1", maxDeliveries: 2, entries, succeeded: [false, true]) == [3, 1])
             #expect(try await f.deliveries(of: failing) == 2)
             #expect(try await f.deliveries(of: fine) == nil)
-            #expect(try await f.lockHolder(failing) == .null)
+            #expect(try await f.lockHolder(failing) == nil)
             #expect(try await f.int("GETBIT", k.processed, String(failing.index)) == 0)
 
             // Second delivery fails too, at the maximum: dead-lettered (4) with its ack, its bit, one entry.

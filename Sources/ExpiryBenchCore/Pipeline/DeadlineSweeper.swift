@@ -1,50 +1,77 @@
-/// Publishes keys whose deadline passed more than `grace` ago, whether or not Redis has expired them and
-/// notified us: keyspace notifications are fire-and-forget, and on a server full of long-TTL keys they come
-/// tens of seconds late. Uses the due index, so it and the bridge never publish a key twice.
-/// A run has one sweeper per shard.
+/// Keeps every key on time without taking the events path away from Redis: at its deadline plus `grace` it
+/// touches the key, so Redis expires it then and raises its `expired` event, which the bridge publishes. It
+/// publishes a key itself (rescues it) only when the key is gone and its event still has not come `rescueAfter`
+/// later: keyspace notifications are fire-and-forget, so a subscriber that was away or cut off loses them.
+/// Uses the due index, so it and the bridge never publish a key twice. A run has one sweeper per shard.
 public struct DeadlineSweeper: Sendable {
     let connection: RedisConnection
     let script: LoadedScript
     let keyspace: RunKeyspace
     let grace: String
+    let rescueAfter: String
     let interval: Duration
     let limit = 2000
     let counters: RunCounters
     let giveUpAfter: Duration
-    let context: PipelineContext
+    let gauges: ShardGauges
+
+    /// What one sweep did.
+    public struct Sweep: Sendable, Equatable {
+        /// Keys published by the sweeper because their event never came.
+        public var rescued = 0
+        /// Keys touched at their deadline plus grace.
+        public var touched = 0
+        /// Keys that Redis expired because of those touches (the others it had already expired on its own).
+        public var expired = 0
+        /// Where the next sweep's touches start (a deadline in ms, exclusive).
+        public var cursor = "-inf"
+    }
 
     /// - Parameter shard: the shard to sweep; nil for the first (the only one of a single-shard run).
     public init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil) {
         self.connection = connection
-        self.context = context
         self.script = context.scripts.sweep
         self.keyspace = shard ?? context.layout.shards[0]
         self.grace = String(context.configuration.grace.milliseconds)
+        self.rescueAfter = String(context.configuration.rescueAfter.milliseconds)
         self.interval = context.configuration.sweepInterval
         self.counters = context.counters
         self.giveUpAfter = context.configuration.timeout
+        self.gauges = context.gauges
     }
 
     /// Sweeps every `interval` (at once again while a sweep fills its limit) until `shouldStop` says so.
     public func run(shouldStop: @Sendable () -> Bool) async throws {
+        var cursor = "-inf"
         while !shouldStop() {
-            let published = try await sweepOnce()
-            if published < limit { try await Task.sleep(for: interval) }
+            let sweep = try await sweepOnce(after: cursor)
+            cursor = sweep.cursor
+            if sweep.rescued < limit && sweep.touched < limit { try await Task.sleep(for: interval) }
         }
     }
 
-    /// One sweep; returns how many keys it published.
+    /// One sweep, touching keys due after `cursor`; counts what it did in the run's counters.
     @discardableResult
-    public func sweepOnce() async throws -> Int {
+    public func sweepOnce(after cursor: String = "-inf") async throws -> Sweep {
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
             try await connection.evalsha(script, keys: [keyspace.dueIndex, keyspace.stream]) { command in
                 command.append(keyspace.dataPrefix)
                 command.append(grace)
+                command.append(rescueAfter)
                 command.append(limit)
+                command.append(cursor)
             }
         }
-        let published = Int(reply.int ?? 0)
-        if published > 0 { counters.publishedBySweeper.add(published, ordering: .relaxed) }
-        return published
+        guard let parts = reply.array, parts.count == 4, let rescued = parts[0].int, let touched = parts[1].int,
+              let expired = parts[2].int, let next = parts[3].string else {
+            throw RedisError(.protocolViolation, "sweep script returned \(reply)")
+        }
+        let sweep = Sweep(rescued: Int(rescued), touched: Int(touched), expired: Int(expired), cursor: next)
+        if sweep.rescued > 0 {
+            counters.publishedBySweeper.add(sweep.rescued, ordering: .relaxed)
+            gauges.update(keyspace.shardIndex) { $0.published += sweep.rescued }
+        }
+        if sweep.expired > 0 { counters.expiredBySweeper.add(sweep.expired, ordering: .relaxed) }
+        return sweep
     }
 }

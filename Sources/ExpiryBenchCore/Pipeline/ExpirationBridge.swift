@@ -1,17 +1,24 @@
 /// Turns the run's expired-key events into stream entries.
 ///
 /// Its subscriptions (connections of their own: one, or one per primary of a cluster) hear every expired key of
-/// the run's database and keep only the run's data keys and leases; the bridge publishes them in batches, shard by shard, with the publish-once script, so a key already
+/// the run's database and keep only the run's data keys, leases and probes; the bridge publishes them in batches, shard by shard, with the publish-once script, so a key already
 /// published (by the sweeper, or by an event heard twice) is never published again.
 public struct ExpirationBridge: Sendable {
-    /// An expired key of the run: a data key by shard and index, or a consumer's lease by consumer and shard.
+    /// An expired key of the run: a data key by shard and index, a consumer's lease by consumer and shard, or a
+    /// probe with how late its event came.
     public enum Expired: Sendable, Equatable {
         case key(shard: Int, index: Int)
         case lease(consumer: String, shard: Int)
+        case probe(lagMilliseconds: Int64)
 
-        /// What an expired key's name means for the run, or nil for a key that is not the run's.
-        public static func parse(_ key: String, layout: RunLayout) -> Expired? {
+        /// What an expired key's name means for the run, or nil for a key that is not the run's. Called as the
+        /// event arrives, so a probe's lag is measured then: now on the server's clock (local clock plus
+        /// `serverOffsetMilliseconds`) minus the deadline in its name.
+        public static func parse(_ key: String, layout: RunLayout, serverOffsetMilliseconds: Int64 = 0) -> Expired? {
             if let (shard, index) = layout.locate(dataKey: key) { return .key(shard: shard, index: index) }
+            if let deadline = layout.probeDeadline(of: key) {
+                return .probe(lagMilliseconds: WallClock.milliseconds() + serverOffsetMilliseconds - deadline)
+            }
             let leasePrefix = layout.run.leasePrefix
             if key.hasPrefix(leasePrefix), let member = LeaseKeeper.Member(String(key.dropFirst(leasePrefix.count))) {
                 return .lease(consumer: member.consumer, shard: member.shard)
@@ -49,6 +56,7 @@ public struct ExpirationBridge: Sendable {
     ///   - control: a connection for the run-level keys (the lease index).
     public static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
         let layout = context.layout
+        let offset = context.serverOffsetMilliseconds
         var subscriptions: [RedisSubscription<Expired>] = []
         do {
             for (number, source) in sources.enumerated() {
@@ -56,7 +64,7 @@ public struct ExpirationBridge: Sendable {
                     to: channel(database: source.endpoint.database), endpoint: source.endpoint, name: subscriberName(layout.run, number: number),
                     timeout: context.configuration.timeout, route: source.route,
                     prepare: { NotificationSettings.reapply($0, timeoutMilliseconds: $1) }
-                ) { key in Expired.parse(key, layout: layout) })
+                ) { key in Expired.parse(key, layout: layout, serverOffsetMilliseconds: offset) })
             }
         } catch {
             for subscription in subscriptions { subscription.stop() }
@@ -90,6 +98,7 @@ public struct ExpirationBridge: Sendable {
                 switch event {
                 case .key(let shard, let index): indices[shard].append(index)
                 case .lease(let consumer, let shard): lapsed.append(LeaseKeeper.Member(consumer: consumer, shard: shard))
+                case .probe(let lag): context.probes.heard(lagMilliseconds: lag)
                 }
             }
             for (shard, wanted) in indices.enumerated() where !wanted.isEmpty {
@@ -97,6 +106,7 @@ public struct ExpirationBridge: Sendable {
                     try await publish(wanted, shard: shard)
                 }
                 counters.publishedByNotification.add(published, ordering: .relaxed)
+                context.gauges.update(shard) { $0.published += published }
             }
             if !lapsed.isEmpty {
                 try await withRetries(giveUpAfter: context.configuration.timeout) {

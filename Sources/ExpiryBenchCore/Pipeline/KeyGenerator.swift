@@ -16,6 +16,8 @@ public struct KeyGenerator: Sendable {
     let rate: Int
     let maxOutstanding: Int
     let counters: RunCounters
+    /// Where the probe keys written beside the data keys are counted.
+    let probes: ExpiryProbes
     /// Server clock minus local clock, in ms: deadlines are on the server's clock.
     let serverOffsetMilliseconds: Int64
 
@@ -37,6 +39,7 @@ public struct KeyGenerator: Sendable {
         self.rate = configuration.rate == 0 ? 0 : max(1, Int((Double(configuration.rate) * Double(indices.count) / Double(max(1, configuration.keys))).rounded()))
         self.maxOutstanding = configuration.effectiveMaxOutstanding
         self.counters = counters
+        self.probes = context.probes
     }
 
     /// Keys per transaction: about 100 transactions a second at the given rate, between 1 and 1,000 keys.
@@ -76,13 +79,15 @@ public struct KeyGenerator: Sendable {
     }
 
     /// Writes the shard's keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
-    /// `deadline`, their due-index entries, and the generator's high-water mark. Atomic, and without Lua.
+    /// `deadline`, their due-index entries, a probe key beside every `ExpiryProbes.every`-th key (same deadline,
+    /// in no index: nothing but Redis expires it), and the generator's high-water mark. Atomic, and without Lua.
     /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
     func write(first: Int, count: Int, deadline: Int64) async throws {
         var commands: [RedisCommand] = []
-        commands.reserveCapacity(count + 4)
+        commands.reserveCapacity(count + count / ExpiryProbes.every + 5)
         commands.append(RedisCommand("MULTI"))
         let deadlineText = String(deadline)
+        var probeCount = 0
         var zadd = RedisCommandBuilder("ZADD", capacity: count * 24)
         zadd.append(keyspace.dueIndex)
         for index in first..<(first + count) {
@@ -94,6 +99,10 @@ public struct KeyGenerator: Sendable {
             commands.append(set.build())
             zadd.append(deadlineText)
             zadd.append(indices.lowerBound + index)
+            if (indices.lowerBound + index) % ExpiryProbes.every == 0 {
+                commands.append(RedisCommand("SET", keyspace.probeKey(deadline: deadline, number: indices.lowerBound + index), "", "PXAT", deadlineText))
+                probeCount += 1
+            }
         }
         commands.append(zadd.build())
         commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
@@ -110,5 +119,6 @@ public struct KeyGenerator: Sendable {
                 throw RedisError(.server, "generator transaction: \(message)", serverMessage: message)
             }
         }
+        probes.wrote(probeCount, deadline: deadline)
     }
 }

@@ -19,6 +19,8 @@ public struct PipelineContext: Sendable {
     public let recoveries: RecoveryLog
     /// Server clock minus local clock, in ms.
     public let serverOffsetMilliseconds: Int64
+    /// Redis's own expiry lag, from the probe keys the generators write beside the data keys.
+    public let probes: ExpiryProbes
     /// Consumers of the run spread over the shards before this process's (see `RunLayout.shard(forConsumer:after:)`).
     public var consumerOffset = 0
 
@@ -38,6 +40,7 @@ public struct PipelineContext: Sendable {
         self.orphans = orphans
         self.recoveries = recoveries
         self.serverOffsetMilliseconds = serverOffsetMilliseconds
+        self.probes = ExpiryProbes(window: configuration.probeWindow)
     }
 
     /// Now, in milliseconds of the server's clock.
@@ -48,8 +51,28 @@ public struct PipelineContext: Sendable {
 /// driver (how many keys every process has finished).
 public final class ShardGauges: Sendable {
     public struct Gauge: Sendable {
-        /// Entries not yet delivered to any consumer; -1 if unknown.
+        /// Entries not yet delivered to any consumer at the trimmer's last sample (every 100 ms); -1 if unknown.
         public var undelivered = -1
+        /// Entries this process published to the shard's stream, and read from it (new entries only), so far.
+        public var published = 0
+        public var delivered = 0
+        /// `published` and `delivered` when `undelivered` was sampled.
+        var publishedAtSample = 0
+        var deliveredAtSample = 0
+
+        /// Entries not yet delivered, now: the last sample moved on by what this process published and read
+        /// since (what other processes read since is not known here); -1 if unknown.
+        public var backlog: Int {
+            guard undelivered >= 0 else { return -1 }
+            return max(0, undelivered + (published - publishedAtSample) - (delivered - deliveredAtSample))
+        }
+
+        /// Records a sample of `undelivered`, from which `backlog` counts on.
+        mutating func sampled(undelivered: Int) {
+            self.undelivered = undelivered
+            publishedAtSample = published
+            deliveredAtSample = delivered
+        }
         /// Keys finished in this shard by every process (the tally's `done`).
         public var finished = 0
         /// True while some entry has been pending longer than `reclaimIdle`.

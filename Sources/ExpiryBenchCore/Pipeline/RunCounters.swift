@@ -5,7 +5,10 @@ import Synchronization
 public final class RunCounters: Sendable {
     public let generated = Atomic<Int>(0)
     public let publishedByNotification = Atomic<Int>(0)
+    /// Keys the sweeper published itself because their expired event never came (rescued).
     public let publishedBySweeper = Atomic<Int>(0)
+    /// Keys that Redis expired because the sweeper touched them (the others it expired on its own).
+    public let expiredBySweeper = Atomic<Int>(0)
     /// Keys committed for the first time (the processed bit went from 0 to 1).
     public let committed = Atomic<Int>(0)
     /// Commits of keys that were already processed: each one is a key done twice.

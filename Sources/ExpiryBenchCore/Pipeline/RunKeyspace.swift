@@ -55,8 +55,22 @@ public struct RunKeyspace: Sendable, Equatable {
     public var stream: String { shardPrefix + "stream" }
     /// Bitmap of processed keys, by index.
     public var processed: String { shardPrefix + "processed" }
-    /// The record of one commit call, by claim token, so that a retried commit is answered, not redone.
-    public func commitRecord(_ token: String) -> String { shardPrefix + "commit:" + token }
+    /// Hash of each consumer's last commit call (its name and codes), so that a retried commit is answered, not
+    /// redone. It has no TTL of its own: it adds nothing to what Redis's expiry cycle samples.
+    public var commitRecords: String { shardPrefix + "commits" }
+    /// Prefix of the probe keys (`<prefix>probe:<deadline ms>:<n>`): keys that expire like the data keys but that
+    /// nothing touches, so their expired events measure Redis's own expiry lag. They are not part of the pipeline.
+    public var probePrefix: String { shardPrefix + "probe:" }
+    /// The probe key number `number`, due at `deadline` (ms, server clock).
+    public func probeKey(deadline: Int64, number: Int) -> String { probePrefix + "\(deadline):\(number)" }
+
+    /// The deadline of a probe key of this shard, or nil for any other key.
+    public func deadline(ofProbeKey key: String) -> Int64? {
+        guard key.hasPrefix(probePrefix) else { return nil }
+        let rest = key.utf8.dropFirst(probePrefix.utf8.count)
+        guard let colon = rest.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        return Int64(String(decoding: rest[..<colon], as: UTF8.self))
+    }
     /// Stream of keys that failed too often.
     public var deadLetters: String { shardPrefix + "dead" }
     /// Bitmap of dead-lettered keys, by index.
@@ -76,7 +90,7 @@ public struct RunKeyspace: Sendable, Equatable {
     /// Hash describing the run (settings, start time), for `inspect`.
     public var meta: String { runPrefix + "meta" }
     /// This shard's keys that have no TTL of their own.
-    public var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally] }
+    public var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally, commitRecords] }
     /// The run-level keys that have no TTL of their own.
     public var runBookkeepingKeys: [String] { [meta, leases] }
     /// The consumer group's name.

@@ -75,6 +75,14 @@ public struct RunLayout: Sendable, Equatable {
         self.init(run: run, tags: tags.isEmpty ? [nil] : tags)
     }
 
+    /// The deadline of a probe key of any shard of this run, else nil.
+    public func probeDeadline(of key: String) -> Int64? {
+        for shard in shards {
+            if let deadline = shard.deadline(ofProbeKey: key) { return deadline }
+        }
+        return nil
+    }
+
     /// Every data key's prefix matched against `key`: the shard and index of a data key of this run, else nil.
     public func locate(dataKey key: String) -> (shard: Int, index: Int)? {
         for shard in shards {

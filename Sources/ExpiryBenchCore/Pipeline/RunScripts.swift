@@ -4,6 +4,7 @@ public struct RunScripts: Sendable {
     public let sweep: LoadedScript
     public let claim: LoadedScript
     public let commit: LoadedScript
+    public let footprint: LoadedScript
 
     /// Loads every script of the protocol on `connection`.
     public static func load(on connection: RedisConnection) async throws -> RunScripts {
@@ -11,6 +12,7 @@ public struct RunScripts: Sendable {
             LoadedScript(script: script, sha: try await connection.load(script))
         }
         return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
-                          claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit))
+                          claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit),
+                          footprint: try await loaded(Scripts.footprint))
     }
 }

@@ -27,31 +27,61 @@ public enum Scripts {
         return #found
         """)
 
-    /// Sweep: publishes keys whose deadline passed more than a grace period ago, whether or not their expired
-    /// event came, removing them from the due index in the same step (so a later event for them publishes
-    /// nothing), and deletes the keys themselves (their deadline is past; Redis's own expiry may lag).
-    /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, limit. Returns how many were published.
+    /// Sweep: makes Redis expire the run's overdue keys, so that Redis raises their `expired` events and the
+    /// bridge publishes them; publishes a key itself (rescues it) only when its event has not come long after.
+    /// - Touch: keys due in (cursor, now - grace) are touched (EXISTS): a key whose TTL has passed is deleted by
+    ///   Redis at once and its event published, whether or not Redis's own expiry cycle had reached it.
+    /// - Rescue: keys still in the due index more than grace + rescue past their deadline (their event was lost:
+    ///   the subscriber was away, or cut off) are published here, tagged `s`, and removed from the index in the
+    ///   same step, so a late event for them publishes nothing.
+    /// Who expired a key is told by DBSIZE before and after the touches (nothing else runs inside the script).
+    /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, rescue ms, limit, touch cursor (a deadline in ms,
+    /// exclusive; '-inf' at first). Returns {rescued, touched, expired by the touches, next cursor}.
     public static let sweep = RedisScript(name: "sweep", source: """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
-        if #due == 0 then return 0 end
-        local members, keys = {}, {}
-        for i = 1, #due, 2 do
-          members[#members + 1] = due[i]
-          keys[#keys + 1] = ARGV[1] .. due[i]
-          redis.call('XADD', KEYS[2], '*', 'k', due[i], 'd', due[i + 1], 's', 's')
+        local limit = tonumber(ARGV[4])
+        local due = now - tonumber(ARGV[2]) - 1
+        local late = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', due - tonumber(ARGV[3]), 'WITHSCORES', 'LIMIT', 0, limit)
+        local touch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[5], due, 'WITHSCORES', 'LIMIT', 0, limit)
+        local cursor, upto = tostring(due), #touch
+        if #touch == 2 * limit then
+          -- A full page: stop before its last deadline, whose keys may go on past the page; a page of one
+          -- deadline takes all of that deadline's keys. The next sweep goes on after the cursor.
+          local last = touch[#touch]
+          if touch[2] == last then
+            touch = redis.call('ZRANGEBYSCORE', KEYS[1], last, last, 'WITHSCORES')
+            upto = #touch
+          else
+            while touch[upto] == last do upto = upto - 2 end
+          end
+          cursor = touch[upto]
+        end
+        local before = redis.call('DBSIZE')
+        for i = 1, #late, 2 do redis.call('EXISTS', ARGV[1] .. late[i]) end
+        for i = 1, upto, 2 do redis.call('EXISTS', ARGV[1] .. touch[i]) end
+        local expired = before - redis.call('DBSIZE')
+        if #late == 0 then return { 0, upto / 2, expired, cursor } end
+        local members = {}
+        for i = 1, #late, 2 do
+          members[#members + 1] = late[i]
+          redis.call('XADD', KEYS[2], '*', 'k', late[i], 'd', late[i + 1], 's', 's')
         end
         redis.call('ZREM', KEYS[1], unpack(members))
-        redis.call('UNLINK', unpack(keys))
-        return #members
+        return { #members, upto / 2, expired, cursor }
         """)
 
     /// Claim: for each delivered entry, acks it at once if the key is already processed or dead-lettered (a
     /// duplicate delivery caught), else takes the key's lock (a retried call finds the lock already its own).
+    /// A lock is `lock:<key>` holding `<until ms>|<token>`: held until that time on the server's clock, free after
+    /// it. The lease lives in the value, not in a TTL, so the locks in flight add nothing to what Redis's expiry
+    /// cycle samples (hundreds of live TTL keys double its lag); the commit script deletes them.
     /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
     /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
     public static let claim = RedisScript(name: "claim", source: """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local held = string.format('%d|%s', now + tonumber(ARGV[4]), ARGV[3])
         local fields = {}
         for i = 5, #ARGV, 2 do
           fields[#fields + 1] = 'GET'
@@ -67,45 +97,64 @@ public enum Scripts {
           if processed[j] == 1 or dead[j] == 1 then
             done[#done + 1] = id
             out[j] = 0
-          elseif redis.call('SET', lock, ARGV[3], 'NX', 'PX', ARGV[4]) or redis.call('GET', lock) == ARGV[3] then
-            out[j] = 1
           else
-            out[j] = 2
+            local current = redis.call('GET', lock)
+            local free = not current
+            if current then
+              local bar = string.find(current, '|', 1, true)
+              free = not bar or tonumber(string.sub(current, 1, bar - 1)) <= now or string.sub(current, bar + 1) == ARGV[3]
+            end
+            if free then
+              redis.call('SET', lock, held)
+              out[j] = 1
+            else
+              out[j] = 2
+            end
           end
         end
         if #done > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(done)) end
         return out
         """)
 
-    /// Commit: settles a claimed batch atomically, for each key whose lock this claim still holds:
+    /// Commit: settles a claimed batch atomically, for each key whose lock this claim still holds (its token, and
+    /// its time not yet past):
     /// a key whose work succeeded gets its processed bit, its entry acked, its lock released; a key whose work
     /// failed is either handed back for another delivery (XCLAIM to this consumer: the delivery count goes up)
     /// or, at the maximum number of deliveries, written to the dead-letter stream and its bitmap, acked and
-    /// released. The outcome is recorded under the claim's token (KEYS[3], kept for the retry window), so a call
-    /// retried after a lost reply gets the first call's answer instead of acting twice.
+    /// released. The outcome is recorded in the shard's commit-record hash (KEYS[3], a field per consumer holding
+    /// its last call's name and codes), so a call retried after a lost reply gets the first call's answer instead
+    /// of acting twice. A consumer settles one call at a time, so its last record is the only one a retry can
+    /// ask for, and the hash carries no TTL: it adds nothing to what Redis's expiry cycle samples.
     /// The shard's tally (KEYS[6]) counts first commits per consumer, finished keys and repeats, for the driver's
     /// report over every process.
-    /// KEYS: processed bitmap, stream, commit record, dead-letter bitmap, dead-letter stream, tally.
-    /// ARGV: group, lock prefix, token, record ttl ms, max deliveries, consumer, then (entry id, index, deadline,
+    /// KEYS: processed bitmap, stream, commit records, dead-letter bitmap, dead-letter stream, tally.
+    /// ARGV: group, lock prefix, token, record name, max deliveries, consumer, then (entry id, index, deadline,
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
     /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
     public static let commit = RedisScript(name: "commit", source: """
         local t = redis.call('TIME')
         local out = { tonumber(t[1]) * 1000000 + tonumber(t[2]) }
-        local prior = redis.call('GET', KEYS[3])
-        if prior then
-          for code in string.gmatch(prior, '%d') do out[#out + 1] = tonumber(code) end
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local prior = redis.call('HGET', KEYS[3], ARGV[6])
+        local tag = ARGV[4] .. '|'
+        if prior and string.sub(prior, 1, #tag) == tag then
+          for code in string.gmatch(string.sub(prior, #tag + 1), '%d') do out[#out + 1] = tonumber(code) end
           return out
         end
         local locks = {}
         for i = 7, #ARGV, 4 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
         local holders = redis.call('MGET', unpack(locks))
         local fields, acks, release, codes = {}, {}, {}, {}
+        local mine = '|' .. ARGV[3]
         for j = 1, #locks do
           local i = 3 + 4 * j
           local id, idx = ARGV[i], ARGV[i + 1]
-          if holders[j] ~= ARGV[3] then
+          local holder = holders[j]
+          local own = holder and string.sub(holder, -#mine) == mine
+          if not own or tonumber(string.sub(holder, 1, #holder - #mine)) <= now then
+            -- Fenced: the lock lapsed (or was taken over). A lapsed lock of its own is let go.
+            if own then release[#release + 1] = locks[j] end
             codes[j] = 0
           elseif ARGV[i + 3] == '1' then
             fields[#fields + 1] = 'SET'
@@ -147,9 +196,20 @@ public enum Scripts {
         if firsts > 0 then redis.call('HINCRBY', KEYS[6], 'c:' .. ARGV[6], firsts) end
         if firsts + dead > 0 then redis.call('HINCRBY', KEYS[6], 'done', firsts + dead) end
         if repeats > 0 then redis.call('HINCRBY', KEYS[6], 'dup', repeats) end
-        redis.call('SET', KEYS[3], table.concat(codes), 'PX', ARGV[4])
+        redis.call('HSET', KEYS[3], ARGV[6], tag .. table.concat(codes))
         return out
         """)
 
-    public static let all = [publish, sweep, claim, commit]
+    /// Footprint: how many keys of the database carry a TTL (INFO keyspace's `expires=`), and how many data keys
+    /// wait in the given due indexes, read at one instant (nothing runs between them inside a script).
+    /// KEYS: due indexes. ARGV: database number. Returns {keys with a TTL, keys in the due indexes}.
+    public static let footprint = RedisScript(name: "footprint", source: """
+        local info = redis.call('INFO', 'keyspace')
+        local expires = tonumber(string.match(info, 'db' .. ARGV[1] .. ':[^\\r\\n]*expires=(%d+)')) or 0
+        local due = 0
+        for i = 1, #KEYS do due = due + redis.call('ZCARD', KEYS[i]) end
+        return { expires, due }
+        """)
+
+    public static let all = [publish, sweep, claim, commit, footprint]
 }

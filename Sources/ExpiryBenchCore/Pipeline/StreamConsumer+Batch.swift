@@ -75,14 +75,13 @@ extension StreamConsumer {
     /// Returns the entries handed back to this consumer for another delivery.
     func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String) async throws -> [StreamEntry] {
         let configuration = context.configuration
-        let recordMilliseconds = String((configuration.timeout * 3).milliseconds)
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecord(record),
+            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecords,
                                                                          keyspace.deadBits, keyspace.deadLetters, keyspace.tally]) { command in
                 command.append(keyspace.group)
                 command.append(keyspace.lockPrefix)
                 command.append(token)
-                command.append(recordMilliseconds)
+                command.append(record)
                 command.append(configuration.maxDeliveries)
                 command.append(stats.name)
                 for (entry, ok) in zip(claimed, succeeded) {

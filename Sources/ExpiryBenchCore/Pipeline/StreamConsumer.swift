@@ -108,7 +108,7 @@ public struct StreamConsumer: Sendable {
     /// instead of queueing behind one consumer's batch, which is what keeps latency low below saturation.
     /// With `--work 0` a whole batch costs no more time than one key, so it always asks for a batch.
     var readCount: Int {
-        let backlog = context.gauges[stats.shard].undelivered
+        let backlog = context.gauges[stats.shard].backlog
         guard work > .zero, backlog >= 0 else { return batch }
         let share = (backlog + consumers - 1) / max(1, consumers)
         return min(batch, max(concurrency, share))
@@ -127,7 +127,9 @@ public struct StreamConsumer: Sendable {
         if wait { words += ["BLOCK", String(block.milliseconds)] }
         words += ["STREAMS", keyspace.stream, ">"]
         let reply = try await connection.pipeline([RedisCommand(words)], extraWait: wait ? block : .zero)[0]
-        return StreamEntry.fromReadGroup(try reply.unwrapped(for: "XREADGROUP"))
+        let entries = StreamEntry.fromReadGroup(try reply.unwrapped(for: "XREADGROUP"))
+        if !entries.isEmpty { context.gauges.update(stats.shard) { $0.delivered += entries.count } }
+        return entries
     }
 
     /// Takes over entries idle longer than `reclaimIdle` from any consumer of the group.

@@ -81,7 +81,7 @@ public final class StreamTrimmer: Sendable {
         let finished = Int(replies[3].string ?? "") ?? 0
         let idle = checkIdle ? !(replies[4].array ?? []).isEmpty : nil
         gauges?.update(keyspace.shardIndex) { gauge in
-            gauge.undelivered = lag
+            gauge.sampled(undelivered: lag)
             gauge.finished = max(gauge.finished, finished)
             if let idle { gauge.idle = idle }
         }

@@ -4,11 +4,11 @@ import Histogram
 /// Writes the JSON report.
 public enum ReportFile {
     /// Encodes `report` (snake_case fields, sorted keys) and writes it atomically to `path`.
-    public static func write(_ report: RunReport, to path: String) throws {
+    public static func write(_ report: some Encodable, to path: String) throws {
         try encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    public static func encode(_ report: RunReport) throws -> Data {
+    public static func encode(_ report: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(report)

@@ -12,7 +12,7 @@ public enum ReportPrinter {
         lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
         lines.append("  max unexpired keys        \(Format.count(r.maxUnexpired))")
         lines.append("  max stream length         \(Format.count(r.maxStreamLength))")
-        lines.append("  published by              notification \(Format.count(r.publishedByNotification)), sweeper \(Format.count(r.publishedBySweeper))")
+        lines.append(contentsOf: eventLines(r))
         lines.append("  duplicate commits         \(Format.count(r.duplicateCommits))")
         lines.append("  duplicate deliveries      \(Format.count(r.duplicateDeliveries)) (caught at claim, acknowledged without work)")
         lines.append("  lock skips                \(Format.count(r.lockSkips))")
@@ -40,7 +40,16 @@ public enum ReportPrinter {
         }
         lines.append("  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + (r.lost > 0 ? ", and \(Format.count(r.lost)) never committed" : ""))
         let l = r.latencyMs
-        lines.append("  latency deadline→commit   p50 \(Format.milliseconds(l.p50))  p90 \(Format.milliseconds(l.p90))  p99 \(Format.milliseconds(l.p99))  p99.9 \(Format.milliseconds(l.p999))  max \(Format.milliseconds(l.max))")
+        if l.count == 0 {
+            lines.append("  latency deadline→commit   no key was committed: no latency to show")
+        } else {
+            lines.append("  latency deadline→commit   p50 \(Format.milliseconds(l.p50))  p90 \(Format.milliseconds(l.p90))  p99 \(Format.milliseconds(l.p99))  p99.9 \(Format.milliseconds(l.p999))  max \(Format.milliseconds(l.max))")
+        }
+        lines.append("  Redis's own expiry lag    \(r.expiryLagMs.line)")
+        if r.saturated {
+            lines.append("")
+            lines.append("Saturated at \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s: the consumers could not keep up, so the generator was held back (\(Format.count(r.generatorWaits)) waits) and the latency above is mostly queueing time. For on-time latency, run with --rate \(r.suggestedRate) or lower.")
+        }
         if let outcome, let charts {
             let throughput = charts.throughput(outcome.samples.map(\.rate))
             if !throughput.isEmpty { lines.append(""); lines.append(contentsOf: throughput.map { "  " + $0 }) }
@@ -73,6 +82,26 @@ public enum ReportPrinter {
             for problem in r.problems { lines.append("  - \(problem)") }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Where the keys came from: their expired events (and who made Redis expire them), rescues, and the run's
+    /// own keys with a TTL beside the data keys.
+    static func eventLines(_ r: RunReport) -> [String] {
+        let total = max(1, r.publishedByNotification + r.publishedBySweeper)
+        func share(_ n: Int) -> String { Format.percent(Double(n) / Double(total)) }
+        var lines = [
+            "  published from events     \(Format.count(r.publishedByNotification)) (\(share(r.publishedByNotification)))",
+            "  rescued by the sweeper    \(Format.count(r.publishedBySweeper)) (\(share(r.publishedBySweeper)): gone, and no expired event came within \(DurationText.format(.milliseconds(Int64(r.settings.rescueAfterMs)))))",
+            "  expired by                Redis's own expiry \(Format.count(r.expiredBy.redis)), the sweeper's touch \(Format.count(r.expiredBy.sweeper))"
+                + (r.settings.sweeper ? " (at deadline + \(DurationText.format(.milliseconds(Int64(r.settings.graceMs)))))" : " (--sweeper off)"),
+        ]
+        let f = r.footprint
+        if f.samples > 0 {
+            lines.append("  footprint                 up to \(Format.count(f.ownTTLKeysPeak)) keys of the run's own with a TTL (leases, probes, bookkeeping) beside up to \(Format.count(f.dataKeysPeak)) data keys")
+        } else {
+            lines.append("  footprint                 not measured (INFO keyspace could not be read)")
+        }
+        return lines
     }
 
     /// Keys processed per shard, with the node holding each.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The final report of a run: what the checks read (`--json`) and what the terminal report prints.
 /// Field names follow NOTES.md section 5 and stay stable.
 public struct RunReport: Sendable, Codable {
@@ -36,7 +38,9 @@ public struct RunReport: Sendable, Codable {
     public var redeliveries: Int
     /// Keys whose simulated work failed (`--fail-rate`).
     public var failedWork: Int
+    /// Keys published from their expired event (raised by Redis's own expiry or by the sweeper's touch).
     public var publishedByNotification: Int
+    /// Keys the sweeper published itself because their event never came (rescued).
     public var publishedBySweeper: Int
     public var subscriberReconnects: Int
     /// Reconnections of every other connection of the run.
@@ -59,6 +63,32 @@ public struct RunReport: Sendable, Codable {
     /// Consumer processes (`--role consumer`) that joined the run, and how many of them reported back.
     public var consumerProcesses = 0
     public var consumerProcessesReported = 0
+    /// Who made Redis expire the published keys: its own expiry cycle, or the sweeper's touch.
+    public var expiredBy = ExpiredBy()
+    /// How late this server's own expired events were during the run (the probes, which nothing touches).
+    public var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
+    /// True when the generator was held back by the pipeline: latency is then mostly queueing.
+    public var saturated = false
+    /// The run's own keys with a TTL beside its data keys, at their peaks.
+    public var footprint = Footprint()
+
+    /// Who made Redis expire a key (every published key was expired by one of them).
+    public struct ExpiredBy: Sendable, Codable, Equatable {
+        public var redis = 0
+        public var sweeper = 0
+        public init(redis: Int = 0, sweeper: Int = 0) {
+            self.redis = redis
+            self.sweeper = sweeper
+        }
+    }
+
+    /// For a saturated run: a rate a little under the one reached, at which keys should be processed on time.
+    public var suggestedRate: Int {
+        let target = throughputKeysPerSec * 0.9
+        guard target >= 10 else { return max(1, Int(target)) }
+        let scale = pow(10, floor(log10(target)) - 1)
+        return Int((target / scale).rounded(.down) * scale)
+    }
 
     /// One shard of the run.
     public struct Shard: Sendable, Codable, Equatable {
@@ -116,6 +146,8 @@ public struct RunReport: Sendable, Codable {
         public var maxDeliveries: Int
         public var chaos: Bool
         public var backgroundKeys: Int
+        public var rescueAfterMs: Double = 0
+        public var probeWindowMs: Double = 0
 
         enum CodingKeys: String, CodingKey {
             case consumers, rate, batch, concurrency
@@ -128,6 +160,8 @@ public struct RunReport: Sendable, Codable {
             case failRate = "fail_rate"
             case maxDeliveries = "max_deliveries"
             case backgroundKeys = "background_keys"
+            case rescueAfterMs = "rescue_after_ms"
+            case probeWindowMs = "probe_window_ms"
         }
     }
 
@@ -161,6 +195,9 @@ public struct RunReport: Sendable, Codable {
         case lateAfterMs = "late_after_ms"
         case maxStreamLength = "max_stream_length"
         case latencyMs = "latency_ms"
+        case expiredBy = "expired_by"
+        case expiryLagMs = "expiry_lag_ms"
+        case saturated, footprint
     }
 }
 
@@ -170,7 +207,7 @@ extension RunConfiguration {
                            lockTtlMs: lockTTL.seconds * 1000, rate: rate, batch: effectiveBatch,
                            concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding, sweeper: sweeper,
                            graceMs: grace.seconds * 1000, failRate: failRate, maxDeliveries: maxDeliveries, chaos: chaos,
-                           backgroundKeys: backgroundKeys)
+                           backgroundKeys: backgroundKeys, rescueAfterMs: rescueAfter.seconds * 1000, probeWindowMs: probeWindow.seconds * 1000)
     }
 }
 

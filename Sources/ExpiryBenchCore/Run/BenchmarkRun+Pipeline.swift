@@ -31,6 +31,10 @@ extension BenchmarkRun {
             keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         let counters = context.counters
+        let footprint = FootprintSampler(
+            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
+            script: scripts.footprint, database: endpoint.database, cluster: servers.cluster != nil)
+        do { try await footprint.start() } catch { log.debug("footprint not sampled: \(error)") }
 
         let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
                                                       control: try await connections.open("bridge", for: keyspace.leases), context: context)
@@ -97,6 +101,7 @@ extension BenchmarkRun {
             group.addTask { await leases.run(shouldStop: { stopConsuming.isSet }) }
             let reporting = Task { await reporter.run(start: start) }
             let trimming = trimmers.map { trimmer in Task { await trimmer.run() } }
+            let sampling = Task { await footprint.run() }
             var chaos = configuration.chaos ? ChaosMonkey(start: start) : nil
 
             // Watch: done, interrupted, failed or stalled; inject faults under --chaos.
@@ -157,6 +162,7 @@ extension BenchmarkRun {
                 }
             }
             stopGenerating.set()
+            if counters.finished >= configuration.keys { await waitForProbes(context) }
             // Consumer processes leave when they read this.
             let state: RunMeta.State = counters.finished >= configuration.keys ? .complete : .stopped
             _ = try? await withRetries(giveUpAfter: configuration.timeout) {
@@ -167,6 +173,8 @@ extension BenchmarkRun {
             await group.waitForAll()
             reporting.cancel()
             for task in trimming { task.cancel() }
+            sampling.cancel()
+            _ = await sampling.value
             _ = await reporting.value
             for task in trimming { _ = await task.value }
         }
@@ -219,9 +227,31 @@ extension BenchmarkRun {
         report.shards = zip(layout.shards, verification.processedPerShard).map { shard, processed in
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
+        report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - counters.expiredBySweeper.load(ordering: .relaxed)),
+                                               sweeper: counters.expiredBySweeper.load(ordering: .relaxed))
+        report.expiryLagMs = context.probes.summary()
+        report.saturated = report.generatorWaits > 0
+        report.footprint = footprint.footprint
         report.consumerProcesses = processes.joined
         report.consumerProcessesReported = processes.reported
         return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt)
+    }
+
+    /// Every key is processed: waits, at most the probe window, for the probes' events still to come, so that
+    /// Redis's own expiry lag covers the whole run. The run's figures were taken before the wait.
+    func waitForProbes(_ context: PipelineContext) async {
+        let probes = context.probes
+        if probes.settled(serverNow: context.serverNowMilliseconds) { return }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var told = false
+        while !probes.settled(serverNow: context.serverNowMilliseconds), !stop.isRequested {
+            if !told, clock.now - start > .seconds(1) {
+                told = true
+                say("All keys are processed; waiting up to \(DurationText.format(probes.window)) (--probe-window) for the expired events of \(Format.count(probes.count - probes.heardAtAll)) probe keys, to measure Redis's own expiry lag ...")
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Recorded latencies (µs) above `threshold`.

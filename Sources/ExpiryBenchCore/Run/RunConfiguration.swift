@@ -57,8 +57,13 @@ public struct RunConfiguration: Sendable {
     public var stallTimeout: Duration = .seconds(30)
     /// Whether the deadline sweeper runs (off reproduces a pipeline that trusts notifications alone).
     public var sweeper = true
-    /// How long past its deadline a key may wait for its expired event before the sweeper publishes it.
+    /// How long past its deadline a key may wait for Redis to expire it before the sweeper touches it (so that
+    /// Redis expires it then and raises its event).
     public var grace: Duration = .milliseconds(50)
+    /// How long after the touch a key whose expired event never came waits before the sweeper publishes it itself.
+    public var rescueAfter: Duration = .seconds(1)
+    /// How long after its deadline a probe key's expired event may come before the probe counts as missing.
+    public var probeWindow: Duration = .seconds(10)
     /// How often the sweeper looks for overdue keys.
     public var sweepInterval: Duration = .milliseconds(10)
     /// Probability that the simulated work of a key fails (it is then redelivered, or dead-lettered).
@@ -140,6 +145,8 @@ public struct RunConfiguration: Sendable {
         if commitEvery < .milliseconds(1) || commitEvery > .seconds(60) { found.append("--commit-every must be between 1ms and 60s (got \(DurationText.format(commitEvery)))") }
         if lateAfter < .zero || lateAfter > .seconds(86_400) { found.append("--late-after must be between 0 and 24h (got \(DurationText.format(lateAfter)))") }
         if grace < .zero || grace > .seconds(3600) { found.append("--grace must be between 0 and 1h (got \(DurationText.format(grace)))") }
+        if rescueAfter < .milliseconds(10) || rescueAfter > .seconds(3600) { found.append("--rescue-after must be between 10ms and 1h (got \(DurationText.format(rescueAfter)))") }
+        if probeWindow < .milliseconds(100) || probeWindow > .seconds(3600) { found.append("--probe-window must be between 100ms and 1h (got \(DurationText.format(probeWindow)))") }
         if !(0...1).contains(failRate) || failRate.isNaN { found.append("--fail-rate must be a probability between 0 and 1 (got \(failRate))") }
         if failRate >= 1 { found.append("--fail-rate 1 fails every key forever: use a value below 1") }
         if maxDeliveries < 1 || maxDeliveries > 1000 { found.append("--max-deliveries must be between 1 and 1000 (got \(maxDeliveries))") }

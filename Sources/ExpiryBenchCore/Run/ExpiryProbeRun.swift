@@ -1,0 +1,186 @@
+/// `expiry-bench probe`: how late this server's own `expired` events are, and nothing else.
+///
+/// Writes a few hundred to a few thousand probe keys with a short TTL, spread over about a second, under a
+/// namespace of their own; timestamps each one's `expired` event; waits until every event came or the window
+/// passed; then removes the probes still there and puts `notify-keyspace-events` back. Nothing is touched but
+/// its own keys, so it is fit for a production server.
+public struct ExpiryProbeRun: Sendable {
+    public struct Options: Sendable {
+        public var keys = 1000
+        public var ttl: Duration = .milliseconds(100)
+        public var window: Duration = .seconds(10)
+        public var namespace = "expiry-bench"
+        public var timeout: Duration = .seconds(10)
+        public init() {}
+
+        /// Problems with the values, each naming the flag and the accepted range.
+        public func problems() -> [String] {
+            var found: [String] = []
+            if keys < 1 || keys > 100_000 { found.append("--keys must be between 1 and 100000 for a probe (got \(keys))") }
+            if ttl < .milliseconds(1) || ttl > .seconds(3600) { found.append("--ttl must be between 1ms and 1h (got \(DurationText.format(ttl)))") }
+            if window < .milliseconds(100) || window > .seconds(3600) { found.append("--window must be between 100ms and 1h (got \(DurationText.format(window)))") }
+            return found
+        }
+    }
+
+    /// What the probe found: the JSON the checks read.
+    public struct Report: Sendable, Codable, Equatable {
+        /// The server's settings that drive its expiry; nil where they could not be read.
+        public struct Server: Sendable, Codable, Equatable {
+            public var hz: Int?
+            public var activeExpireEffort: Int?
+            public var keysWithTTL: Int?
+            public var version: String
+
+            enum CodingKeys: String, CodingKey {
+                case hz, version
+                case activeExpireEffort = "active_expire_effort"
+                case keysWithTTL = "keys_with_ttl"
+            }
+        }
+
+        public struct Lag: Sendable, Codable, Equatable {
+            public var p50: Double
+            public var p90: Double
+            public var p99: Double
+            public var max: Double
+        }
+
+        /// Probes whose event came within the window.
+        public var count: Int
+        /// Probes whose event did not come within the window.
+        public var missing: Int
+        public var lagMs: Lag
+        public var windowMs: Double
+        public var ttlMs: Double
+        public var server: Server
+        public var redis: String
+
+        enum CodingKeys: String, CodingKey {
+            case count, missing, server, redis
+            case lagMs = "lag_ms"
+            case windowMs = "window_ms"
+            case ttlMs = "ttl_ms"
+        }
+
+        /// The lag as the run reports it.
+        public var lag: ExpiryLag {
+            ExpiryLag(p50: lagMs.p50, p90: lagMs.p90, p99: lagMs.p99, max: lagMs.max, count: count, missing: missing, windowMs: windowMs)
+        }
+    }
+
+    public let options: Options
+    public let stop: StopSignal
+    public let say: @Sendable (String) -> Void
+
+    public init(options: Options, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void) {
+        self.options = options
+        self.stop = stop
+        self.say = say
+    }
+
+    /// Probes the server `control` is connected to. Throws `RunError` (exit codes of the run) when it cannot.
+    public func execute(on control: RedisConnection) async throws -> Report {
+        let endpoint = control.endpoint
+        do {
+            let facts = try await Preflight.facts(control, endpoint: endpoint)
+            if facts.clusterEnabled {
+                throw RunError(.configuration, "probe measures one server, and \(endpoint.addressDescription) is a Redis Cluster node whose keys live on several primaries; a full run covers a cluster (expiry-bench --redis \(endpoint.description)).")
+            }
+            let keyspace = RunKeyspace(namespace: options.namespace, runID: "probe-" + RunKeyspace.newRunID())
+            let server = await Self.expirySettings(control, database: endpoint.database, version: facts.version)
+            let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace, timeout: options.timeout, say: say)
+            EmergencyCleanup.shared.register(runID: keyspace.runID) {
+                guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:probe-cleanup", timeout: .seconds(1)) else { return }
+                defer { connection.close() }
+                try? await notifications.restore(on: connection)
+                _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection)
+            }
+            defer { EmergencyCleanup.shared.clear() }
+            let measured: Result<ExpiryLag, Error>
+            do {
+                measured = .success(try await measure(on: control, keyspace: keyspace))
+            } catch {
+                measured = .failure(error)
+            }
+            do { try await notifications.restore(on: control) } catch {
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(notifications.original ?? "")'")
+            }
+            let lag = try measured.get()
+            return Report(count: lag.count, missing: lag.missing, lagMs: Report.Lag(p50: lag.p50, p90: lag.p90, p99: lag.p99, max: lag.max),
+                          windowMs: lag.windowMs, ttlMs: Double(options.ttl.milliseconds), server: server, redis: endpoint.description)
+        } catch let error as RedisError {
+            throw RunError(error, endpoint: endpoint)
+        }
+    }
+
+    /// Writes the probes, listens for their events, and removes what is left of them.
+    func measure(on control: RedisConnection, keyspace: RunKeyspace) async throws -> ExpiryLag {
+        let offset = try await ServerClock.offsetMilliseconds(control)
+        let probes = ExpiryProbes(window: options.window)
+        let layout = RunLayout(run: keyspace, tags: [nil])
+        let subscription = try await RedisSubscription<Int64>.subscribe(
+            to: ExpirationBridge.channel(database: control.endpoint.database), endpoint: control.endpoint,
+            name: "expiry-bench:\(keyspace.runID):subscriber", timeout: options.timeout
+        ) { key in layout.probeDeadline(of: key).map { WallClock.milliseconds() + offset - $0 } }
+        let listening = Task {
+            while let lags = await subscription.messages.take(upTo: 4096) {
+                for lag in lags { probes.heard(lagMilliseconds: lag) }
+            }
+        }
+        var written: [String] = []
+        do {
+            written = try await writeProbes(on: control, keyspace: keyspace, offset: offset, probes: probes)
+            say("Wrote \(Format.count(written.count)) probe keys with a \(DurationText.format(options.ttl)) TTL; waiting up to \(DurationText.format(options.window)) past their deadlines for their expired events ...")
+            while !probes.settled(serverNow: WallClock.milliseconds() + offset), !stop.isRequested {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        } catch {
+            subscription.stop()
+            listening.cancel()
+            await removeProbes(written, on: control)
+            throw error
+        }
+        subscription.stop()
+        _ = await listening.value
+        await removeProbes(written, on: control)
+        return probes.summary()
+    }
+
+    /// Writes the probes in 100 batches over about a second; returns their names.
+    func writeProbes(on control: RedisConnection, keyspace: RunKeyspace, offset: Int64, probes: ExpiryProbes) async throws -> [String] {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let batches = min(100, options.keys)
+        var names: [String] = []
+        names.reserveCapacity(options.keys)
+        for batch in 0..<batches where !stop.isRequested {
+            try await clock.sleep(until: start + .milliseconds(10 * batch))
+            let first = options.keys * batch / batches, end = options.keys * (batch + 1) / batches
+            let deadline = WallClock.milliseconds() + offset + Int64(options.ttl.milliseconds)
+            let batchNames = (first..<end).map { keyspace.probeKey(deadline: deadline, number: $0) }
+            _ = try await control.pipeline(batchNames.map { RedisCommand("SET", $0, "", "PXAT", String(deadline)) })
+            names += batchNames
+            probes.wrote(batchNames.count, deadline: deadline)
+        }
+        return names
+    }
+
+    /// Removes the probes still there (those whose event never came), a thousand at a time; best effort.
+    func removeProbes(_ names: [String], on control: RedisConnection) async {
+        for start in stride(from: 0, to: names.count, by: 1000) {
+            _ = try? await control.send(RedisCommand(["UNLINK"] + names[start..<min(start + 1000, names.count)]))
+        }
+    }
+
+    /// `hz`, `active-expire-effort` (CONFIG GET) and the keys with a TTL (INFO keyspace); nil where refused.
+    static func expirySettings(_ control: RedisConnection, database: Int, version: String) async -> Report.Server {
+        func config(_ name: String) async -> Int? {
+            guard let pair = try? await control.send("CONFIG", "GET", name).array, pair.count == 2 else { return nil }
+            return pair[1].string.flatMap { Int($0) }
+        }
+        let info = try? await control.send(RedisCommand("INFO", "keyspace")).string
+        return Report.Server(hz: await config("hz"), activeExpireEffort: await config("active-expire-effort"),
+                             keysWithTTL: info.map { FootprintSampler.keysWithTTL(inKeyspaceInfo: $0, database: database) }, version: version)
+    }
+}
