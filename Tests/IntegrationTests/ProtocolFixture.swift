@@ -104,6 +104,27 @@ struct ProtocolFixture: Sendable {
         return Array(values.dropFirst())
     }
 
+    /// The settle-and-read script: commits `entries` as `commit` does (same record), then reads up to `count` new
+    /// entries for `consumer` and claims them under `nextToken`. Returns the commit codes, the entries read and
+    /// their claim codes.
+    func settleAndRead(token: String, record: String? = nil, consumer: String = "a", count: Int, nextToken: String,
+                       _ entries: [StreamEntry]) async throws -> (codes: [Int64], read: [StreamEntry], claims: [Int64]) {
+        let keys = [keyspace.processed, keyspace.stream, keyspace.commitRecords, keyspace.deadBits, keyspace.deadLetters, keyspace.tally]
+        let reply = try await connection.evalsha(scripts.settleAndRead, keys: keys) { command in
+            command.append(keyspace.group); command.append(keyspace.lockPrefix); command.append(token); command.append(record ?? token)
+            command.append(3); command.append(consumer); command.append(count); command.append(nextToken); command.append("60000")
+            for entry in entries {
+                command.append(entry.id); command.append(entry.index); command.append(Int(entry.deadline)); command.append(1)
+            }
+        }
+        let parts = try #require(reply.array)
+        try #require(parts.count == 3)
+        let codes = try #require(parts[0].array).dropFirst().map { try #require($0.int) }
+        let read = try #require(parts[1].array).compactMap(StreamEntry.init)
+        let claims = try #require(parts[2].array).map { try #require($0.int) }
+        return (Array(codes), read, claims)
+    }
+
     func readGroup(consumer: String, count: Int) async throws -> [StreamEntry] {
         StreamEntry.fromReadGroup(try await connection.send(RedisCommand([
             "XREADGROUP", "GROUP", keyspace.group, consumer, "COUNT", String(count), "STREAMS", keyspace.stream, ">",

@@ -211,6 +211,41 @@ struct ScriptTests {
         }
     }
 
+    /// One call settles a batch and reads and claims the next: the commit as the commit script makes it, the new
+    /// entries pending to the consumer and locked under the next token; a retry answers the commit the same.
+    @Test func settleAndReadCommitsOneBatchAndClaimsTheNext() async throws {
+        try await ProtocolFixture.with { f in
+            let k = f.keyspace
+            try await f.generate(ttlMs: 60_000, first: 0, count: 12)
+            #expect(try await f.publish(Array(0..<12)) == 12)
+            let first = try await f.readGroup(consumer: "a", count: 4)
+            #expect(try await f.claim(token: "a:1", first) == [1, 1, 1, 1])
+            // Another consumer holds the lock of one key of the next batch: that one is refused (2).
+            let next = try await f.connection.send(RedisCommand(["XRANGE", k.stream, "-", "+"])).array?.compactMap(StreamEntry.init) ?? []
+            try #require(next.count == 12)
+            try await f.setLock(next[4], token: "b:7")
+            let settled = try await f.settleAndRead(token: "a:1", count: 5, nextToken: "a:2", first)
+            #expect(settled.codes == [1, 1, 1, 1])
+            #expect(settled.read.map(\.index) == Array(next[4..<9]).map(\.index))
+            #expect(settled.claims == [2, 1, 1, 1, 1])
+            #expect(try await f.int("BITCOUNT", k.processed) == 4)
+            #expect(try await f.pending() == 5, "the 5 read are pending to the consumer")
+            for entry in settled.read.dropFirst() { #expect(try await f.lockHolder(entry) == "a:2") }
+            #expect(try await f.lockHolder(next[4]) == "b:7")
+            for entry in first { #expect(try await f.lockHolder(entry) == nil, "the settled batch's locks are released") }
+            // The identical call again (a lost reply): the same commit codes, nothing committed twice.
+            let retried = try await f.settleAndRead(token: "a:1", count: 0, nextToken: "a:3", first)
+            #expect(retried.codes == [1, 1, 1, 1] && retried.read.isEmpty)
+            #expect(try await f.int("BITCOUNT", k.processed) == 4)
+            // The next batch commits as claimed; with nothing left to read, nothing is read.
+            let claimedNext = Array(settled.read.dropFirst())
+            let end = try await f.settleAndRead(token: "a:2", count: 50, nextToken: "a:3", claimedNext)
+            #expect(end.codes == [1, 1, 1, 1])
+            #expect(end.read.count == 3, "the last 3 unread entries")
+            #expect(try await f.int("BITCOUNT", k.processed) == 8)
+        }
+    }
+
     @Test func failedWorkIsHandedBackThenDeadLetteredAtTheMaximumDeliveries() async throws {
         try await ProtocolFixture.with { f in
             let k = f.keyspace

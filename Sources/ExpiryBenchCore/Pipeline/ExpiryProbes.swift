@@ -9,6 +9,9 @@ import Synchronization
 public final class ExpiryProbes: Sendable {
     /// One probe per this many data keys of a run.
     public static let every = 100
+    /// At most this many probes of a run wait for their event at once: where Redis's own expiry lags, probes
+    /// would pile up as live TTL keys (1 % of the run) and slow the very expiry they measure.
+    public static let maxInFlight = 100
 
     public let window: Duration
     private let written = Atomic<Int>(0)
@@ -38,6 +41,9 @@ public final class ExpiryProbes: Sendable {
             lags.record(microseconds: CollectionOfOne(lagMilliseconds * 1000))
         }
     }
+
+    /// Probes written whose event has not come yet.
+    public var inFlight: Int { count - heardAtAll }
 
     /// Probes written so far.
     public var count: Int { written.load(ordering: .relaxed) }

@@ -79,8 +79,9 @@ public struct KeyGenerator: Sendable {
     }
 
     /// Writes the shard's keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
-    /// `deadline`, their due-index entries, a probe key beside every `ExpiryProbes.every`-th key (same deadline,
-    /// in no index: nothing but Redis expires it), and the generator's high-water mark. Atomic, and without Lua.
+    /// `deadline`, their due-index entries, a probe key beside every `ExpiryProbes.every`-th key while fewer than
+    /// `ExpiryProbes.maxInFlight` wait for their event (same deadline, in no index: nothing but Redis expires it),
+    /// and the generator's high-water mark. Atomic, and without Lua.
     /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
     func write(first: Int, count: Int, deadline: Int64) async throws {
         var commands: [RedisCommand] = []
@@ -88,6 +89,7 @@ public struct KeyGenerator: Sendable {
         commands.append(RedisCommand("MULTI"))
         let deadlineText = String(deadline)
         var probeCount = 0
+        let probeRoom = ExpiryProbes.maxInFlight - probes.inFlight
         var zadd = RedisCommandBuilder("ZADD", capacity: count * 24)
         zadd.append(keyspace.dueIndex)
         for index in first..<(first + count) {
@@ -99,7 +101,7 @@ public struct KeyGenerator: Sendable {
             commands.append(set.build())
             zadd.append(deadlineText)
             zadd.append(indices.lowerBound + index)
-            if (indices.lowerBound + index) % ExpiryProbes.every == 0 {
+            if (indices.lowerBound + index) % ExpiryProbes.every == 0, probeCount < probeRoom {
                 commands.append(RedisCommand("SET", keyspace.probeKey(deadline: deadline, number: indices.lowerBound + index), "", "PXAT", deadlineText))
                 probeCount += 1
             }

@@ -102,6 +102,9 @@ public final class OrphanBoard: Sendable {
         names.withLock { if !$0.contains(where: { $0.name == name }) { $0.append((name, shard)) } }
     }
 
+    /// True when a consumer of `shard` waits to be taken over.
+    public func has(shard: Int) -> Bool { names.withLock { $0.contains { $0.shard == shard } } }
+
     /// Takes the next orphaned consumer of `shard`, if any.
     public func take(shard: Int = 0) -> String? {
         names.withLock { list in

@@ -4,6 +4,7 @@ public struct RunScripts: Sendable {
     public let sweep: LoadedScript
     public let claim: LoadedScript
     public let commit: LoadedScript
+    public let settleAndRead: LoadedScript
     public let footprint: LoadedScript
 
     /// Loads every script of the protocol on `connection`.
@@ -13,6 +14,7 @@ public struct RunScripts: Sendable {
         }
         return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
                           claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit),
+                          settleAndRead: try await loaded(Scripts.settleAndRead),
                           footprint: try await loaded(Scripts.footprint))
     }
 }

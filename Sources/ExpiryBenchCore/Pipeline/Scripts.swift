@@ -78,42 +78,13 @@ public enum Scripts {
     /// cycle samples (hundreds of live TTL keys double its lag); the commit script deletes them.
     /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
     /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
-    public static let claim = RedisScript(name: "claim", source: """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local held = string.format('%d|%s', now + tonumber(ARGV[4]), ARGV[3])
-        local fields = {}
+    public static let claim = RedisScript(name: "claim", source: now + claimFunction + """
+        local ids, idxs = {}, {}
         for i = 5, #ARGV, 2 do
-          fields[#fields + 1] = 'GET'
-          fields[#fields + 1] = 'u1'
-          fields[#fields + 1] = ARGV[i + 1]
+          ids[#ids + 1] = ARGV[i]
+          idxs[#idxs + 1] = ARGV[i + 1]
         end
-        local processed = redis.call('BITFIELD_RO', KEYS[1], unpack(fields))
-        local dead = redis.call('BITFIELD_RO', KEYS[3], unpack(fields))
-        local out, done = {}, {}
-        for i = 5, #ARGV, 2 do
-          local j = #out + 1
-          local id, lock = ARGV[i], ARGV[2] .. ARGV[i + 1]
-          if processed[j] == 1 or dead[j] == 1 then
-            done[#done + 1] = id
-            out[j] = 0
-          else
-            local current = redis.call('GET', lock)
-            local free = not current
-            if current then
-              local bar = string.find(current, '|', 1, true)
-              free = not bar or tonumber(string.sub(current, 1, bar - 1)) <= now or string.sub(current, bar + 1) == ARGV[3]
-            end
-            if free then
-              redis.call('SET', lock, held)
-              out[j] = 1
-            else
-              out[j] = 2
-            end
-          end
-        end
-        if #done > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(done)) end
-        return out
+        return claim_keys(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ids, idxs)
         """)
 
     /// Commit: settles a claimed batch atomically, for each key whose lock this claim still holds (its token, and
@@ -132,73 +103,160 @@ public enum Scripts {
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
     /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
-    public static let commit = RedisScript(name: "commit", source: """
-        local t = redis.call('TIME')
-        local out = { tonumber(t[1]) * 1000000 + tonumber(t[2]) }
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local prior = redis.call('HGET', KEYS[3], ARGV[6])
-        local tag = ARGV[4] .. '|'
-        if prior and string.sub(prior, 1, #tag) == tag then
-          for code in string.gmatch(string.sub(prior, #tag + 1), '%d') do out[#out + 1] = tonumber(code) end
-          return out
+    public static let commit = RedisScript(name: "commit", source: now + commitFunction + """
+        return commit_keys(7)
+        """)
+
+    /// Settle and read: the commit script's step for a finished batch, then, in the same call, the consumer's next
+    /// batch: up to a count of new entries (XREADGROUP, never blocking) claimed as the claim script would, under
+    /// the next claim's token. One round trip per batch instead of three (commit, read, claim), which is what lets
+    /// 64 consumers with 5 ms of work each keep up with bursts of expired events. A retry after a lost reply gets
+    /// the commit's recorded answer and reads anew; entries read by the lost call stay pending, their locks lapse,
+    /// and they are reclaimed once idle, as after any lost read.
+    /// KEYS: as the commit script. ARGV: the commit script's first six, then the count to read, the next token,
+    /// the lock ttl ms, then the commit's quadruples. Returns {the commit script's reply, the entries read (as
+    /// XREADGROUP gives them), their claim codes}.
+    public static let settleAndRead = RedisScript(name: "settle-and-read", source: now + claimFunction + commitFunction + """
+        local settled = commit_keys(10)
+        local entries, codes = {}, {}
+        if tonumber(ARGV[7]) > 0 then
+          local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[6], 'COUNT', ARGV[7], 'STREAMS', KEYS[2], '>')
+          if reply and reply[1] then
+            entries = reply[1][2]
+            local ids, idxs = {}, {}
+            for j = 1, #entries do
+              ids[j] = entries[j][1]
+              local fields = entries[j][2]
+              for i = 1, #fields, 2 do
+                if fields[i] == 'k' then idxs[j] = fields[i + 1] end
+              end
+            end
+            codes = claim_keys(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], ARGV[8], ARGV[9], ids, idxs)
+          end
         end
-        local locks = {}
-        for i = 7, #ARGV, 4 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
-        local holders = redis.call('MGET', unpack(locks))
-        local fields, acks, release, codes = {}, {}, {}, {}
-        local mine = '|' .. ARGV[3]
-        for j = 1, #locks do
-          local i = 3 + 4 * j
-          local id, idx = ARGV[i], ARGV[i + 1]
-          local holder = holders[j]
-          local own = holder and string.sub(holder, -#mine) == mine
-          if not own or tonumber(string.sub(holder, 1, #holder - #mine)) <= now then
-            -- Fenced: the lock lapsed (or was taken over). A lapsed lock of its own is let go.
-            if own then release[#release + 1] = locks[j] end
-            codes[j] = 0
-          elseif ARGV[i + 3] == '1' then
-            fields[#fields + 1] = 'SET'
+        return { settled, entries, codes }
+        """)
+
+    /// The server's clock, read once per call: `now` in ms, `now_us` in µs.
+    private static let now = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+        """
+
+    /// `claim_keys(processed, stream, dead bits, group, lock prefix, token, lock ms, ids, indices)`: the claim
+    /// script's step for the given entries; returns one code per entry.
+    private static let claimFunction = """
+        local function claim_keys(processed_key, stream_key, dead_key, group, lock_prefix, token, lock_ms, ids, idxs)
+          if #ids == 0 then return {} end
+          local fields = {}
+          for j = 1, #idxs do
+            fields[#fields + 1] = 'GET'
             fields[#fields + 1] = 'u1'
-            fields[#fields + 1] = idx
-            fields[#fields + 1] = 1
-            acks[#acks + 1] = id
-            release[#release + 1] = locks[j]
-            codes[j] = -1
-          else
-            local pending = redis.call('XPENDING', KEYS[2], ARGV[1], id, id, 1)
-            local deliveries = 1
-            if pending[1] then deliveries = tonumber(pending[1][4]) end
-            release[#release + 1] = locks[j]
-            if deliveries >= tonumber(ARGV[5]) then
-              redis.call('XADD', KEYS[5], '*', 'k', idx, 'd', ARGV[i + 2], 'n', deliveries)
-              redis.call('SETBIT', KEYS[4], idx, 1)
-              acks[#acks + 1] = id
-              codes[j] = 4
+            fields[#fields + 1] = idxs[j]
+          end
+          local processed = redis.call('BITFIELD_RO', processed_key, unpack(fields))
+          local dead = redis.call('BITFIELD_RO', dead_key, unpack(fields))
+          local held = string.format('%d|%s', now + tonumber(lock_ms), token)
+          local out, done = {}, {}
+          for j = 1, #ids do
+            local lock = lock_prefix .. idxs[j]
+            if processed[j] == 1 or dead[j] == 1 then
+              done[#done + 1] = ids[j]
+              out[j] = 0
             else
-              redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[6], 0, id)
-              codes[j] = 3
+              local current = redis.call('GET', lock)
+              local free = not current
+              if current then
+                local bar = string.find(current, '|', 1, true)
+                free = not bar or tonumber(string.sub(current, 1, bar - 1)) <= now or string.sub(current, bar + 1) == token
+              end
+              if free then
+                redis.call('SET', lock, held)
+                out[j] = 1
+              else
+                out[j] = 2
+              end
             end
           end
+          if #done > 0 then redis.call('XACK', stream_key, group, unpack(done)) end
+          return out
         end
-        local before = {}
-        if #fields > 0 then before = redis.call('BITFIELD', KEYS[1], unpack(fields)) end
-        if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(acks)) end
-        if #release > 0 then redis.call('DEL', unpack(release)) end
-        local k, firsts, repeats, dead = 0, 0, 0, 0
-        for j = 1, #locks do
-          if codes[j] == -1 then
-            k = k + 1
-            if before[k] == 0 then codes[j] = 1 else codes[j] = 2 end
+
+        """
+
+    /// `commit_keys(first)`: the commit script's step, with KEYS and ARGV[1...6] laid out as in the commit script
+    /// and its quadruples from ARGV[first]; returns the server time in µs, then one code per key.
+    private static let commitFunction = """
+        local function commit_keys(first)
+          local out = { now_us }
+          local prior = redis.call('HGET', KEYS[3], ARGV[6])
+          local tag = ARGV[4] .. '|'
+          if prior and string.sub(prior, 1, #tag) == tag then
+            for code in string.gmatch(string.sub(prior, #tag + 1), '%d') do out[#out + 1] = tonumber(code) end
+            return out
           end
-          if codes[j] == 1 then firsts = firsts + 1 elseif codes[j] == 2 then repeats = repeats + 1 elseif codes[j] == 4 then dead = dead + 1 end
-          out[#out + 1] = codes[j]
+          local locks = {}
+          for i = first, #ARGV, 4 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
+          if #locks == 0 then return out end
+          local holders = redis.call('MGET', unpack(locks))
+          local fields, acks, release, codes = {}, {}, {}, {}
+          local mine = '|' .. ARGV[3]
+          for j = 1, #locks do
+            local i = first + 4 * (j - 1)
+            local id, idx = ARGV[i], ARGV[i + 1]
+            local holder = holders[j]
+            local own = holder and string.sub(holder, -#mine) == mine
+            if not own or tonumber(string.sub(holder, 1, #holder - #mine)) <= now then
+              -- Fenced: the lock lapsed (or was taken over). A lapsed lock of its own is let go.
+              if own then release[#release + 1] = locks[j] end
+              codes[j] = 0
+            elseif ARGV[i + 3] == '1' then
+              fields[#fields + 1] = 'SET'
+              fields[#fields + 1] = 'u1'
+              fields[#fields + 1] = idx
+              fields[#fields + 1] = 1
+              acks[#acks + 1] = id
+              release[#release + 1] = locks[j]
+              codes[j] = -1
+            else
+              local pending = redis.call('XPENDING', KEYS[2], ARGV[1], id, id, 1)
+              local deliveries = 1
+              if pending[1] then deliveries = tonumber(pending[1][4]) end
+              release[#release + 1] = locks[j]
+              if deliveries >= tonumber(ARGV[5]) then
+                redis.call('XADD', KEYS[5], '*', 'k', idx, 'd', ARGV[i + 2], 'n', deliveries)
+                redis.call('SETBIT', KEYS[4], idx, 1)
+                acks[#acks + 1] = id
+                codes[j] = 4
+              else
+                redis.call('XCLAIM', KEYS[2], ARGV[1], ARGV[6], 0, id)
+                codes[j] = 3
+              end
+            end
+          end
+          local before = {}
+          if #fields > 0 then before = redis.call('BITFIELD', KEYS[1], unpack(fields)) end
+          if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(acks)) end
+          if #release > 0 then redis.call('DEL', unpack(release)) end
+          local k, firsts, repeats, dead = 0, 0, 0, 0
+          for j = 1, #locks do
+            if codes[j] == -1 then
+              k = k + 1
+              if before[k] == 0 then codes[j] = 1 else codes[j] = 2 end
+            end
+            if codes[j] == 1 then firsts = firsts + 1 elseif codes[j] == 2 then repeats = repeats + 1 elseif codes[j] == 4 then dead = dead + 1 end
+            out[#out + 1] = codes[j]
+          end
+          if firsts > 0 then redis.call('HINCRBY', KEYS[6], 'c:' .. ARGV[6], firsts) end
+          if firsts + dead > 0 then redis.call('HINCRBY', KEYS[6], 'done', firsts + dead) end
+          if repeats > 0 then redis.call('HINCRBY', KEYS[6], 'dup', repeats) end
+          redis.call('HSET', KEYS[3], ARGV[6], tag .. table.concat(codes))
+          return out
         end
-        if firsts > 0 then redis.call('HINCRBY', KEYS[6], 'c:' .. ARGV[6], firsts) end
-        if firsts + dead > 0 then redis.call('HINCRBY', KEYS[6], 'done', firsts + dead) end
-        if repeats > 0 then redis.call('HINCRBY', KEYS[6], 'dup', repeats) end
-        redis.call('HSET', KEYS[3], ARGV[6], tag .. table.concat(codes))
-        return out
-        """)
+
+        """
 
     /// Footprint: how many keys of the database carry a TTL (INFO keyspace's `expires=`), and how many data keys
     /// wait in the given due indexes, read at one instant (nothing runs between them inside a script).
@@ -211,5 +269,5 @@ public enum Scripts {
         return { expires, due }
         """)
 
-    public static let all = [publish, sweep, claim, commit, footprint]
+    public static let all = [publish, sweep, claim, commit, settleAndRead, footprint]
 }

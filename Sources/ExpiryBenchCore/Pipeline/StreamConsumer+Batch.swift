@@ -1,14 +1,22 @@
 /// The three steps of a batch: claim, work, settle.
 extension StreamConsumer {
-    /// Claims, works on and settles one batch; returns the entries handed back for another delivery.
+    /// Claims, works on and settles one batch; returns the entries handed back for another delivery, and the next
+    /// batch when the final settle also read and claimed it (see `work`).
+    func process(_ entries: [StreamEntry], token: String, next: () -> (count: Int, token: String)?) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
+        let claimed = try await claimBatch(entries, token: token)
+        if claimed.isEmpty { return ([], []) }
+        return try await work(claimed, token: token, next: next)
+    }
+
+    /// Works on and settles a claimed batch; returns the entries handed back for another delivery, and the next
+    /// batch, already claimed under `next`'s token, when `next` (asked when the batch is done) wants one.
     ///
     /// The simulated handler takes `work` per key, `concurrency` keys at a time, each failing with probability
     /// `failRate`. Deadlines are cumulative, so timer overshoot on one key is not added to the next. Finished keys
     /// are settled every `commitEvery` of work (and at the end), so a key waits for at most that long after its
-    /// work, not for the whole batch: one round trip per `commitEvery`, never one per key.
-    func process(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
-        let claimed = try await claimBatch(entries, token: token)
-        if claimed.isEmpty { return [] }
+    /// work, not for the whole batch: one round trip per `commitEvery`, never one per key. The final settle reads
+    /// and claims the next batch in the same round trip.
+    func work(_ claimed: [StreamEntry], token: String, next: () -> (count: Int, token: String)?) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
         let succeeded = claimed.map { _ in failRate == 0 || Double.random(in: 0..<1) >= failRate }
         let clock = ContinuousClock()
         let start = clock.now
@@ -16,6 +24,7 @@ extension StreamConsumer {
         var settled = 0
         var chunk = 0
         var handedBack: [StreamEntry] = []
+        var following: [StreamEntry] = []
         let rounds = work > .zero ? (claimed.count + concurrency - 1) / concurrency : 1
         for round in 1...rounds {
             if work > .zero { try await clock.sleep(until: start + work * round) }
@@ -29,12 +38,15 @@ extension StreamConsumer {
                 try await Task.sleep(for: lockTTL + .milliseconds(100))
             }
             chunk += 1
-            handedBack += try await settleBatch(Array(claimed[settled..<done]), succeeded: Array(succeeded[settled..<done]),
-                                                token: token, record: "\(token)/\(chunk)")
+            let settle = try await settleBatch(Array(claimed[settled..<done]), succeeded: Array(succeeded[settled..<done]),
+                                               token: token, record: "\(token)/\(chunk)",
+                                               read: done == claimed.count && !succeeded.contains(false) ? next() : nil)
+            handedBack += settle.handedBack
+            following = settle.next
             settled = done
             lastSettle = clock.now
         }
-        return handedBack
+        return (handedBack, following)
     }
 
     func claimBatch(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
@@ -54,6 +66,11 @@ extension StreamConsumer {
         guard let codes = reply.array, codes.count == entries.count else {
             throw RedisError(.protocolViolation, "claim script returned \(reply)")
         }
+        return sortClaims(entries, codes: codes)
+    }
+
+    /// The entries the claim codes say were claimed (1); counts the others: already done (0), locked by another (2).
+    func sortClaims(_ entries: [StreamEntry], codes: [RESPValue]) -> [StreamEntry] {
         var claimed: [StreamEntry] = []
         claimed.reserveCapacity(entries.count)
         var alreadyDone = 0
@@ -72,18 +89,27 @@ extension StreamConsumer {
 
     /// Commits the keys whose work succeeded; hands back or dead-letters the others. `token` is the claim's
     /// lock token; `record` names this settle call's record (one per call, so a retry is answered, not redone).
-    /// Returns the entries handed back to this consumer for another delivery.
-    func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String) async throws -> [StreamEntry] {
+    /// With `read`, the same call reads up to `read.count` new entries and claims them under `read.token`.
+    /// Returns the entries handed back to this consumer for another delivery, and the new entries claimed.
+    func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String,
+                     read: (count: Int, token: String)? = nil) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
         let configuration = context.configuration
+        let reading = read.map { $0.count > 0 } ?? false
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(context.scripts.commit, keys: [keyspace.processed, keyspace.stream, keyspace.commitRecords,
-                                                                         keyspace.deadBits, keyspace.deadLetters, keyspace.tally]) { command in
+            try await connection.evalsha(reading ? context.scripts.settleAndRead : context.scripts.commit,
+                                         keys: [keyspace.processed, keyspace.stream, keyspace.commitRecords,
+                                                keyspace.deadBits, keyspace.deadLetters, keyspace.tally]) { command in
                 command.append(keyspace.group)
                 command.append(keyspace.lockPrefix)
                 command.append(token)
                 command.append(record)
                 command.append(configuration.maxDeliveries)
                 command.append(stats.name)
+                if let read, reading {
+                    command.append(read.count)
+                    command.append(read.token)
+                    command.append(String(lockTTL.milliseconds))
+                }
                 for (entry, ok) in zip(claimed, succeeded) {
                     command.append(entry.id)
                     command.append(entry.index)
@@ -92,6 +118,23 @@ extension StreamConsumer {
                 }
             }
         }
+        let settled = reading ? reply.array?.first ?? .null : reply
+        let handedBack = try countSettled(claimed, succeeded: succeeded, reply: settled)
+        guard reading else { return (handedBack, []) }
+        guard let parts = reply.array, parts.count == 3 else {
+            throw RedisError(.protocolViolation, "settle-and-read script returned \(reply)")
+        }
+        let entries = (parts[1].array ?? []).compactMap(StreamEntry.init)
+        let codes = parts[2].array ?? []
+        guard codes.count == entries.count else {
+            throw RedisError(.protocolViolation, "settle-and-read script returned \(codes.count) claim codes for \(entries.count) entries")
+        }
+        if !entries.isEmpty { context.gauges.update(stats.shard) { $0.delivered += entries.count } }
+        return (handedBack, sortClaims(entries, codes: codes))
+    }
+
+    /// Reads the commit script's reply: records latencies and counts; returns the entries handed back.
+    func countSettled(_ claimed: [StreamEntry], succeeded: [Bool], reply: RESPValue) throws -> [StreamEntry] {
         guard let codes = reply.array, codes.count == claimed.count + 1, let serverMicroseconds = codes[0].int else {
             throw RedisError(.protocolViolation, "commit script returned \(reply)")
         }

@@ -63,37 +63,56 @@ public struct StreamConsumer: Sendable {
         // Entries this consumer already owns, to work on first: keys handed back after a failure, and what did
         // not fit in the previous batch. A batch never exceeds `batch`, so its work always fits in its locks.
         var carried: [StreamEntry] = []
+        // The next batch, already read and claimed by the last batch's final settle (one round trip for both).
+        var ready: [StreamEntry] = []
         var failingSince: ContinuousClock.Instant?
-        while !shouldStop() {
+        // Entries claimed are always worked on and settled, even once asked to stop.
+        while !shouldStop() || !ready.isEmpty {
             if stats.crash.isSet { throw ConsumerCrashed() }
             do {
-                var entries = carried
-                carried = []
-                // Recovery comes before new entries, so a dead consumer's keys are not left waiting behind a
-                // backlog. A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a
-                // consumer never takes itself over, and its renewed lease puts it back.
-                if entries.count < batch, let orphan = context.orphans.take(shard: stats.shard), orphan != stats.name {
-                    entries += try await takeOver(orphan)
+                let token = "\(stats.name):\(claimSequence + 1)"
+                let nextToken = "\(stats.name):\(claimSequence + 2)"
+                let carriedNothing = carried.isEmpty
+                let outcome: (handedBack: [StreamEntry], next: [StreamEntry])
+                if !ready.isEmpty {
+                    let claimed = ready
+                    ready = []
+                    claimSequence += 1
+                    outcome = try await work(claimed, token: token) { nextRead(token: nextToken, carriedNothing: carriedNothing, stopping: shouldStop()) }
+                } else {
+                    var entries = carried
+                    carried = []
+                    // Recovery comes before new entries, so a dead consumer's keys are not left waiting behind a
+                    // backlog. A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a
+                    // consumer never takes itself over, and its renewed lease puts it back.
+                    if entries.count < batch, let orphan = context.orphans.take(shard: stats.shard), orphan != stats.name {
+                        entries += try await takeOver(orphan)
+                    }
+                    // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
+                    // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
+                    if entries.count < batch, context.gauges[stats.shard].idle, clock.now - lastReclaim > reclaimIdle {
+                        lastReclaim = clock.now
+                        entries += try await reclaim()
+                    }
+                    entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
+                    failingSince = nil
+                    if entries.isEmpty { continue }
+                    entries = Self.unique(entries)
+                    if entries.count > batch {
+                        carried = Array(entries[batch...])
+                        entries = Array(entries.prefix(batch))
+                    }
+                    claimSequence += 1
+                    outcome = try await process(entries, token: token) { nextRead(token: nextToken, carriedNothing: carriedNothing, stopping: shouldStop()) }
                 }
-                // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
-                // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
-                if entries.count < batch, context.gauges[stats.shard].idle, clock.now - lastReclaim > reclaimIdle {
-                    lastReclaim = clock.now
-                    entries += try await reclaim()
-                }
-                entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
                 failingSince = nil
-                if entries.isEmpty { continue }
-                entries = Self.unique(entries)
-                if entries.count > batch {
-                    carried = Array(entries[batch...])
-                    entries = Array(entries.prefix(batch))
-                }
-                claimSequence += 1
-                carried += try await process(entries, token: "\(stats.name):\(claimSequence)")
+                carried += outcome.handedBack
+                // Claimed under `nextToken`, which is the next turn's `token`.
+                ready = outcome.next
             } catch let error as RedisError where error.isTransient {
                 // The entries in hand stay pending: they are reclaimed once idle, and the claim and commit
                 // scripts make a redo safe. Back off, then the next call reconnects.
+                ready = []
                 let now = clock.now
                 if let since = failingSince, now - since > giveUpAfter { throw error }
                 if failingSince == nil { failingSince = now }
@@ -101,6 +120,14 @@ public struct StreamConsumer: Sendable {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
             }
         }
+    }
+
+    /// What the final settle of a batch reads and claims for the next one, asked when the batch is done: nothing
+    /// (the usual read path then runs) when the consumer must stop, has keys handed back to redo, or has a dead
+    /// consumer's entries or idle entries to take over first; else its fair share under `token`.
+    func nextRead(token: String, carriedNothing: Bool, stopping: Bool) -> (count: Int, token: String)? {
+        guard carriedNothing, !stopping, !stats.crash.isSet, !context.orphans.has(shard: stats.shard), !context.gauges[stats.shard].idle else { return nil }
+        return (readCount, token)
     }
 
     /// How many entries to ask for. With work to do, a consumer takes its fair share of the undelivered backlog
