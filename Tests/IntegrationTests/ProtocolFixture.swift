@@ -70,9 +70,10 @@ struct ProtocolFixture: Sendable {
             command.append(cursor)
         }
         let parts = try #require(reply.array)
-        try #require(parts.count == 4)
+        try #require(parts.count == 5)
         return DeadlineSweeper.Sweep(rescued: Int(try #require(parts[0].int)), touched: Int(try #require(parts[1].int)),
-                                     expired: Int(try #require(parts[2].int)), cursor: try #require(parts[3].string))
+                                     expired: Int(try #require(parts[2].int)), cursor: try #require(parts[3].string),
+                                     more: try #require(parts[4].int) == 1)
     }
 
     /// The claim script's codes: 0 already done, 1 claimed, 2 locked by another claim.

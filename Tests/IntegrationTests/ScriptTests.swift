@@ -52,8 +52,10 @@ struct ScriptTests {
             // A page of 600 stops before the second deadline's keys, and the next sweep takes them from the cursor.
             let touch = try await f.sweep(graceMs: 50, limit: 600)
             #expect(touch.touched == 500 && touch.rescued == 0)
+            #expect(touch.more, "a full page says more keys are due now")
             let rest = try await f.sweep(graceMs: 50, limit: 600, after: touch.cursor)
             #expect(rest.touched == 500 && rest.rescued == 0, "the cursor goes on after the first deadline (\(touch.cursor))")
+            #expect(!rest.more)
             #expect(touch.expired + rest.expired <= 1000)
             #expect(try await f.int("EXISTS", k.dataKey(50), k.dataKey(1049)) == 0)
             #expect(try await f.int("EXISTS", k.dataKey(0), k.dataKey(49)) == 2, "keys not yet due are untouched")

@@ -25,6 +25,8 @@ public struct DeadlineSweeper: Sendable {
         public var expired = 0
         /// Where the next sweep's touches start (a deadline in ms, exclusive).
         public var cursor = "-inf"
+        /// True when a page was full: more keys are due now, and the next sweep should not wait.
+        public var more = false
     }
 
     /// - Parameter shard: the shard to sweep; nil for the first (the only one of a single-shard run).
@@ -40,13 +42,13 @@ public struct DeadlineSweeper: Sendable {
         self.gauges = context.gauges
     }
 
-    /// Sweeps every `interval` (at once again while a sweep fills its limit) until `shouldStop` says so.
+    /// Sweeps every `interval` (at once again while a sweep fills a page) until `shouldStop` says so.
     public func run(shouldStop: @Sendable () -> Bool) async throws {
         var cursor = "-inf"
         while !shouldStop() {
             let sweep = try await sweepOnce(after: cursor)
             cursor = sweep.cursor
-            if sweep.rescued < limit && sweep.touched < limit { try await Task.sleep(for: interval) }
+            if !sweep.more { try await Task.sleep(for: interval) }
         }
     }
 
@@ -62,11 +64,11 @@ public struct DeadlineSweeper: Sendable {
                 command.append(cursor)
             }
         }
-        guard let parts = reply.array, parts.count == 4, let rescued = parts[0].int, let touched = parts[1].int,
-              let expired = parts[2].int, let next = parts[3].string else {
+        guard let parts = reply.array, parts.count == 5, let rescued = parts[0].int, let touched = parts[1].int,
+              let expired = parts[2].int, let next = parts[3].string, let more = parts[4].int else {
             throw RedisError(.protocolViolation, "sweep script returned \(reply)")
         }
-        let sweep = Sweep(rescued: Int(rescued), touched: Int(touched), expired: Int(expired), cursor: next)
+        let sweep = Sweep(rescued: Int(rescued), touched: Int(touched), expired: Int(expired), cursor: next, more: more == 1)
         if sweep.rescued > 0 {
             counters.publishedBySweeper.add(sweep.rescued, ordering: .relaxed)
             gauges.update(keyspace.shardIndex) { $0.published += sweep.rescued }

@@ -9,7 +9,7 @@ public struct ExpirationBridge: Sendable {
     public enum Expired: Sendable, Equatable {
         case key(shard: Int, index: Int)
         case lease(consumer: String, shard: Int)
-        case probe(lagMilliseconds: Int64)
+        case probe(deadline: Int64, lagMilliseconds: Int64)
 
         /// What an expired key's name means for the run, or nil for a key that is not the run's. Called as the
         /// event arrives, so a probe's lag is measured then: now on the server's clock (local clock plus
@@ -17,7 +17,7 @@ public struct ExpirationBridge: Sendable {
         public static func parse(_ key: String, layout: RunLayout, serverOffsetMilliseconds: Int64 = 0) -> Expired? {
             if let (shard, index) = layout.locate(dataKey: key) { return .key(shard: shard, index: index) }
             if let deadline = layout.probeDeadline(of: key) {
-                return .probe(lagMilliseconds: WallClock.milliseconds() + serverOffsetMilliseconds - deadline)
+                return .probe(deadline: deadline, lagMilliseconds: WallClock.milliseconds() + serverOffsetMilliseconds - deadline)
             }
             let leasePrefix = layout.run.leasePrefix
             if key.hasPrefix(leasePrefix), let member = LeaseKeeper.Member(String(key.dropFirst(leasePrefix.count))) {
@@ -98,7 +98,7 @@ public struct ExpirationBridge: Sendable {
                 switch event {
                 case .key(let shard, let index): indices[shard].append(index)
                 case .lease(let consumer, let shard): lapsed.append(LeaseKeeper.Member(consumer: consumer, shard: shard))
-                case .probe(let lag): context.probes.heard(lagMilliseconds: lag)
+                case .probe(let deadline, let lag): context.probes.heard(deadline: deadline, lagMilliseconds: lag)
                 }
             }
             for (shard, wanted) in indices.enumerated() where !wanted.isEmpty {

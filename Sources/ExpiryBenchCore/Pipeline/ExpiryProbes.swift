@@ -14,47 +14,70 @@ public final class ExpiryProbes: Sendable {
     public static let maxInFlight = 100
 
     public let window: Duration
-    private let written = Atomic<Int>(0)
-    private let lastDeadline = Atomic<Int64>(0)
-    private let late = Atomic<Int>(0)
+    private struct State {
+        var written = 0
+        var late = 0
+        var lastDeadline: Int64 = 0
+        /// Probes waiting for their event, by deadline. A deadline whose window has passed is dropped: its probes
+        /// are missing, and no longer hold a place among the `maxInFlight`.
+        var waiting: [Int64: Int] = [:]
+    }
+    private let state = Mutex(State())
     private let lags = LatencyRecorder()
 
     public init(window: Duration) { self.window = window }
 
-    /// Notes `count` probes written, the last of them due at `deadline` (ms, server clock).
-    public func wrote(_ count: Int, deadline: Int64) {
+    /// Takes up to `wanted` places for probes due at `deadline` (ms, server clock), so that at most `limit` wait
+    /// at `serverNow`; returns how many may be written. Shards share the places: a place is taken atomically.
+    public func reserve(_ wanted: Int, deadline: Int64, serverNow: Int64, limit: Int = ExpiryProbes.maxInFlight) -> Int {
+        let window = Int64(self.window.milliseconds)
+        return state.withLock { state in
+            state.waiting = state.waiting.filter { $0.key + window >= serverNow && $0.value > 0 }
+            let waiting = state.waiting.values.reduce(0, +)
+            let granted = min(wanted, max(0, limit - waiting))
+            if granted > 0 {
+                state.written += granted
+                state.waiting[deadline, default: 0] += granted
+                state.lastDeadline = max(state.lastDeadline, deadline)
+            }
+            return granted
+        }
+    }
+
+    /// Gives back places taken by `reserve` for probes that were not written after all.
+    public func cancel(_ count: Int, deadline: Int64) {
         guard count > 0 else { return }
-        written.add(count, ordering: .relaxed)
-        var seen = lastDeadline.load(ordering: .relaxed)
-        while deadline > seen {
-            let (exchanged, original) = lastDeadline.compareExchange(expected: seen, desired: deadline, ordering: .relaxed)
-            if exchanged { break }
-            seen = original
+        state.withLock { state in
+            state.written -= count
+            state.waiting[deadline, default: 0] -= count
         }
     }
 
-    /// Notes a probe's event, `lagMilliseconds` after its deadline.
-    public func heard(lagMilliseconds: Int64) {
-        if lagMilliseconds > Int64(window.milliseconds) {
-            late.add(1, ordering: .relaxed)
-        } else {
-            lags.record(microseconds: CollectionOfOne(lagMilliseconds * 1000))
-        }
+    /// Notes `count` probes written, due at `deadline` (ms, server clock), whatever is in flight.
+    public func wrote(_ count: Int, deadline: Int64) {
+        _ = reserve(count, deadline: deadline, serverNow: .min, limit: .max)
     }
 
-    /// Probes written whose event has not come yet.
-    public var inFlight: Int { count - heardAtAll }
+    /// Notes the event of a probe due at `deadline`, `lagMilliseconds` after it.
+    public func heard(deadline: Int64, lagMilliseconds: Int64) {
+        let late = lagMilliseconds > Int64(window.milliseconds)
+        state.withLock { state in
+            if let waiting = state.waiting[deadline], waiting > 0 { state.waiting[deadline] = waiting - 1 }
+            if late { state.late += 1 }
+        }
+        if !late { lags.record(microseconds: CollectionOfOne(lagMilliseconds * 1000)) }
+    }
 
     /// Probes written so far.
-    public var count: Int { written.load(ordering: .relaxed) }
+    public var count: Int { state.withLock { $0.written } }
     /// Probes whose event came within the window.
     public var heardInTime: Int { Int(lags.snapshot().totalCount) }
     /// Probes whose event came, in time or not.
-    public var heardAtAll: Int { heardInTime + late.load(ordering: .relaxed) }
+    public var heardAtAll: Int { heardInTime + state.withLock { $0.late } }
 
     /// True once every probe's event has come, or the window of the last probe has passed at `serverNow` (ms).
     public func settled(serverNow: Int64) -> Bool {
-        heardAtAll >= count || serverNow > lastDeadline.load(ordering: .relaxed) + Int64(window.milliseconds)
+        heardAtAll >= count || serverNow > state.withLock { $0.lastDeadline } + Int64(window.milliseconds)
     }
 
     /// The lag percentiles over every probe written, a missing probe counting as the window (so a percentile

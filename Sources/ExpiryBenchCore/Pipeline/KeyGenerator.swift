@@ -89,7 +89,8 @@ public struct KeyGenerator: Sendable {
         commands.append(RedisCommand("MULTI"))
         let deadlineText = String(deadline)
         var probeCount = 0
-        let probeRoom = ExpiryProbes.maxInFlight - probes.inFlight
+        let wanted = (first..<(first + count)).filter { (indices.lowerBound + $0) % ExpiryProbes.every == 0 }.count
+        let probeRoom = wanted == 0 ? 0 : probes.reserve(wanted, deadline: deadline, serverNow: WallClock.milliseconds() + serverOffsetMilliseconds)
         var zadd = RedisCommandBuilder("ZADD", capacity: count * 24)
         zadd.append(keyspace.dueIndex)
         for index in first..<(first + count) {
@@ -109,6 +110,17 @@ public struct KeyGenerator: Sendable {
         commands.append(zadd.build())
         commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
         commands.append(RedisCommand("EXEC"))
+        do {
+            try await transact(commands, first: first, count: count)
+        } catch {
+            probes.cancel(probeRoom, deadline: deadline)
+            throw error
+        }
+    }
+
+    /// Runs the generator's MULTI/EXEC `commands` for keys `first ..< first + count`, retried while it fails
+    /// transiently; a retry first asks the high-water mark whether the previous attempt went through.
+    func transact(_ commands: [RedisCommand], first: Int, count: Int) async throws {
         var retry = false
         try await withRetries(giveUpAfter: giveUpAfter) {
             // A retry first asks whether the previous attempt's transaction went through.
@@ -121,6 +133,5 @@ public struct KeyGenerator: Sendable {
                 throw RedisError(.server, "generator transaction: \(message)", serverMessage: message)
             }
         }
-        probes.wrote(probeCount, deadline: deadline)
     }
 }

@@ -36,7 +36,8 @@ public enum Scripts {
     ///   same step, so a late event for them publishes nothing.
     /// Who expired a key is told by DBSIZE before and after the touches (nothing else runs inside the script).
     /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, rescue ms, limit, touch cursor (a deadline in ms,
-    /// exclusive; '-inf' at first). Returns {rescued, touched, expired by the touches, next cursor}.
+    /// exclusive; '-inf' at first). Returns {rescued, touched, expired by the touches, next cursor, 1 when more
+    /// keys are due now (a full page) else 0}.
     public static let sweep = RedisScript(name: "sweep", source: """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,8 +45,9 @@ public enum Scripts {
         local due = now - tonumber(ARGV[2]) - 1
         local late = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', due - tonumber(ARGV[3]), 'WITHSCORES', 'LIMIT', 0, limit)
         local touch = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[5], due, 'WITHSCORES', 'LIMIT', 0, limit)
-        local cursor, upto = tostring(due), #touch
+        local cursor, upto, more = tostring(due), #touch, 0
         if #touch == 2 * limit then
+          more = 1
           -- A full page: stop before its last deadline, whose keys may go on past the page; a page of one
           -- deadline takes all of that deadline's keys. The next sweep goes on after the cursor.
           local last = touch[#touch]
@@ -61,14 +63,15 @@ public enum Scripts {
         for i = 1, #late, 2 do redis.call('EXISTS', ARGV[1] .. late[i]) end
         for i = 1, upto, 2 do redis.call('EXISTS', ARGV[1] .. touch[i]) end
         local expired = before - redis.call('DBSIZE')
-        if #late == 0 then return { 0, upto / 2, expired, cursor } end
+        if #late == limit * 2 then more = 1 end
+        if #late == 0 then return { 0, upto / 2, expired, cursor, more } end
         local members = {}
         for i = 1, #late, 2 do
           members[#members + 1] = late[i]
           redis.call('XADD', KEYS[2], '*', 'k', late[i], 'd', late[i + 1], 's', 's')
         end
         redis.call('ZREM', KEYS[1], unpack(members))
-        return { #members, upto / 2, expired, cursor }
+        return { #members, upto / 2, expired, cursor, more }
         """)
 
     /// Claim: for each delivered entry, acks it at once if the key is already processed or dead-lettered (a

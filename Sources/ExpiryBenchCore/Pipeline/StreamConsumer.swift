@@ -72,13 +72,12 @@ public struct StreamConsumer: Sendable {
             do {
                 let token = "\(stats.name):\(claimSequence + 1)"
                 let nextToken = "\(stats.name):\(claimSequence + 2)"
-                let carriedNothing = carried.isEmpty
                 let outcome: (handedBack: [StreamEntry], next: [StreamEntry])
                 if !ready.isEmpty {
                     let claimed = ready
                     ready = []
                     claimSequence += 1
-                    outcome = try await work(claimed, token: token) { nextRead(token: nextToken, carriedNothing: carriedNothing, stopping: shouldStop()) }
+                    outcome = try await work(claimed, token: token) { nextRead(token: nextToken, carriedNothing: carried.isEmpty, stopping: shouldStop()) }
                 } else {
                     var entries = carried
                     carried = []
@@ -103,7 +102,7 @@ public struct StreamConsumer: Sendable {
                         entries = Array(entries.prefix(batch))
                     }
                     claimSequence += 1
-                    outcome = try await process(entries, token: token) { nextRead(token: nextToken, carriedNothing: carriedNothing, stopping: shouldStop()) }
+                    outcome = try await process(entries, token: token) { nextRead(token: nextToken, carriedNothing: carried.isEmpty, stopping: shouldStop()) }
                 }
                 failingSince = nil
                 carried += outcome.handedBack

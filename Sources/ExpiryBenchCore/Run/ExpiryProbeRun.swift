@@ -119,18 +119,18 @@ public struct ExpiryProbeRun: Sendable {
         let offset = try await ServerClock.offsetMilliseconds(control)
         let probes = ExpiryProbes(window: options.window)
         let layout = RunLayout(run: keyspace, tags: [nil])
-        let subscription = try await RedisSubscription<Int64>.subscribe(
+        let subscription = try await RedisSubscription<ExpirationBridge.Expired>.subscribe(
             to: ExpirationBridge.channel(database: control.endpoint.database), endpoint: control.endpoint,
             name: "expiry-bench:\(keyspace.runID):subscriber", timeout: options.timeout
-        ) { key in layout.probeDeadline(of: key).map { WallClock.milliseconds() + offset - $0 } }
+        ) { key in ExpirationBridge.Expired.parse(key, layout: layout, serverOffsetMilliseconds: offset) }
         let listening = Task {
-            while let lags = await subscription.messages.take(upTo: 4096) {
-                for lag in lags { probes.heard(lagMilliseconds: lag) }
+            while let events = await subscription.messages.take(upTo: 4096) {
+                for case .probe(let deadline, let lag) in events { probes.heard(deadline: deadline, lagMilliseconds: lag) }
             }
         }
         var written: [String] = []
         do {
-            written = try await writeProbes(on: control, keyspace: keyspace, offset: offset, probes: probes)
+            try await writeProbes(on: control, keyspace: keyspace, offset: offset, probes: probes, names: &written)
             say("Wrote \(Format.count(written.count)) probe keys with a \(DurationText.format(options.ttl)) TTL; waiting up to \(DurationText.format(options.window)) past their deadlines for their expired events ...")
             while !probes.settled(serverNow: WallClock.milliseconds() + offset), !stop.isRequested {
                 try await Task.sleep(for: .milliseconds(20))
@@ -147,23 +147,22 @@ public struct ExpiryProbeRun: Sendable {
         return probes.summary()
     }
 
-    /// Writes the probes in 100 batches over about a second; returns their names.
-    func writeProbes(on control: RedisConnection, keyspace: RunKeyspace, offset: Int64, probes: ExpiryProbes) async throws -> [String] {
+    /// Writes the probes in 100 batches over about a second, adding each batch's names to `names` before it is
+    /// sent (so that a failure part way still removes what was written).
+    func writeProbes(on control: RedisConnection, keyspace: RunKeyspace, offset: Int64, probes: ExpiryProbes, names: inout [String]) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         let batches = min(100, options.keys)
-        var names: [String] = []
         names.reserveCapacity(options.keys)
         for batch in 0..<batches where !stop.isRequested {
             try await clock.sleep(until: start + .milliseconds(10 * batch))
             let first = options.keys * batch / batches, end = options.keys * (batch + 1) / batches
             let deadline = WallClock.milliseconds() + offset + Int64(options.ttl.milliseconds)
             let batchNames = (first..<end).map { keyspace.probeKey(deadline: deadline, number: $0) }
-            _ = try await control.pipeline(batchNames.map { RedisCommand("SET", $0, "", "PXAT", String(deadline)) })
             names += batchNames
+            _ = try await control.pipeline(batchNames.map { RedisCommand("SET", $0, "", "PXAT", String(deadline)) })
             probes.wrote(batchNames.count, deadline: deadline)
         }
-        return names
     }
 
     /// Removes the probes still there (those whose event never came), a thousand at a time; best effort.

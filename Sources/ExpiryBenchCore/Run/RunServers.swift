@@ -85,10 +85,14 @@ final class ConnectionSet: Sendable {
         self.timeout = timeout
     }
 
-    /// Opens a connection named after `role`, homed on the slot of `key` in a cluster.
+    /// Opens a connection named after `role`, homed on the slot of `key` in a cluster. A connection dropped while
+    /// it is being opened (its handshake included: AUTH, SELECT, CLIENT SETNAME) is opened again, for up to
+    /// `timeout`: a replacement consumer started while someone kills connections must not end the run.
     func open(_ role: String, for key: String) async throws -> RedisConnection {
-        let connection = try await RedisConnection.connect(to: servers.endpoint, name: "expiry-bench:\(runID):\(role)", timeout: timeout,
-                                                           route: servers.route(for: key))
+        let connection = try await withRetries(giveUpAfter: timeout) {
+            try await RedisConnection.connect(to: servers.endpoint, name: "expiry-bench:\(runID):\(role)", timeout: timeout,
+                                              route: servers.route(for: key))
+        }
         opened.withLock { $0.append(connection) }
         return connection
     }
