@@ -90,7 +90,8 @@ struct RunCommand: AsyncParsableCommand {
             Diagnostics.fail("run \(outcome.runID) was stopped by its driver before every key was processed; see the driver's report.")
             throw ExitCode(ExitStatus.verificationFailed.rawValue)
         case .running, nil:
-            Diagnostics.fail("run \(outcome.runID) ended without completing (its keys were removed, or a consumer of this process failed); see the driver's report.")
+            let reason = outcome.leftBecause ?? (outcome.state == nil ? "its keys were removed before it ended" : "it was still running")
+            Diagnostics.fail("this process left run \(outcome.runID) before it completed: \(reason); see the driver's report.")
             throw ExitCode(ExitStatus.verificationFailed.rawValue)
         }
     }

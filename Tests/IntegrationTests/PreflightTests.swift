@@ -20,6 +20,40 @@ extension Scenarios {
 
         // MARK: - Credentials
 
+        /// A user made as the Redis docs recommend for applications (`+@all -@dangerous`, its own keys): with
+        /// notifications on, the run goes ahead without INFO and CONFIG (a warning says what is skipped) and
+        /// verifies; with them off, exit 78 and the line that says so; without `@scripting`, exit 77 and a line
+        /// naming the refused command, never a word about the password.
+        @Test func leastPrivilegeUserRunsAndRefusalsNameThePermission() async throws {
+            try await withRedis { server in
+                let admin = try await connect(server, name: "itest-admin")
+                defer { admin.close() }
+                try await admin.send("ACL", "SETUSER", "bench", "on", ">pw-bench", "~expiry-bench:*", "&*", "+@all", "-@dangerous")
+                try await admin.send("ACL", "SETUSER", "noscript", "on", ">pw-noscript", "~expiry-bench:*", "&*", "+@all", "-@dangerous", "-@scripting")
+                try await admin.send("CONFIG", "SET", "notify-keyspace-events", "Ex")
+                let bench = "redis://bench:pw-bench@127.0.0.1:\(server.port)"
+
+                let ran = try await runExpiryBench(smallRun(bench))
+                #expect(ran.status == 0, "\(describe(ran))")
+                #expect(ran.stdout.contains("Verdict: exactly-once"))
+                #expect(ran.stderr.contains("INFO is refused to this user") && ran.stderr.contains("+info"), "\(describe(ran))")
+                #expect(!ran.combined.contains("credentials"))
+
+                try await admin.send("CONFIG", "SET", "notify-keyspace-events", "")
+                let off = try await runExpiryBench(smallRun(bench), limit: .seconds(30))
+                #expect(off.status == 78, "\(describe(off))")
+                #expect(off.stderr.contains("expired-key events are off"), "\(describe(off))")
+                try await admin.send("CONFIG", "SET", "notify-keyspace-events", "Ex")
+
+                let noscript = try await runExpiryBench(smallRun("redis://noscript:pw-noscript@127.0.0.1:\(server.port)"), limit: .seconds(30))
+                #expect(noscript.status == 77, "\(describe(noscript))")
+                #expect(noscript.stderr.contains("script|load") && noscript.stderr.contains("+@scripting"), "\(describe(noscript))")
+                #expect(!noscript.combined.lowercased().contains("password") && !noscript.combined.contains("credentials"), "\(describe(noscript))")
+                #expect(try await admin.send("DBSIZE") == .integer(0), "nothing of the runs is left")
+                #expect(try await notifyKeyspaceEvents(admin) == "xE")
+            }
+        }
+
         @Test func passwordFromTheEnvironmentOrAFileAndNeverPrinted() async throws {
             let password = "Pr1v4te-S3cret-pw"
             let wrong = "Wr0ng-Pa55-guess"

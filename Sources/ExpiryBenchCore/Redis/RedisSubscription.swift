@@ -125,7 +125,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         while ContinuousClock.now < deadline {
             guard let reply = try context.readPushed(waitMilliseconds: 100) else { continue }
             if case .error(let message) = reply {
-                throw RedisError(message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") ? .authentication : .server,
+                throw RedisError(message.hasPrefix("NOAUTH") ? .authentication : .server,
                                  "SUBSCRIBE \(channel): \(message)", serverMessage: message)
             }
             if let items = reply.array, items.first?.string == "subscribe" { return }

@@ -12,6 +12,9 @@ public struct JoinOutcome: Sendable {
     /// Whether the driver's report includes this process's latencies and counters.
     public let reported: Bool
     public let durationSec: Double
+    /// Why this process left a run that was still going: its driver stopped beating, or one of its consumers
+    /// failed; nil when the run ended (or was removed) or the process was interrupted.
+    public var leftBecause: String? = nil
 }
 
 extension BenchmarkRun {
@@ -139,8 +142,14 @@ extension BenchmarkRun {
         let reported = (try? await RunMeta.set("report:\(process)", report.json, keyspace: keyspace, on: control)) ?? false
         let counts = roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }
         let total = counts.reduce(0) { $0 + $1.1 }
-        return JoinOutcome(runID: runID, state: state, interrupted: interrupted,
-                           consumers: counts.map { RunReport.Consumer(name: $0.0, processed: $0.1, share: total > 0 ? Double($0.1) / Double(total) : 0) },
-                           reported: reported, durationSec: (clock.now - start).seconds)
+        var outcome = JoinOutcome(runID: runID, state: state, interrupted: interrupted,
+                                  consumers: counts.map { RunReport.Consumer(name: $0.0, processed: $0.1, share: total > 0 ? Double($0.1) / Double(total) : 0) },
+                                  reported: reported, durationSec: (clock.now - start).seconds)
+        if driverSilent {
+            outcome.leftBecause = "its driver stopped beating for \(DurationText.format(RunMeta.driverSilence)) (killed, or cut off from Redis)"
+        } else if let message = failure.message {
+            outcome.leftBecause = "a consumer of this process failed (\(message))"
+        }
+        return outcome
     }
 }

@@ -155,9 +155,16 @@ extension BenchmarkRun {
                     case .stall:
                         roster.alive.filter { !$0.crash.isSet }.randomElement()?.stall.set()
                     case .killSubscriber:
-                        if (try? await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(keyspace), using: nodes[0])) == true {
-                            counters.chaosSubscriberKills.add(1, ordering: .relaxed)
-                        }
+                        do {
+                            if try await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(keyspace), using: nodes[0]) {
+                                counters.chaosSubscriberKills.add(1, ordering: .relaxed)
+                            }
+                        } catch let error as RedisError where error.serverSays("NOPERM") {
+                            if chaos?.warnedPermission == false {
+                                chaos?.warnedPermission = true
+                                Diagnostics.warn("--chaos cannot disconnect the subscriber: this user may not run CLIENT LIST and CLIENT KILL (\(error.serverMessage ?? "")); grant +client|list +client|kill to have it. Crashes and stalls go on.")
+                            }
+                        } catch {}
                     }
                 }
             }
@@ -268,6 +275,8 @@ extension BenchmarkRun {
 struct ChaosMonkey {
     enum Fault: CaseIterable { case crash, stall, killSubscriber }
     private var next: ContinuousClock.Instant
+    /// Set once the user was told that this server refuses chaos's CLIENT commands.
+    var warnedPermission = false
 
     init(start: ContinuousClock.Instant) {
         next = start + .milliseconds(Int.random(in: 300...800))

@@ -6,6 +6,8 @@ public struct ServerFacts: Sendable, Equatable {
     public var maxMemory: Int
     public var maxMemoryPolicy: String
     public var usedMemory: Int
+    /// False when INFO was refused (a user without `+info`): the memory figures are then unknown, not zero.
+    public var memoryKnown = true
 
     /// The value of `field` in an INFO reply.
     static func field(_ field: String, in info: String) -> String? {
@@ -24,6 +26,22 @@ public struct ServerFacts: Sendable, Equatable {
         usedMemory = Int(Self.field("used_memory", in: info) ?? "") ?? 0
     }
 
+    /// The facts HELLO gives to a user who may not run INFO (it is in `@dangerous`): the version and whether
+    /// the server is a cluster node; the memory figures stay unknown.
+    public init(hello reply: RESPValue) {
+        var fields: [String: String] = [:]
+        let items = reply.array ?? []
+        for pair in stride(from: 0, to: items.count - 1, by: 2) {
+            if let key = items[pair].string, let value = items[pair + 1].string { fields[key] = value }
+        }
+        version = fields["version"] ?? "unknown"
+        clusterEnabled = fields["mode"] == "cluster"
+        maxMemory = 0
+        maxMemoryPolicy = "unknown"
+        usedMemory = 0
+        memoryKnown = false
+    }
+
     /// True when the version is at least `major.minor`.
     public func isAtLeast(_ major: Int, _ minor: Int) -> Bool {
         let parts = version.split(separator: ".").compactMap { Int($0) }
@@ -34,13 +52,19 @@ public struct ServerFacts: Sendable, Equatable {
 
 /// Checks made before any key is written. Each failure is one line a user can act on, with its exit code.
 public enum Preflight {
-    /// Reads INFO (which works where CONFIG is renamed or forbidden, as on managed services).
-    static func facts(_ control: RedisConnection, endpoint: RedisEndpoint) async throws -> ServerFacts {
+    /// Reads INFO (which works where CONFIG is renamed or forbidden, as on managed services); for a user who may
+    /// not run INFO (`-@dangerous`), HELLO's version and mode instead, with a warning that the memory checks
+    /// are skipped.
+    static func facts(_ control: RedisConnection, endpoint: RedisEndpoint, warn: (String) -> Void = { Diagnostics.warn($0) }) async throws -> ServerFacts {
         do {
             let replies = try await control.pipeline([RedisCommand("INFO", "server"), RedisCommand("INFO", "memory"), RedisCommand("INFO", "cluster")])
+            if case .error(let message) = replies[0], message.hasPrefix("NOPERM") {
+                let hello = try await control.send("HELLO")
+                warn("INFO is refused to this user (\(message)): the memory and eviction checks are skipped; grant +info to have them.")
+                return ServerFacts(hello: hello)
+            }
             if case .error(let message) = replies[0] {
-                throw RedisError(message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") ? .authentication : .server,
-                                 "INFO: \(message)", serverMessage: message)
+                throw RedisError(message.hasPrefix("NOAUTH") ? .authentication : .server, "INFO: \(message)", serverMessage: message)
             }
             return ServerFacts(info: replies.compactMap(\.string).joined(separator: "\n"))
         } catch let error as RedisError {
@@ -53,6 +77,7 @@ public enum Preflight {
         if !facts.isAtLeast(6, 2) {
             throw RunError(.configuration, "Redis \(facts.version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE (Redis 6.2). Use Redis 6.2 or newer.")
         }
+        if !facts.memoryKnown { return }
         if facts.maxMemoryPolicy != "noeviction" {
             warn("maxmemory-policy is \(facts.maxMemoryPolicy): under memory pressure Redis may evict the run's keys (its keys carry TTLs; the stream and indexes do not), which the verdict would report as lost. noeviction avoids that.")
         }

@@ -27,16 +27,37 @@ public struct RunError: Error, Sendable, CustomStringConvertible {
     public init(_ error: RedisError, endpoint: RedisEndpoint) {
         let server = (error.serverMessage ?? error.message).trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         switch error.code {
+        case _ where error.serverSays("NOPERM"):
+            self.init(.authentication, Self.permissionMessage(server, endpoint: endpoint))
         case _ where error.serverSays("NOAUTH"):
             self.init(.authentication, "Redis at \(endpoint.addressDescription) requires a password (\(server)): give it in --redis (redis://[user]:password@host:port), --password-file or REDIS_PASSWORD.")
         case .authentication:
             self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the credentials (\(server)): check the user and password in --redis, --password-file or REDIS_PASSWORD.")
         case .io, .timeout, .closed:
             self.init(.unavailable, "cannot reach Redis at \(endpoint.addressDescription): \(error.message). Start redis-server there, or pass --redis URL (or --redis spawn for a private one).")
-        case .server where error.serverSays("NOAUTH") || error.serverSays("WRONGPASS") || error.serverSays("NOPERM"):
+        case .server where error.serverSays("NOAUTH") || error.serverSays("WRONGPASS"):
             self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the command (\(server)): give a user allowed to run it in --redis.")
         case .server, .protocolViolation:
             self.init(.configuration, "Redis at \(endpoint.addressDescription) answered: \(error.message)")
         }
+    }
+
+    /// One line for a NOPERM reply: the user's credentials were accepted, but it may not run a command, touch a
+    /// key or use a channel; it names which and what to grant (README, "Safe on a real server", has the ACL).
+    static func permissionMessage(_ server: String, endpoint: RedisEndpoint) -> String {
+        let user = endpoint.username ?? "default"
+        let grant: String
+        if let command = server.split(separator: "'").dropFirst().first, server.contains("command") {
+            // The run's protocol is Lua: a user refused one script command is refused them all.
+            let scripting = command.hasPrefix("script") || command.hasPrefix("eval")
+            grant = "the command '\(command)': ACL SETUSER \(user) " + (scripting ? "+@scripting" : "+\(command)")
+        } else if server.contains("key") {
+            grant = "the run's keys: ACL SETUSER \(user) '~<namespace>:*' (expiry-bench:* by default)"
+        } else if server.contains("channel") {
+            grant = "the expired-event channel: ACL SETUSER \(user) '&__keyevent@*__:expired'"
+        } else {
+            grant = "what it names"
+        }
+        return "Redis at \(endpoint.addressDescription) accepted user '\(user)' but refused a permission (\(server)): grant \(grant), or run as a user who has it (README, \"Safe on a real server\", gives the smallest ACL)."
     }
 }
