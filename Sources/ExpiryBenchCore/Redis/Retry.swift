@@ -13,9 +13,11 @@ public func withRetries<T: Sendable>(
         } catch let error as RedisError where error.isTransient {
             let failedSince = firstFailure ?? clock.now
             firstFailure = failedSince
-            if clock.now - failedSince > limit { throw error }
+            let remaining = limit - (clock.now - failedSince)
+            if remaining <= .zero { throw error }
+            // The last wait ends at the limit, not a whole backoff past it: one more try there, then give up.
             let jitter = Duration.milliseconds(Int.random(in: 0...max(1, backoff.milliseconds / 2)))
-            try await Task.sleep(for: backoff + jitter)
+            try await Task.sleep(for: min(backoff + jitter, remaining))
             backoff = min(backoff * 2, .seconds(2))
         }
     }

@@ -170,10 +170,14 @@ extension BenchmarkRun {
             }
             stopGenerating.set()
             if counters.finished >= configuration.keys { await waitForProbes(context) }
-            // Consumer processes leave when they read this.
+            // Consumer processes leave when they read this. After a component failed (Redis may be gone for
+            // longer than --timeout already), one attempt: consumer processes also leave when the heartbeat stops.
             let state: RunMeta.State = counters.finished >= configuration.keys ? .complete : .stopped
-            _ = try? await withRetries(giveUpAfter: configuration.timeout) {
-                try await control.send(RedisCommand("HSET", keyspace.meta, "state", state.rawValue))
+            let markEnd = RedisCommand("HSET", keyspace.meta, "state", state.rawValue)
+            if failure.message == nil {
+                _ = try? await withRetries(giveUpAfter: configuration.timeout) { try await control.send(markEnd) }
+            } else {
+                _ = try? await control.send(markEnd)
             }
             stopConsuming.set()
             bridge.stop()
@@ -188,7 +192,8 @@ extension BenchmarkRun {
         reporter.finishLine()
 
         let processes = await collectProcessReports(keyspace: keyspace, control: control, context: context)
-        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters, reportedCommits: processes.committed)
+        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters, reportedCommits: processes.committed,
+                                        patience: failure.message == nil ? configuration.timeout : .seconds(1))
         verification.interrupted = interrupted
         verification.stalledFor = stalledFor
         verification.componentFailure = failure.message

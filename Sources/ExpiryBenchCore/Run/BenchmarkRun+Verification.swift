@@ -5,8 +5,12 @@ extension BenchmarkRun {
     /// Reads the end state from Redis, shard by shard: processed and dead-letter bitmaps (and their overlap), the
     /// due index, the group's pending entries, and the tallies of first commits and repeats that every process's
     /// commits kept. If Redis cannot be reached, the client's own counts stand in, and say so.
-    /// - Parameter reportedCommits: first commits confirmed to the consumers of other processes that reported.
-    func verify(shards: [RunKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0) async -> Verification {
+    /// - Parameters:
+    ///   - reportedCommits: first commits confirmed to the consumers of other processes that reported.
+    ///   - patience: how long Redis may stay unreachable before the client's counts stand in; short after a
+    ///     component already waited `--timeout` for it, so that the run ends within `--timeout` and a few seconds.
+    func verify(shards: [RunKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
+                patience: Duration) async -> Verification {
         var verification = Verification(
             requested: configuration.keys, generated: counters.generated.load(ordering: .relaxed),
             processedBits: counters.committed.load(ordering: .relaxed), firstCommitsCounted: counters.committed.load(ordering: .relaxed),
@@ -16,7 +20,7 @@ extension BenchmarkRun {
             var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)
             var perShard: [Int] = []
             for (shard, connection) in zip(shards, connections) {
-                let replies = try await withRetries(giveUpAfter: configuration.timeout) {
+                let replies = try await withRetries(giveUpAfter: patience) {
                     try await connection.pipeline([
                         RedisCommand("BITCOUNT", shard.processed),
                         RedisCommand("ZCARD", shard.dueIndex),
