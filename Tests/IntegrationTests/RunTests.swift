@@ -167,7 +167,7 @@ struct RunTests {
             _ = try? await stopper.value
             let elapsed = clock.now - start
             #expect(report.verdict == .interrupted)
-            #expect(report.keysProcessed < 20_000)
+            #expect((report.keysProcessed ?? 0) < 20_000)
             #expect(report.duplicateCommits == 0)
             #expect(elapsed < .seconds(10), "stopping took \(elapsed)")
             #expect(try await scanKeys(control, match: "itest-run:stop1:*") == [])

@@ -7,7 +7,11 @@ public enum ReportPrinter {
         lines.append("")
         lines.append("Final statistics (run \(r.runID) on \(r.redis), Redis \(r.redisVersion))")
         lines.append("  keys generated            \(Format.count(r.keysGenerated)) of \(Format.count(r.keysRequested))")
-        lines.append("  keys processed            \(Format.count(r.keysProcessed))")
+        if let processed = r.keysProcessed {
+            lines.append("  keys processed            \(Format.count(processed))")
+        } else {
+            lines.append("  keys processed            unknown: Redis's count could not be read (the clients counted \(Format.count(r.keysProcessedByClients)) first commits)")
+        }
         lines.append("  duration                  \(String(format: "%.2f", r.durationSec)) s")
         lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
         lines.append("  max unexpired keys        \(Format.count(r.maxUnexpired))")
@@ -70,7 +74,7 @@ public enum ReportPrinter {
         switch r.verdict {
         case .exactlyOnce:
             if r.deadLettered > 0 {
-                lines.append("Verdict: exactly-once. Each of the \(Format.count(r.keysRequested)) keys was processed exactly once (\(Format.count(r.keysProcessed))) or dead-lettered exactly once (\(Format.count(r.deadLettered))).")
+                lines.append("Verdict: exactly-once. Each of the \(Format.count(r.keysRequested)) keys was processed exactly once (\(Format.count(r.keysProcessed ?? r.keysProcessedByClients))) or dead-lettered exactly once (\(Format.count(r.deadLettered))).")
             } else {
                 lines.append("Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once.")
             }

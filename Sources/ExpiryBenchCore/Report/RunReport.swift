@@ -23,8 +23,11 @@ public struct RunReport: Sendable, Codable {
     public var redisVersion: String
     public var keysRequested: Int
     public var keysGenerated: Int
-    /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth.
-    public var keysProcessed: Int
+    /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
+    /// the JSON) when Redis could not be read, or lost the run's data.
+    public var keysProcessed: Int?
+    /// First commits confirmed to the consumers of every process that reported: the clients' own count.
+    public var keysProcessedByClients = 0
     public var duplicateCommits: Int
     public var duplicateDeliveries: Int
     public var lockSkips: Int
@@ -176,6 +179,7 @@ public struct RunReport: Sendable, Codable {
         case keysRequested = "keys_requested"
         case keysGenerated = "keys_generated"
         case keysProcessed = "keys_processed"
+        case keysProcessedByClients = "keys_processed_by_clients"
         case duplicateCommits = "duplicate_commits"
         case duplicateDeliveries = "duplicate_deliveries"
         case lockSkips = "lock_skips"
@@ -229,6 +233,19 @@ public struct Verification: Sendable, Equatable {
     public var processedPerShard: [Int] = []
     /// Why the end state could not be read from Redis, if it could not.
     public var unverifiable: String?
+    /// Set when the run's consumer group is gone from Redis: the server lost the run's data (restarted without
+    /// persistence, flushed, failed over to a replica without it).
+    public var dataLost: DataLoss?
+
+    /// Where the run's data was found missing, and what Redis said.
+    public struct DataLoss: Sendable, Equatable {
+        public var shard: String
+        public var reason: String
+    }
+    /// First commits confirmed to the clients (this process and the consumer processes that reported).
+    public var clientsProcessed = 0
+    /// Redis's count of processed keys, or nil when it could not be read or lost the run's data.
+    public var redisProcessed: Int? { unverifiable == nil && dataLost == nil ? processedBits : nil }
     /// The first error a component of the run ended with, if any.
     public var componentFailure: String?
     /// The `--max-duration` the run exceeded, if it did.
@@ -257,6 +274,9 @@ public struct Verification: Sendable, Equatable {
         if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
         if let componentFailure { found.append("a component failed: \(componentFailure)") }
         if let unverifiable { found.append(unverifiable) }
+        if let dataLost {
+            found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); it was restarted without persistence, flushed by someone, or failed over to a replica that lacked it. Redis's count of processed keys is unknown; the clients confirmed \(Format.count(clientsProcessed)) first commits")
+        }
         if committedAndDeadLettered > 0 { found.append("\(committedAndDeadLettered) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
         if generated < requested { found.append("only \(Format.count(generated)) of \(Format.count(requested)) keys were generated") }

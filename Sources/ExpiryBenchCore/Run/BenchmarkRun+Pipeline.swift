@@ -213,7 +213,7 @@ extension BenchmarkRun {
             verdict: verification.verdict, problems: verification.problems, runID: keyspace.runID,
             redis: embedded ? "private redis-server \(endpoint.addressDescription)" : servers.cluster != nil ? "Redis Cluster \(endpoint.description)" : endpoint.description,
             redisVersion: version,
-            keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.processedBits,
+            keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
             duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),
             lockSkips: counters.lockSkips.load(ordering: .relaxed), fencedCommits: counters.fencedCommits.load(ordering: .relaxed),
             lost: verification.lost, deadLettered: verification.deadLettered, pendingAtEnd: verification.pending, dueAtEnd: verification.due,
@@ -239,6 +239,7 @@ extension BenchmarkRun {
         report.shards = zip(layout.shards, verification.processedPerShard).map { shard, processed in
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
+        report.keysProcessedByClients = verification.clientsProcessed
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - counters.expiredBySweeper.load(ordering: .relaxed)),
                                                sweeper: counters.expiredBySweeper.load(ordering: .relaxed))
         report.expiryLagMs = context.probes.summary()

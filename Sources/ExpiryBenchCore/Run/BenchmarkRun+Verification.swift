@@ -16,6 +16,8 @@ extension BenchmarkRun {
             processedBits: counters.committed.load(ordering: .relaxed), firstCommitsCounted: counters.committed.load(ordering: .relaxed),
             duplicateCommits: counters.duplicateCommits.load(ordering: .relaxed), deadLettered: counters.deadLettered.load(ordering: .relaxed),
             pending: 0, due: 0)
+        let confirmed = counters.committed.load(ordering: .relaxed) + reportedCommits
+        verification.clientsProcessed = confirmed
         do {
             var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)
             var perShard: [Int] = []
@@ -30,6 +32,13 @@ extension BenchmarkRun {
                         RedisCommand("BITCOUNT", shard.overlap),
                         RedisCommand("DEL", shard.overlap),
                     ])
+                }
+                // The group is made once, when the run starts, and nothing makes it again: without it, the server
+                // lost the run's data (a restart without persistence, a flush, a replica that lacked it).
+                if case .error(let message) = replies[2], message.hasPrefix("NOGROUP") || message.contains("no such key") {
+                    verification.dataLost = Verification.DataLoss(shard: shard.shardTag ?? shard.stream, reason: message)
+                    verification.processedBits = confirmed
+                    return verification
                 }
                 let values = try replies.map { try $0.unwrapped(for: "verification") }
                 let processed = Int(values[0].int ?? 0)
@@ -49,7 +58,6 @@ extension BenchmarkRun {
             verification.committedAndDeadLettered = totals.overlap
             // The clients' count of confirmed first commits can only exceed Redis's if Redis lost acknowledged
             // writes (a failover before replication): then the check below reports it.
-            let confirmed = counters.committed.load(ordering: .relaxed) + reportedCommits
             verification.firstCommitsCounted = max(tallies.perConsumer.values.reduce(0, +), confirmed)
             verification.duplicateCommits = max(verification.duplicateCommits, tallies.repeats)
         } catch {
