@@ -49,6 +49,7 @@ struct CleanupCommand: AsyncParsableCommand {
     @OptionGroup(title: "Server") var server: ServerOptions
     @Option(help: "The namespace the run used.") var namespace: String = "expiry-bench"
     @Option(name: .customLong("run-id"), help: "The run whose keys to remove (expiry-bench inspect --list shows them).") var runID: String
+    @Flag(help: "Remove the run's keys even while its driver is still running (that run then fails).") var force = false
 
     func validate() throws {
         if runID.isEmpty || runID.contains(where: { "*?[]{} ".contains($0) }) {
@@ -61,7 +62,8 @@ struct CleanupCommand: AsyncParsableCommand {
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
             // Only a prefix that holds a run: never sweep keys that merely share its shape.
-            guard let removed = try await RunCleanup.removeRun(namespace: namespace, runID: runID, using: connection, timeout: server.timeout.duration) else {
+            guard let removed = try await RunCleanup.removeRun(namespace: namespace, runID: runID, using: connection, timeout: server.timeout.duration,
+                                                               force: force) else {
                 throw RunError(.usage, "no run '\(runID)' under namespace '\(namespace)' at \(connection.endpoint.addressDescription) (expiry-bench inspect --list shows the runs there); nothing was removed")
             }
             print("Removed \(Format.count(removed)) keys of run \(runID) under \(namespace):\(runID): at \(connection.endpoint.addressDescription).")

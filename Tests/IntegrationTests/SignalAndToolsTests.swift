@@ -104,6 +104,42 @@ extension Scenarios {
             }
         }
 
+        /// A run id belongs to one run: of two drivers started at the same instant with one --run-id, one runs and
+        /// the other exits 64 touching nothing of it; a second driver and `cleanup` are refused while the run goes.
+        @Test func runIDBelongsToOneRun() async throws {
+            try await withRedis { server in
+                let url = tcpURL(server)
+                func driver(_ id: String, keys: String = "2000", rate: String = "0") async throws -> ProgramResult {
+                    try await runExpiryBench(["--redis", url, "--keys", keys, "--rate", rate, "--consumers", "4", "--work", "1ms", "--run-id", id,
+                                              "--progress", "none", "--timeout", "5s", "--stall-timeout", "10s"], limit: .seconds(60))
+                }
+                for attempt in 0..<5 {
+                    async let first = driver("twin\(attempt)")
+                    async let second = driver("twin\(attempt)")
+                    let results = try await [first, second]
+                    let statuses = results.map(\.status).sorted()
+                    #expect(statuses == [0, 64], "attempt \(attempt): \(results.map(describe))")
+                    if let winner = results.first(where: { $0.status == 0 }) { #expect(winner.stdout.contains("Verdict: exactly-once")) }
+                    if let loser = results.first(where: { $0.status == 64 }) {
+                        #expect(loser.stderr.contains("still running") || loser.stderr.contains("claimed by another driver"), "\(describe(loser))")
+                        #expect(!loser.stderr.contains("cleanup"), "a live run is not 'kept': \(describe(loser))")
+                    }
+                }
+                // While a run goes: a second driver and cleanup are refused, and say it is still running.
+                async let long = driver("live1", keys: "6000", rate: "1500")
+                try await Task.sleep(for: .seconds(2))
+                let twin = try await driver("live1")
+                #expect(twin.status == 64 && twin.stderr.contains("still running"), "\(describe(twin))")
+                let cleanup = try await runExpiryBench(["cleanup", "--redis", url, "--run-id", "live1"], limit: .seconds(20))
+                #expect(cleanup.status == 64 && cleanup.stderr.contains("still running") && cleanup.stderr.contains("--force"), "\(describe(cleanup))")
+                let ran = try await long
+                #expect(ran.status == 0, "the live run was disturbed: \(describe(ran))")
+                let control = try await connect(server, name: "itest-observer")
+                defer { control.close() }
+                #expect(try await control.send("DBSIZE") == .integer(0))
+            }
+        }
+
         // MARK: - Files and charts
 
         @Test func csvAndHdrLogAreWrittenAndThePlainReportHasChartsWithoutColour() async throws {

@@ -2,18 +2,29 @@
 extension RunCleanup {
     /// Removes every key of run `runID` under `namespace` from the server `connection` talks to or, if it is a
     /// cluster node, from every primary of its cluster. Only a prefix that holds a run (its meta hash) is touched.
+    /// A run whose driver is still beating is refused (`RunError` 64) unless `force`, which warns through `warn`.
     /// - Returns: how many keys were removed, or nil if there is no such run.
-    public static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration) async throws -> Int? {
+    public static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration,
+                                 force: Bool = false, warn: (String) -> Void = { Diagnostics.warn($0) }) async throws -> Int? {
         let facts = try await Preflight.facts(connection, endpoint: connection.endpoint)
         let servers = try await RunServers.discover(endpoint: connection.endpoint, control: connection, clusterEnabled: facts.clusterEnabled)
         let keyspace = RunKeyspace(namespace: namespace, runID: runID, cluster: servers.cluster != nil)
-        if servers.cluster == nil {
-            guard try await connection.send(RedisCommand("EXISTS", keyspace.meta)).int == 1 else { return nil }
-            return try await removeKeys(of: keyspace, on: connection)
+        let control = servers.cluster == nil ? connection
+            : try await RedisConnection.connect(to: connection.endpoint, name: "expiry-bench:cleanup", timeout: timeout, route: servers.route(for: keyspace.meta))
+        defer { if servers.cluster != nil { control.close() } }
+        switch try await RunMeta.liveness(keyspace, on: control) {
+        case .absent:
+            return nil
+        case .running(let beatAgo):
+            let what = "run \(runID) is still running (its driver beat \(DurationText.format(.milliseconds(beatAgo.milliseconds))) ago)"
+            guard force else {
+                throw RunError(.usage, "\(what): removing its keys would break it. Stop it first (Ctrl-C on its driver removes them), or pass --force.")
+            }
+            warn("\(what); removing its keys anyway because of --force: that run will fail.")
+        case .ended:
+            break
         }
-        let control = try await RedisConnection.connect(to: connection.endpoint, name: "expiry-bench:cleanup", timeout: timeout, route: servers.route(for: keyspace.meta))
-        defer { control.close() }
-        guard try await control.send(RedisCommand("EXISTS", keyspace.meta)).int == 1 else { return nil }
+        if servers.cluster == nil { return try await removeKeys(of: keyspace, on: connection) }
         let nodes = try await servers.connectToPrimaries(name: "expiry-bench:cleanup", timeout: timeout)
         defer { for node in nodes { node.close() } }
         var removed = 0

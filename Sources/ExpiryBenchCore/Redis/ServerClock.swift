@@ -17,4 +17,13 @@ public enum ServerClock {
         }
         return (best?.offset ?? 0) / 1000
     }
+
+    /// The server's clock now, in milliseconds (one TIME).
+    public static func nowMilliseconds(_ connection: RedisConnection) async throws -> Int64 {
+        let reply = try await connection.send("TIME")
+        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
+            throw RedisError(.protocolViolation, "TIME returned \(reply)")
+        }
+        return seconds * 1000 + micros / 1000
+    }
 }

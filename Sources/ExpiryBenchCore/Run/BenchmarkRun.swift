@@ -58,20 +58,31 @@ public struct BenchmarkRun: Sendable {
             : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
         defer { if servers.cluster != nil { runControl.close() } }
 
-        // The run removes everything under its prefix at the end, so it must own the prefix from the start.
+        // The run removes everything under its prefix at the end, so it must own the prefix from the start: the
+        // prefix is empty, and this driver claims the run id before it writes anything else (a driver started at
+        // the same instant with the same --run-id loses the claim and touches nothing).
         for node in nodes {
             guard let existing = try await RunCleanup.firstKey(of: keyspace, on: node) else { continue }
-            let kept = try await runControl.send(RedisCommand("EXISTS", keyspace.meta)).int == 1
-            throw RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(existing)): a run only uses an empty prefix. Choose another --run-id or --namespace"
-                + (kept ? ", or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)" : "."))
+            throw try await Self.prefixTaken(keyspace, example: existing, control: runControl)
+        }
+        let owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(8))"
+        guard try await RunMeta.claim(keyspace, owner: owner, on: runControl) else {
+            throw RunError(.usage, "run id \(keyspace.runID) was just claimed by another driver started at the same moment: that run is still running. Choose another --run-id (or none: a new one is made).")
         }
         if configuration.keep, server.embedded != nil {
             Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
         }
         var notifications: [NotificationSettings] = []
-        for (node, primary) in zip(nodes, servers.primaries) {
-            notifications.append(try await NotificationSettings.prepare(control: node, endpoint: primary, keyspace: keyspace,
-                                                                        timeout: configuration.timeout, say: say))
+        do {
+            for (node, primary) in zip(nodes, servers.primaries) {
+                notifications.append(try await NotificationSettings.prepare(control: node, endpoint: primary, keyspace: keyspace,
+                                                                            timeout: configuration.timeout, say: say))
+            }
+        } catch {
+            // Nothing of the run may stay: the settings already changed go back, and the claim is given up.
+            for (node, settings) in zip(nodes, notifications) { try? await settings.restore(on: node) }
+            _ = try? await runControl.send(RedisCommand("DEL", keyspace.meta))
+            throw error
         }
         let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
             : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description
@@ -107,6 +118,20 @@ public struct BenchmarkRun: Sendable {
             catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(settings.original ?? "")'") }
         }
         return try outcome.get()
+    }
+}
+
+extension BenchmarkRun {
+    /// The error for a prefix that already holds keys: a run still running, a kept run, or keys of unknown origin.
+    static func prefixTaken(_ keyspace: RunKeyspace, example: String, control: RedisConnection) async throws -> RunError {
+        switch try await RunMeta.liveness(keyspace, on: control) {
+        case .running(let beatAgo):
+            return RunError(.usage, "run \(keyspace.runID) is still running under \(keyspace.prefix) (its driver beat \(DurationText.format(.milliseconds(beatAgo.milliseconds))) ago): choose another --run-id or --namespace.")
+        case .ended:
+            return RunError(.usage, "a kept run \(keyspace.runID) holds keys under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
+        case .absent:
+            return RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace.")
+        }
     }
 }
 

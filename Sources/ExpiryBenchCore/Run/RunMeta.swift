@@ -87,6 +87,42 @@ public enum RunMeta {
     }
 
     /// The meta hash as a dictionary; empty if the run does not exist.
+    /// Claims the run id for this driver: the first to create the meta hash owns the run (`HSETNX`, atomic),
+    /// and beats at once. Returns false when another process claimed it first: the caller then touches nothing.
+    static func claim(_ keyspace: RunKeyspace, owner: String, on connection: RedisConnection) async throws -> Bool {
+        let replies = try await connection.pipeline([
+            RedisCommand("HSETNX", keyspace.meta, "owner", owner),
+            RedisCommand("HGET", keyspace.meta, "owner"),
+        ])
+        guard replies.count == 2 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
+        // A refusal (OOM past maxmemory, NOPERM) is an answer about the server, not a lost claim.
+        let created = try replies[0].unwrapped(for: "HSETNX").int == 1
+        guard created || replies[1].string == owner else { return false }
+        try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", String(try await ServerClock.nowMilliseconds(connection))))
+        return true
+    }
+
+    /// Whether a run's driver is alive: a run still marked running whose driver beat within `driverSilence`.
+    public enum Liveness: Sendable, Equatable {
+        /// No such run (no meta hash).
+        case absent
+        /// Still running: its driver beat this long ago.
+        case running(beatAgo: Duration)
+        /// Ended (complete or stopped) and kept, or its driver fell silent (killed).
+        case ended
+    }
+
+    /// Reads whether run `keyspace` exists and whether its driver is still beating (server clock).
+    public static func liveness(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Liveness {
+        let fields = try await read(keyspace, on: connection)
+        if fields.isEmpty { return .absent }
+        guard fields["state"].flatMap(State.init) ?? .running == .running, let beat = fields["driver_ms"].flatMap(Int64.init) else {
+            return .ended
+        }
+        let ago = Duration.milliseconds(max(0, try await ServerClock.nowMilliseconds(connection) - beat))
+        return ago < driverSilence ? .running(beatAgo: ago) : .ended
+    }
+
     static func read(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> [String: String] {
         let items = try await connection.send(RedisCommand("HGETALL", keyspace.meta)).array?.compactMap(\.string) ?? []
         var fields: [String: String] = [:]
