@@ -10,6 +10,30 @@ extension Scenarios {
     struct ClusterRunTests {
         func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
 
+        /// Primaries that close idle connections (`timeout 2`): the connections used only at the end (cleanup, the
+        /// setting's restore) were closed meanwhile and are reopened, so a success leaves nothing behind.
+        @Test func clusterThatClosesIdleConnectionsIsLeftAsItWas() async throws {
+            try await withRedisCluster { cluster in
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-setup")
+                    defer { connection.close() }
+                    try await connection.send("CONFIG", "SET", "timeout", "2")
+                    try await connection.send("CONFIG", "SET", "notify-keyspace-events", "gK")
+                }
+                let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "12000", "--rate", "3000", "--consumers", "12", "--work", "1ms",
+                                                       "--progress", "none", "--stall-timeout", "20s", "--max-duration", "60s"], limit: .seconds(90))
+                #expect(result.status == 0, "\(describe(result))")
+                #expect(result.stdout.contains("Verdict: exactly-once"), "\(describe(result))")
+                #expect(!result.stderr.contains("could not"), "\(describe(result))")
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-after")
+                    defer { connection.close() }
+                    #expect(try await scanKeys(connection, match: "expiry-bench:*").isEmpty, "keys left on \(node.port)")
+                    #expect(try await notifyKeyspaceEvents(connection) == "gK", "setting not restored on \(node.port)")
+                }
+            }
+        }
+
         @Test func fullRunOnThreePrimariesIsExactlyOnceWithKeysOnEveryShard() async throws {
             try await withRedisCluster { cluster in
                 let json = temporaryPath("cluster.json")

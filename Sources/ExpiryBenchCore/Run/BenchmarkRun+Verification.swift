@@ -49,7 +49,7 @@ extension BenchmarkRun {
                 totals.dead += Int(values[3].int ?? 0)
                 totals.overlap += Int(values[5].int ?? 0)
             }
-            let tallies = try await readTallies(shards: shards, connections: connections)
+            let tallies = try await withRetries(giveUpAfter: patience) { try await readTallies(shards: shards, connections: connections) }
             verification.processedBits = totals.processed
             verification.processedPerShard = perShard
             verification.due = totals.due

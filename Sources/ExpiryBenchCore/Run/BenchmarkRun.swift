@@ -107,14 +107,17 @@ public struct BenchmarkRun: Sendable {
             outcome = .failure(error)
         }
         // Clean up whatever happened: the run's keys (unless kept) and the server setting.
+        // Connections idle during the run (a cluster's admin connections) may have been closed by the server's idle
+        // `timeout` or by someone: each step is retried briefly, and the retry reopens the connection.
+        let endPatience: Duration = .seconds(3)
         if !configuration.keep, server.embedded == nil {
-            do { for node in nodes { try await RunCleanup.removeKeys(of: keyspace, on: node) } }
+            do { for node in nodes { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
             catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
         } else if configuration.keep, server.embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
         for (node, settings) in zip(nodes, notifications) {
-            do { try await settings.restore(on: node) }
+            do { try await withRetries(giveUpAfter: endPatience) { try await settings.restore(on: node) } }
             catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(settings.original ?? "")'") }
         }
         return try outcome.get()
