@@ -108,8 +108,10 @@ public struct BenchmarkRun: Sendable {
         }
         // Clean up whatever happened: the run's keys (unless kept) and the server setting.
         // Connections idle during the run (a cluster's admin connections) may have been closed by the server's idle
-        // `timeout` or by someone: each step is retried briefly, and the retry reopens the connection.
-        let endPatience: Duration = .seconds(3)
+        // `timeout` or by someone: each step is retried, and the retry reopens the connection. All of them share
+        // a 2 s bound (each gets 200 ms at least), so a server that is gone does not hold the exit back.
+        let endDeadline = ContinuousClock.now + .seconds(2)
+        var endPatience: Duration { max(.milliseconds(200), endDeadline - ContinuousClock.now) }
         if !configuration.keep, server.embedded == nil {
             do { for node in nodes { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
             catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
