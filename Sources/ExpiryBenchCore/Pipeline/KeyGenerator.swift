@@ -89,7 +89,9 @@ public struct KeyGenerator: Sendable {
         commands.append(RedisCommand("MULTI"))
         let deadlineText = String(deadline)
         var probeCount = 0
-        let wanted = (first..<(first + count)).filter { (indices.lowerBound + $0) % ExpiryProbes.every == 0 }.count
+        // Multiples of `every` among the batch's indices: one probe beside each.
+        let (low, high, every) = (indices.lowerBound + first, indices.lowerBound + first + count, ExpiryProbes.every)
+        let wanted = (high + every - 1) / every - (low + every - 1) / every
         let probeRoom = wanted == 0 ? 0 : probes.reserve(wanted, deadline: deadline, serverNow: WallClock.milliseconds() + serverOffsetMilliseconds)
         var zadd = RedisCommandBuilder("ZADD", capacity: count * 24)
         zadd.append(keyspace.dueIndex)
