@@ -63,7 +63,7 @@ struct CleanupCommand: AsyncParsableCommand {
         try await exitingOnFailure(at: connection.endpoint) {
             // Only a prefix that holds a run: never sweep keys that merely share its shape.
             guard let removed = try await RunCleanup.removeRun(namespace: namespace, runID: runID, using: connection, timeout: server.timeout.duration,
-                                                               force: force) else {
+                                                               force: force, say: { print($0) }) else {
                 throw RunError(.usage, "no run '\(runID)' under namespace '\(namespace)' at \(connection.endpoint.addressDescription) (expiry-bench inspect --list shows the runs there); nothing was removed")
             }
             print("Removed \(Format.count(removed)) keys of run \(runID) under \(namespace):\(runID): at \(connection.endpoint.addressDescription).")

@@ -8,8 +8,6 @@ extension Scenarios {
     /// the verdict covers every shard.
     @Suite(.serialized)
     struct ClusterRunTests {
-        func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
-
         /// Primaries that close idle connections (`timeout 2`): the connections used only at the end (cleanup, the
         /// setting's restore) were closed meanwhile and are reopened, so a success leaves nothing behind.
         @Test func clusterThatClosesIdleConnectionsIsLeftAsItWas() async throws {

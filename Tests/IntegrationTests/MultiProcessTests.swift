@@ -7,8 +7,6 @@ extension Scenarios {
     /// `--run-id`. Judged by what a user sees: every process's exit code, and the driver's JSON report.
     @Suite(.serialized)
     struct MultiProcessTests {
-        func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
-
         @Test func driverWithoutConsumersAndTwoConsumerProcessesProcessEveryKeyOnce() async throws {
             try await withRedis { server in
                 let url = "redis://127.0.0.1:\(server.port)"

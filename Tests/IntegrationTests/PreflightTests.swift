@@ -14,10 +14,6 @@ extension Scenarios {
              "--timeout", "5s", "--stall-timeout", "10s", "--max-duration", "30s"] + extra
         }
 
-        func tcpURL(_ server: EmbeddedRedis) -> String { "redis://127.0.0.1:\(server.port)" }
-
-        func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
-
         // MARK: - Credentials
 
         /// A user made as the Redis docs recommend for applications (`+@all -@dangerous`, its own keys): with

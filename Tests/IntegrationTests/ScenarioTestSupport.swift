@@ -105,6 +105,12 @@ func shortTemporaryDirectory(_ tag: String) throws -> URL {
 
 // MARK: - The built binary
 
+/// The URL of `server` over TCP, as a user would type it.
+func tcpURL(_ server: EmbeddedRedis) -> String { "redis://127.0.0.1:\(server.port)" }
+
+/// A program's exit status and output, for failure messages.
+func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
+
 /// Runs the built `expiry-bench` with `arguments` as a user would: stdout and stderr captured in files, the
 /// environment inherited except REDIS_PASSWORD and NO_COLOR (which change the tool's behaviour), plus
 /// `environment`. Kills it (and fails the test) after `limit`. Fails the test if it crashed.

@@ -7,10 +7,6 @@ extension Scenarios {
     /// the files written beside the report, and the report's charts with and without colour.
     @Suite(.serialized)
     struct SignalAndToolsTests {
-        func tcpURL(_ server: EmbeddedRedis) -> String { "redis://127.0.0.1:\(server.port)" }
-
-        func describe(_ result: ProgramResult) -> String { "exit \(result.status)\nstdout: \(result.stdout)\nstderr: \(result.stderr)" }
-
         /// A run that lasts a little over a second (rate-limited), so that the per-second series has a sample.
         func oneSecondRun(_ server: EmbeddedRedis, _ extra: [String] = []) -> [String] {
             ["--redis", tcpURL(server), "--keys", "3000", "--rate", "2000", "--consumers", "4", "--work", "1ms",

@@ -3,9 +3,12 @@ extension RunCleanup {
     /// Removes every key of run `runID` under `namespace` from the server `connection` talks to or, if it is a
     /// cluster node, from every primary of its cluster. Only a prefix that holds a run (its meta hash) is touched.
     /// A run whose driver is still beating is refused (`RunError` 64) unless `force`, which warns through `warn`.
+    /// The run also leaves the servers' record of runs sharing `notify-keyspace-events`, which puts the setting
+    /// back when no other run needs it (a run killed outright could not); `say` tells what became of it.
     /// - Returns: how many keys were removed, or nil if there is no such run.
     public static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration,
-                                 force: Bool = false, warn: (String) -> Void = { Diagnostics.warn($0) }) async throws -> Int? {
+                                 force: Bool = false, warn: (String) -> Void = { Diagnostics.warn($0) },
+                                 say: (String) -> Void = { _ in }) async throws -> Int? {
         let facts = try await Preflight.facts(connection, endpoint: connection.endpoint)
         let servers = try await RunServers.discover(endpoint: connection.endpoint, control: connection, clusterEnabled: facts.clusterEnabled)
         let keyspace = RunKeyspace(namespace: namespace, runID: runID, cluster: servers.cluster != nil)
@@ -24,11 +27,24 @@ extension RunCleanup {
         case .ended:
             break
         }
-        if servers.cluster == nil { return try await removeKeys(of: keyspace, on: connection) }
-        let nodes = try await servers.connectToPrimaries(name: "expiry-bench:cleanup", timeout: timeout)
-        defer { for node in nodes { node.close() } }
         var removed = 0
-        for node in nodes { removed += try await removeKeys(of: keyspace, on: node) }
+        if servers.cluster == nil {
+            removed = try await removeKeys(of: keyspace, on: connection)
+        } else {
+            let nodes = try await servers.connectToPrimaries(name: "expiry-bench:cleanup", timeout: timeout)
+            defer { for node in nodes { node.close() } }
+            for node in nodes { removed += try await removeKeys(of: keyspace, on: node) }
+        }
+        let member = NotificationShare.member(namespace: namespace, runID: runID)
+        for primary in servers.primaries {
+            let on = servers.cluster != nil ? "\(primary.addressDescription): " : ""
+            do {
+                let departure = try await NotificationShare.leave(member: member, key: servers.notificationRecordKey(on: primary), endpoint: primary, timeout: timeout)
+                if let line = departure.flatMap(NotificationSettings.describe) { say(on + line) }
+            } catch let error as RedisError where error.code == .server {
+                warn("\(on)could not update the record of runs sharing notify-keyspace-events (\(error.serverMessage ?? error.message)): check the setting with redis-cli CONFIG GET notify-keyspace-events")
+            }
+        }
         return removed
     }
 }

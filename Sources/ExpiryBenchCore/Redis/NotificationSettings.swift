@@ -1,10 +1,25 @@
 /// Makes sure the server publishes expired-key events (`notify-keyspace-events` with `E` and `x`), adding only
-/// the flags that are missing, and puts the setting back as it was with `restore()`.
+/// the flags that are missing, and puts the setting back as it was with `release(on:)`: at once for a run alone,
+/// or when the last run that needs it ends when runs share the server (`NotificationShare`).
 public struct NotificationSettings: Sendable {
-    /// The value found before the run; nil if CONFIG could not be read.
+    /// The value to put back; nil if CONFIG could not be read.
     public let original: String?
     /// The value the run set, if it had to change anything.
     public let applied: String?
+    /// The value in force for the run, when CONFIG could be read.
+    public let value: String?
+    /// The run's entry in the server's record of the runs that share the setting; nil where it could not be kept.
+    public let share: NotificationShare?
+    /// Other live runs that were already using the setting when this run started.
+    public let others: Int
+
+    init(original: String?, applied: String?, value: String? = nil, share: NotificationShare? = nil, others: Int = 0) {
+        self.original = original
+        self.applied = applied
+        self.value = value ?? applied ?? original
+        self.share = share
+        self.others = others
+    }
 
     /// The flags `value` lacks for expired keyevent notifications ("" when none).
     public static func missingFlags(in value: String) -> String {
@@ -14,12 +29,9 @@ public struct NotificationSettings: Sendable {
         return missing
     }
 
-    /// Reads the setting and adds what is missing. Throws the CONFIG error if CONFIG is unavailable.
+    /// Reads the setting and adds what is missing, for this run alone. Throws the CONFIG error if CONFIG is unavailable.
     public static func ensure(on connection: RedisConnection) async throws -> NotificationSettings {
-        let reply = try await connection.send("CONFIG", "GET", "notify-keyspace-events")
-        guard let pair = reply.array, pair.count == 2, let value = pair[1].string else {
-            throw RedisError(.protocolViolation, "CONFIG GET notify-keyspace-events returned \(reply)")
-        }
+        let value = try await current(on: connection)
         let missing = missingFlags(in: value)
         if missing.isEmpty { return NotificationSettings(original: value, applied: nil) }
         let wanted = value + missing
@@ -27,10 +39,43 @@ public struct NotificationSettings: Sendable {
         return NotificationSettings(original: value, applied: wanted)
     }
 
-    /// Puts the original value back if the run changed it.
-    public func restore(on connection: RedisConnection) async throws {
-        guard applied != nil, let original else { return }
-        try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
+    /// The server's `notify-keyspace-events`. Throws the CONFIG error if CONFIG is unavailable.
+    static func current(on connection: RedisConnection) async throws -> String {
+        let reply = try await connection.send("CONFIG", "GET", "notify-keyspace-events")
+        guard let pair = reply.array, pair.count == 2, let value = pair[1].string else {
+            throw RedisError(.protocolViolation, "CONFIG GET notify-keyspace-events returned \(reply)")
+        }
+        return value
+    }
+
+    /// Puts the original value back, or leaves it for the other runs that still need it. Returns a line saying
+    /// what became of the setting, nil when there is nothing to say. Safe to retry.
+    public func release(on connection: RedisConnection) async throws -> String? {
+        guard let share else {
+            guard applied != nil, let original else { return nil }
+            try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
+            return "notify-keyspace-events put back to '\(original)'."
+        }
+        let departure = try await share.leave(fallback: original.map { ($0, applied ?? $0) })
+        share.close()
+        return Self.describe(departure)
+    }
+
+    /// One line for what became of the setting when a run left the shared record; nil when nothing changed.
+    public static func describe(_ departure: NotificationShare.Departure) -> String? {
+        switch departure {
+        case .restored(let value): return "notify-keyspace-events put back to '\(value)'."
+        case .unchanged, .noRecord: return nil
+        case .kept(let value, let others):
+            return "notify-keyspace-events left at '\(value)': \(others) other run\(others == 1 ? "" : "s") on this server still use\(others == 1 ? "s" : "") it; the last to end puts it back."
+        case .changedElsewhere(let value):
+            return "notify-keyspace-events is '\(value)', not what the runs set: it was changed during the run, so it is left as it is."
+        }
+    }
+
+    /// The command that puts the setting back by hand, for a warning when the release failed.
+    public var manualRestore: String {
+        "redis-cli CONFIG SET notify-keyspace-events '\(original ?? "")'"
     }
 }
 
@@ -49,10 +94,22 @@ extension NotificationSettings {
     /// Makes sure expired-key events will arrive: through CONFIG where it is available; where it is not
     /// (managed Redis, renamed command), by a probe key that must produce an event. Throws `RunError` 78 with the
     /// exact setting to add when events are off and cannot be turned on from here.
-    static func prepare(control: RedisConnection, endpoint: RedisEndpoint, keyspace: RunKeyspace, timeout: Duration,
+    /// Where CONFIG works, the run joins the server's record `recordKey` of the runs sharing the setting; if the
+    /// record cannot be written (an ACL that does not cover its key), the run changes the setting alone, with a warning.
+    static func prepare(control: RedisConnection, endpoint: RedisEndpoint, keyspace: RunKeyspace, recordKey: String, timeout: Duration,
                         say: @Sendable (String) -> Void) async throws -> NotificationSettings {
         do {
-            return try await ensure(on: control)
+            _ = try await current(on: control)
+            do {
+                let joined = try await NotificationShare.join(endpoint: endpoint, key: recordKey,
+                                                              member: NotificationShare.member(namespace: keyspace.namespace, runID: keyspace.runID),
+                                                              timeout: timeout)
+                return NotificationSettings(original: joined.original, applied: joined.changed ? joined.value : nil, value: joined.value,
+                                            share: joined.share, others: joined.others)
+            } catch let error as RedisError where error.code == .server {
+                Diagnostics.warn("could not record the run in \(recordKey) (\(error.serverMessage ?? error.message)): runs that share this server may switch each other's expired events off when they end.")
+                return try await ensure(on: control)
+            }
         } catch let error as RedisError where error.code == .server {
             // "ERR unknown command 'CONFIG', with args beginning with: ..." → the part before the arguments.
             let reason = (error.serverMessage ?? error.message).components(separatedBy: ", with args").first ?? error.message

@@ -76,11 +76,12 @@ public struct BenchmarkRun: Sendable {
         do {
             for (node, primary) in zip(nodes, servers.primaries) {
                 notifications.append(try await NotificationSettings.prepare(control: node, endpoint: primary, keyspace: keyspace,
+                                                                            recordKey: servers.notificationRecordKey(on: primary),
                                                                             timeout: configuration.timeout, say: say))
             }
         } catch {
             // Nothing of the run may stay: the settings already changed go back, and the claim is given up.
-            for (node, settings) in zip(nodes, notifications) { try? await settings.restore(on: node) }
+            for (node, settings) in zip(nodes, notifications) { _ = try? await settings.release(on: node) }
             _ = try? await runControl.send(RedisCommand("DEL", keyspace.meta))
             throw error
         }
@@ -88,8 +89,12 @@ public struct BenchmarkRun: Sendable {
             : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description
         say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers\(configuration.role == .driver ? " in this process" : ""), ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
         for (settings, primary) in zip(notifications, servers.primaries) {
-            guard let applied = settings.applied else { continue }
-            say("notify-keyspace-events was '\(settings.original ?? "")'\(servers.cluster != nil ? " on \(primary.addressDescription)" : ""): set to '\(applied)' for the run, restored at the end.")
+            let on = servers.cluster != nil ? " on \(primary.addressDescription)" : ""
+            if settings.others > 0, let value = settings.value {
+                say("notify-keyspace-events is '\(value)'\(on), shared with \(settings.others) other run\(settings.others == 1 ? "" : "s") on this server; the last to end puts back '\(settings.original ?? "")'.")
+            } else if let applied = settings.applied {
+                say("notify-keyspace-events was '\(settings.original ?? "")'\(on): set to '\(applied)' for the run, put back when the last run using it ends.")
+            }
         }
 
         if let embedded = server.embedded {
@@ -119,8 +124,14 @@ public struct BenchmarkRun: Sendable {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
         for (node, settings) in zip(nodes, notifications) {
-            do { try await withRetries(giveUpAfter: endPatience) { try await settings.restore(on: node) } }
-            catch { Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(settings.original ?? "")'") }
+            do {
+                if let line = try await withRetries(giveUpAfter: endPatience, { try await settings.release(on: node) }) {
+                    say(servers.cluster != nil ? "\(node.endpoint.addressDescription): \(line)" : line)
+                }
+            } catch {
+                settings.share?.close()
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore)")
+            }
         }
         return try outcome.get()
     }

@@ -29,7 +29,7 @@ public final class EmergencyCleanup: Sendable {
         return {
             guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):cleanup", timeout: .seconds(1)) else { return }
             defer { connection.close() }
-            try? await notifications.restore(on: connection)
+            _ = try? await notifications.release(on: connection)
             if !keep { _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection) }
         }
     }

@@ -89,11 +89,12 @@ public struct ExpiryProbeRun: Sendable {
             }
             let keyspace = RunKeyspace(namespace: options.namespace, runID: "probe-" + RunKeyspace.newRunID())
             let server = await Self.expirySettings(control, database: endpoint.database, version: facts.version)
-            let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace, timeout: options.timeout, say: say)
+            let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
+                                                                               recordKey: NotificationShare.standaloneKey, timeout: options.timeout, say: say)
             EmergencyCleanup.shared.register(runID: keyspace.runID) {
                 guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:probe-cleanup", timeout: .seconds(1)) else { return }
                 defer { connection.close() }
-                try? await notifications.restore(on: connection)
+                _ = try? await notifications.release(on: connection)
                 _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection)
             }
             defer { EmergencyCleanup.shared.clear() }
@@ -103,8 +104,9 @@ public struct ExpiryProbeRun: Sendable {
             } catch {
                 measured = .failure(error)
             }
-            do { try await notifications.restore(on: control) } catch {
-                Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: redis-cli CONFIG SET notify-keyspace-events '\(notifications.original ?? "")'")
+            do { _ = try await notifications.release(on: control) } catch {
+                notifications.share?.close()
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: \(notifications.manualRestore)")
             }
             let lag = try measured.get()
             return Report(count: lag.count, missing: lag.missing, lagMs: Report.Lag(p50: lag.p50, p90: lag.p90, p99: lag.p99, max: lag.max),

@@ -32,6 +32,12 @@ struct RunServers: Sendable {
         return RunLayout(run: run, tags: tags)
     }
 
+    /// The key of the record of runs sharing `notify-keyspace-events` on `primary` (`NotificationShare`).
+    func notificationRecordKey(on primary: RedisEndpoint) -> String {
+        guard let cluster else { return NotificationShare.standaloneKey }
+        return NotificationShare.clusterKey(for: primary) { cluster.owner(ofSlot: $0) }
+    }
+
     /// The primary a shard's slot is on, for the report.
     func node(of shard: RunKeyspace) -> String {
         guard let cluster else { return endpoint.addressDescription }
