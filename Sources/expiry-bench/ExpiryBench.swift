@@ -8,8 +8,8 @@ struct ExpiryBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "expiry-bench",
         abstract: "Load-test Redis key expirations → keyspace notifications → a stream → a consumer group, and verify each key is processed exactly once.",
-        discussion: "The run's options: expiry-bench run --help. Durations take a unit: 500us, 250ms, 2s, 1m, 1h.\n\nExit codes: 0 verified exactly-once; 1 verification failed; 64 bad usage; 69 Redis unreachable; 77 authentication refused; 78 the server's configuration makes the run impossible; 130 interrupted.",
-        subcommands: [RunCommand.self, ProbeCommand.self, InspectCommand.self, CleanupCommand.self],
+        discussion: "The run's options: expiry-bench run --help. Durations take a unit: 500us, 250ms, 2s, 1m, 1h.\n\nExit codes: 0 verified exactly-once; 1 verification failed; 64 bad usage; 69 Redis unreachable; 77 authentication refused; 78 the server's configuration makes the run impossible; 99 the run verified but a --threshold failed (or --abort-on-fail stopped it); 130 interrupted.",
+        subcommands: [RunCommand.self, ProbeCommand.self, CapacityCommand.self, InspectCommand.self, CleanupCommand.self],
         defaultSubcommand: RunCommand.self
     )
 }

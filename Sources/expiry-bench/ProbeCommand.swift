@@ -69,7 +69,7 @@ struct ProbeCommand: AsyncParsableCommand {
             "Redis's own expiry lag at \(report.redis) (\(Format.count(total)) probe keys, ttl \(ttl))",
             "  deadline → expired event  " + percentiles,
             "  missing                   \(Format.count(report.missing)) of \(Format.count(total)) (\(share)) had no event within \(window)",
-            "  server                    Redis \(s.version), " + settings.joined(separator: ", "),
+            "  server                    \(s.name) \(s.version), " + settings.joined(separator: ", "),
         ].joined(separator: "\n")
     }
 }

@@ -29,6 +29,7 @@ struct RunCommand: AsyncParsableCommand {
         reliability.apply(to: &configuration)
         control.apply(to: &configuration)
         configuration.jsonPath = output.json
+        configuration.hdrIntervals = output.hdrLog != nil
         configuration.progress = output.progress
         return configuration
     }
@@ -52,7 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let files: [(path: String?, what: String, write: (String) throws -> Void)] = [
             (configuration.jsonPath, "JSON report", { try ReportFile.write(report, to: $0) }),
-            (output.csv, "CSV series", text(SeriesFiles.csv(outcome.samples))),
+            (output.csv, "CSV series", text(SeriesFiles.csv(outcome.samples, stages: configuration.stages))),
             (output.hdrLog, "latency histogram", text(SeriesFiles.hdrLog(outcome))),
         ]
         // A file that cannot be written costs a warning, not the verdict: the others are still written.
@@ -64,10 +65,17 @@ struct RunCommand: AsyncParsableCommand {
                 Diagnostics.warn("cannot write the \(file.what) to \(path): \(error.localizedDescription)")
             }
         }
+        let failedThresholds = (report.thresholds ?? []).filter { !$0.ok }
+        for failed in failedThresholds {
+            Diagnostics.fail("threshold \(failed.threshold) failed: \(ReportPrinter.describeValue(of: failed))"
+                             + (failed.abortedAtSec.map { ", when --abort-on-fail stopped the run at \($0) s" } ?? ""))
+        }
+        let aborted = failedThresholds.contains { $0.abortedAtSec != nil }
         switch report.verdict {
-        case .exactlyOnce: return
+        case .exactlyOnce where failedThresholds.isEmpty: return
+        case .exactlyOnce: throw ExitCode(ExitStatus.thresholdFailed.rawValue)
         case .failed: throw ExitCode(ExitStatus.verificationFailed.rawValue)
-        case .interrupted: throw ExitCode(ExitStatus.interrupted.rawValue)
+        case .interrupted: throw ExitCode(aborted ? ExitStatus.thresholdFailed.rawValue : ExitStatus.interrupted.rawValue)
         }
     }
 

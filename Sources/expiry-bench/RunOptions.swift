@@ -39,7 +39,7 @@ struct ServerOptions: ParsableArguments {
 
 /// What the run generates and how consumers work on it.
 struct WorkloadOptions: ParsableArguments {
-    @Option(help: "Keys to generate.") var keys: Int = 3_000_000
+    @Option(help: "Keys to generate (default 3000000; with --duration or staged --rate, they decide).") var keys: Int?
     @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = 64
     @Option(help: ArgumentHelp("Time to live of each key: its deadline (a duration: 250ms, 2s, 1m).", valueName: "duration"))
     var ttl: DurationArgument = DurationArgument(.milliseconds(100))
@@ -47,7 +47,10 @@ struct WorkloadOptions: ParsableArguments {
     var work: DurationArgument = DurationArgument(.milliseconds(5))
     @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock (a duration: 500ms, 2s).", valueName: "duration"))
     var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
-    @Option(help: "Keys generated per second, open loop; 0 for as fast as the pipeline takes them.") var rate: Int = 0
+    @Option(help: ArgumentHelp("Keys generated per second, open loop; 0 for as fast as the pipeline takes them. Or stages, each a rate held for a duration: 2000:10s,8000:10s,12000:10s (the run then generates their keys, and reports each stage).", valueName: "keys/s | rate:duration,..."))
+    var rate: String = "0"
+    @Option(help: ArgumentHelp("Generate at --rate for this long instead of a number of keys (--rate × duration keys), then drain and verify.", valueName: "duration"))
+    var duration: DurationArgument?
     @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 256 with --work 0).")
     var batch: Int?
     @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
@@ -58,13 +61,30 @@ struct WorkloadOptions: ParsableArguments {
     @Option(name: .customLong("background-keys"), help: "Keys with a 1 h TTL written under the run's namespace first, to reproduce a real cache's expiry lag.")
     var backgroundKeys: Int = 0
 
+    func validate() throws {
+        let parsed: (rate: Int, stages: [RateSchedule.Stage])
+        do { parsed = try RateSchedule.parse(rate) } catch { throw ValidationError(error.description) }
+        if duration != nil, !parsed.stages.isEmpty { throw ValidationError("--duration and a staged --rate both set the run's length: give one (the stages last \(DurationText.format(parsed.stages.reduce(.zero) { $0 + $1.duration })))") }
+        if duration != nil, parsed.rate <= 0 { throw ValidationError("--duration needs --rate N (keys/s): the run generates N × duration keys") }
+        if let duration, duration.duration <= .zero { throw ValidationError("--duration must be longer than 0") }
+        if keys != nil, duration != nil || !parsed.stages.isEmpty { throw ValidationError("--keys cannot be given with --duration or a staged --rate: they decide how many keys the run generates") }
+    }
+
     func apply(to configuration: inout RunConfiguration) {
-        configuration.keys = keys
+        let parsed = (try? RateSchedule.parse(rate)) ?? (rate: 0, stages: [])
+        configuration.rate = parsed.rate
+        configuration.stages = parsed.stages
+        if !parsed.stages.isEmpty {
+            configuration.keys = RateSchedule(stages: parsed.stages).keys
+        } else if let duration {
+            configuration.keys = Int((Double(parsed.rate) * duration.duration.seconds).rounded())
+        } else {
+            configuration.keys = keys ?? 3_000_000
+        }
         configuration.consumers = consumers
         configuration.ttl = ttl.duration
         configuration.work = work.duration
         configuration.lockTTL = lockTTL.duration
-        configuration.rate = rate
         configuration.batch = batch
         configuration.concurrency = concurrency
         configuration.commitEvery = commitEvery.duration
@@ -119,8 +139,21 @@ struct RunControlOptions: ParsableArguments {
     var maxDuration: DurationArgument = DurationArgument(.zero)
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
     var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
+    @Option(name: .customLong("threshold"), help: ArgumentHelp("A pass/fail criterion checked at the end, repeatable: p50, p90, p99, p999 or max (deadline → commit) below a duration ('p99<250ms', 'max<=2s'), or lost, duplicates or late as a count or a percentage of the keys ('lost==0', 'late<1%'). A run that verifies but fails one exits 99.", valueName: "expr"))
+    var thresholds: [String] = []
+    @Flag(name: .customLong("abort-on-fail"), help: "Check the latency thresholds every second while the run goes, and stop the run (exit 99) as soon as one fails.")
+    var abortOnFail = false
+
+    func validate() throws {
+        for text in thresholds {
+            do { _ = try Threshold(parsing: text) } catch { throw ValidationError(error.description) }
+        }
+        if abortOnFail && thresholds.isEmpty { throw ValidationError("--abort-on-fail needs at least one --threshold") }
+    }
 
     func apply(to configuration: inout RunConfiguration) {
+        configuration.thresholds = thresholds.compactMap { try? Threshold(parsing: $0) }
+        configuration.abortOnFail = abortOnFail
         configuration.namespace = namespace
         configuration.runID = runID
         configuration.role = role.role

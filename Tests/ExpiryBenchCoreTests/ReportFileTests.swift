@@ -17,7 +17,7 @@ enum ReportFixture {
                            RunReport.Consumer(name: "consumer-1", processed: 400, share: 0.4),
                        ]) -> RunReport {
         RunReport(
-            verdict: verdict, problems: problems, runID: "sx1abc", redis: "redis://:***@db:6380", redisVersion: "7.2.4",
+            verdict: verdict, problems: problems, runID: "sx1abc", redis: "redis://:***@db:6380", redisVersion: "7.2.4", server: ServerIdentity(name: "Valkey", version: "8.1.8"),
             keysRequested: 1000, keysGenerated: 1000, keysProcessed: 998, duplicateCommits: 1, duplicateDeliveries: 4,
             lockSkips: 5, fencedCommits: 6, lost: 2, deadLettered: 3, pendingAtEnd: 7, dueAtEnd: 8, reclaimed: 9,
             redeliveries: 0, failedWork: 0,

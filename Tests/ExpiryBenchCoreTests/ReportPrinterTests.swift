@@ -66,7 +66,7 @@ struct ReportPrinterTests {
 
     @Test func exactlyOnceReport() {
         let text = ReportPrinter.render(ReportFixture.report())
-        #expect(text.contains("Final statistics (run sx1abc on redis://:***@db:6380, Redis 7.2.4)"))
+        #expect(text.contains("Final statistics (run sx1abc on redis://:***@db:6380, Valkey 8.1.8)"), "the server as it names itself, not its redis_version")
         #expect(text.contains("  keys generated            1,000 of 1,000"))
         #expect(text.contains("  duration                  12.50 s"))
         #expect(text.contains("  max unexpired keys        4,321"))

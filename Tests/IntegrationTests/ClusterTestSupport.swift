@@ -20,10 +20,20 @@ struct LocalCluster: Sendable {
 }
 
 /// The options that make a `redis-server` a cluster node with no persistence; its cluster bus listens on
-/// `busPort` (not port + 10000, which is beyond 65535 for ports the kernel hands out).
-private func clusterNodeArguments(busPort: Int) -> [String] {
+/// `busPort` (not port + 10000, which is beyond 65535 for ports the kernel hands out), or on port + 10000 where
+/// the server has no `cluster-port` (before Redis 7.0).
+private func clusterNodeArguments(busPort: Int?) -> [String] {
     ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-     "--cluster-port", String(busPort), "--appendonly", "no", "--save", ""]
+     "--appendonly", "no", "--save", ""] + (busPort.map { ["--cluster-port", String($0)] } ?? [])
+}
+
+/// Whether the server binary the tests start knows `cluster-port` (Redis 7.0 and later, every Valkey).
+private func serverHasClusterPort() async throws -> Bool {
+    let binary = try #require(EmbeddedRedis.serverPath())
+    let version = try await runProgram(URL(fileURLWithPath: binary), ["--version"], limit: .seconds(10)).stdout
+    guard let range = version.range(of: #"v=(\d+)\."#, options: .regularExpression),
+          let major = Int(version[range].dropFirst(2).dropLast()) else { return true }
+    return major >= 7
 }
 
 /// Starts a cluster of `primaries` nodes (`redis-cli --cluster create ... --cluster-replicas 0`), waits until every
@@ -47,9 +57,14 @@ func withRedisCluster<T: Sendable>(primaries: Int = 3, _ body: (LocalCluster) as
 /// One cluster-enabled `redis-server`; tried again with another bus port if that one was taken meanwhile.
 private func startClusterNode() async throws -> EmbeddedRedis {
     var lastError: Error = RedisError(.io, "no cluster node started")
-    for _ in 0..<3 {
+    let separateBus = try await serverHasClusterPort()
+    for _ in 0..<5 {
         do {
-            return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: try EmbeddedRedis.freePort()))
+            if separateBus {
+                return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: try EmbeddedRedis.freePort()))
+            }
+            // The bus is on port + 10000: a port low enough for that, at random (taken ones fail and are retried).
+            return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: nil), port: Int.random(in: 20_000...55_000))
         } catch {
             lastError = error
         }

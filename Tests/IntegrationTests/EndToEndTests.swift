@@ -102,6 +102,11 @@ struct EndToEndTests {
             }
             #expect(percentiles.allSatisfy { $0 >= 0 })
             #expect(percentiles == percentiles.sorted(), "percentiles out of order: \(percentiles)")
+            // The server named as its binary names itself ("Valkey server v=9.1.2" is Valkey 9.1.2, not Redis 7.2.4).
+            let named = try #require(report["server"] as? [String: String])
+            let binary = try #require(EmbeddedRedis.serverPath())
+            let version = try await runProgram(URL(fileURLWithPath: binary), ["--version"], limit: .seconds(10)).stdout
+            #expect(version.hasPrefix("\(named["name"] ?? "?") server v=\(named["version"] ?? "?") "), "JSON server \(named); \(binary) says: \(version)")
 
             // The run left only the user's key behind, and the notification setting as it was (empty by default).
             #expect(try await control.send("DBSIZE") == .integer(1))

@@ -164,7 +164,7 @@ extension Scenarios {
                 }
 
                 // The latency histogram: HdrHistogram's interval log (README: `.hlog`, V2 compressed encoding), one
-                // interval for the run whose length and maximum are the report's.
+                // interval a second: in order, covering the run, their largest maximum the report's.
                 let log = try String(contentsOfFile: hlog, encoding: .utf8)
                 let logLines = log.split(whereSeparator: \.isNewline).map(String.init)
                 #expect(logLines.first == "#[Histogram log format version 1.3]", "hlog: \(log.prefix(300))")
@@ -172,16 +172,14 @@ extension Scenarios {
                 #expect(logLines.contains("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""),
                         "hlog: \(log.prefix(400))")
                 let intervals = logLines.filter { !$0.hasPrefix("#") && !$0.hasPrefix("\"") }
-                #expect(intervals.count == 1, "intervals: \(intervals)")
-                if let interval = intervals.first {
+                #expect(intervals.count >= 2, "one interval a second over a run of more than a second: \(intervals)")
+                var starts: [Double] = [], lengths: [Double] = [], maxima: [Double] = []
+                for interval in intervals {
                     let fields = interval.split(separator: ",").map(String.init)
                     try #require(fields.count == 4, "interval line: \(interval)")
-                    let length = try #require(Double(fields[1]))
-                    let maximum = try #require(Double(fields[2]))
-                    let duration = try #require((report["duration_sec"] as? NSNumber)?.doubleValue)
-                    let reportMax = try #require(((report["latency_ms"] as? [String: Any])?["max"] as? NSNumber)?.doubleValue)
-                    #expect(abs(length - duration) < 0.01, "Interval_Length \(length) s, run \(duration) s")
-                    #expect(abs(maximum - reportMax) < 0.011, "Interval_Max \(maximum) ms, report max \(reportMax) ms")
+                    starts.append(try #require(Double(fields[0])))
+                    lengths.append(try #require(Double(fields[1])))
+                    maxima.append(try #require(Double(fields[2])))
                     let bytes = try #require(Data(base64Encoded: fields[3]).map { [UInt8]($0) }, "the histogram is not base64")
                     try #require(bytes.count > 10, "histogram of \(bytes.count) bytes")
                     let cookie = bytes[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
@@ -190,6 +188,12 @@ extension Scenarios {
                     #expect(Int(length32) == bytes.count - 8, "compressed length \(length32), \(bytes.count - 8) bytes follow")
                     #expect(bytes[8] == 0x78, "not a zlib stream")
                 }
+                let duration = try #require((report["duration_sec"] as? NSNumber)?.doubleValue)
+                let reportMax = try #require(((report["latency_ms"] as? [String: Any])?["max"] as? NSNumber)?.doubleValue)
+                #expect(starts.first == 0 && starts == starts.sorted(), "interval starts: \(starts)")
+                #expect(lengths.dropLast().allSatisfy { abs($0 - 1) < 0.1 }, "intervals of a second: \(lengths)")
+                #expect(lengths.reduce(0, +) >= duration - 0.05, "the intervals (\(lengths.reduce(0, +)) s) cover the run (\(duration) s)")
+                #expect(abs((maxima.max() ?? 0) - reportMax) < 0.011, "largest Interval_Max \(maxima.max() ?? 0) ms, report max \(reportMax) ms")
 
                 // stdout is a file here, not a terminal: the charts are drawn, without colour.
                 for title in Self.chartTitles { #expect(result.stdout.contains(title), "no '\(title)' in: \(result.stdout)") }

@@ -2,8 +2,8 @@
 /// atomic step, its entry in the due index.
 ///
 /// One generator writes one shard's keys (a range of indices); a run has one per shard, in parallel.
-/// Open loop at `rate` keys/s (batches sent on a fixed schedule, whatever the pipeline does), or as fast as the
-/// server takes them when `rate` is 0. Either way it waits while `maxOutstanding` keys are generated but not yet
+/// Open loop at the run's `RateSchedule` (batches sent on a fixed schedule, whatever the pipeline does; each shard
+/// takes its share of every stage's rate), or as fast as the server takes them without one. Either way it waits while `maxOutstanding` keys are generated but not yet
 /// finished, so a slow pipeline cannot fill the server's memory; such waits are counted.
 public struct KeyGenerator: Sendable {
     let connection: RedisConnection
@@ -13,7 +13,10 @@ public struct KeyGenerator: Sendable {
     let indices: Range<Int>
     var keys: Int { indices.count }
     let ttl: Duration
-    let rate: Int
+    /// The run's pace; nil for as fast as possible.
+    let schedule: RateSchedule?
+    /// The run's keys per key of this shard: the shard's key `n` is the run's key `n × share` in the schedule.
+    let share: Double
     let maxOutstanding: Int
     let counters: RunCounters
     /// Where the probe keys written beside the data keys are counted.
@@ -36,15 +39,19 @@ public struct KeyGenerator: Sendable {
         self.indices = indices
         self.ttl = configuration.ttl
         // The shards share the rate in proportion to their keys.
-        self.rate = configuration.rate == 0 ? 0 : max(1, Int((Double(configuration.rate) * Double(indices.count) / Double(max(1, configuration.keys))).rounded()))
+        self.schedule = configuration.schedule
+        self.share = Double(max(1, configuration.keys)) / Double(max(1, indices.count))
         self.maxOutstanding = configuration.effectiveMaxOutstanding
         self.counters = counters
         self.probes = context.probes
     }
 
-    /// Keys per transaction: about 100 transactions a second at the given rate, between 1 and 1,000 keys.
-    var batchSize: Int {
-        rate == 0 ? 1000 : max(1, min(1000, rate / 100))
+    /// Keys per transaction at the shard's key `next`: about 100 transactions a second at the shard's share of
+    /// the rate then, between 1 and 1,000 keys.
+    func batchSize(at next: Int) -> Int {
+        guard let schedule else { return 1000 }
+        let shardRate = Double(schedule.rate(atKey: Int(Double(next) * share))) / share
+        return max(1, min(1000, Int(shardRate / 100)))
     }
 
     /// Generates all keys, returning when the last one is written or `shouldStop` says so.
@@ -55,10 +62,10 @@ public struct KeyGenerator: Sendable {
         let ttlMillisecondsInt = Int64(ttl.milliseconds)
         while next < keys, !shouldStop() {
             // Never more than --max-outstanding at once, or the wait below could never end.
-            let count = min(batchSize, keys - next, maxOutstanding)
-            if rate > 0 {
-                // Open loop: batch n is due at start + n × batch / rate, whatever happened before it.
-                let due = start + .nanoseconds(Int64(Double(next) / Double(rate) * 1e9))
+            let count = min(batchSize(at: next), keys - next, maxOutstanding)
+            if let schedule {
+                // Open loop: each batch is due when the schedule says, whatever happened before it.
+                let due = start + .nanoseconds(Int64(schedule.offset(ofKey: Double(next) * share) * 1e9))
                 if due > clock.now { try await clock.sleep(until: due) }
                 if shouldStop() { break }
             }

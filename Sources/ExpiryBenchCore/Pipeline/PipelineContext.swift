@@ -21,6 +21,8 @@ public struct PipelineContext: Sendable {
     public let serverOffsetMilliseconds: Int64
     /// Redis's own expiry lag, from the probe keys the generators write beside the data keys.
     public let probes: ExpiryProbes
+    /// Each stage's latencies, for a staged `--rate`; nil otherwise.
+    public let stages: StageRecorder?
     /// Consumers of the run spread over the shards before this process's (see `RunLayout.shard(forConsumer:after:)`).
     public var consumerOffset = 0
 
@@ -41,6 +43,7 @@ public struct PipelineContext: Sendable {
         self.recoveries = recoveries
         self.serverOffsetMilliseconds = serverOffsetMilliseconds
         self.probes = ExpiryProbes(window: configuration.probeWindow)
+        self.stages = configuration.stages.isEmpty ? nil : StageRecorder(schedule: RateSchedule(stages: configuration.stages), ttl: configuration.ttl)
     }
 
     /// Now, in milliseconds of the server's clock.

@@ -140,11 +140,14 @@ extension StreamConsumer {
         }
         var latencies: [Int64] = []
         latencies.reserveCapacity(claimed.count)
+        var deadlines: [Int64] = []
         var handedBack: [StreamEntry] = []
         var repeats = 0, fenced = 0, dead = 0
         for (entry, code) in zip(claimed, codes.dropFirst()) {
             switch code.int {
-            case 1: latencies.append(serverMicroseconds - entry.deadline * 1000)
+            case 1:
+                latencies.append(serverMicroseconds - entry.deadline * 1000)
+                if context.stages != nil { deadlines.append(entry.deadline) }
             case 2: repeats += 1
             case 3: handedBack.append(entry)
             case 4: dead += 1
@@ -153,6 +156,7 @@ extension StreamConsumer {
         }
         if !latencies.isEmpty {
             context.latencies.record(microseconds: latencies)
+            context.stages?.record(deadlines: deadlines, microseconds: latencies)
             counters.committed.add(latencies.count, ordering: .relaxed)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }

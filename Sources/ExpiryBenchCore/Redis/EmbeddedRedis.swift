@@ -24,8 +24,16 @@ public final class EmbeddedRedis: Sendable {
     /// The running `redis-server` process.
     public var process: ChildProcess { current.withLock { $0 } }
 
-    /// The path of `redis-server`, if it is on PATH.
+    /// The environment variable naming the server binary to start instead of `redis-server` from PATH (another
+    /// version, or Valkey: `scripts/servers path valkey-9.1.2`).
+    public static let serverVariable = "EXPIRY_BENCH_REDIS_SERVER"
+
+    /// The server binary: `$EXPIRY_BENCH_REDIS_SERVER` when set (nil if it is not an executable file), else
+    /// `redis-server` from PATH.
     public static func serverPath() -> String? {
+        if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
+            return FileManager.default.isExecutableFile(atPath: chosen) ? chosen : nil
+        }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         for dir in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
             let candidate = "\(dir)/redis-server"
@@ -37,15 +45,19 @@ public final class EmbeddedRedis: Sendable {
     /// Starts a server and waits until it answers.
     /// - Parameter extraArguments: more `redis-server` options, e.g. `["--requirepass", "x"]` or
     ///   `["--appendonly", "yes", "--appendfsync", "always"]` (later options win).
-    public static func start(extraArguments: [String] = []) async throws -> EmbeddedRedis {
+    /// - Parameter port: the port to listen on; by default a free one the kernel hands out.
+    public static func start(extraArguments: [String] = [], port chosenPort: Int? = nil) async throws -> EmbeddedRedis {
         guard let server = serverPath() else {
+            if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
+                throw RunError(.unavailable, "\(serverVariable) is '\(chosen)', which is not an executable file: give the path of a redis-server or valkey-server (scripts/servers path NAME prints one), or unset it")
+            }
             throw RunError(.unavailable, "redis-server is not on PATH: install it (apt-get install redis-server) or pass --redis URL")
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("expiry-bench-redis-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var lastError = "it did not start"
         for _ in 0..<5 {
-            let port = try freePort()
+            let port = try chosenPort ?? freePort()
             let arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
             let process = try launch(server, arguments)

@@ -18,16 +18,27 @@ public enum HdrLog {
     ///   - maxValueUnitRatio: what `Interval_Max` is divided by (1000: microseconds shown as milliseconds).
     public static func log(_ histogram: Histogram<UInt64>, startTime: Double, length: Double,
                            highestTrackableValue: UInt64, maxValueUnitRatio: Double = 1000) -> String {
-        let encoded = Data(compressed(histogram, highestTrackableValue: highestTrackableValue)).base64EncodedString()
+        header(startTime: startTime) + line(histogram, start: 0, length: length, highestTrackableValue: highestTrackableValue,
+                                            maxValueUnitRatio: maxValueUnitRatio)
+    }
+
+    /// The log's header: format version, start and base time (seconds since the epoch), the column names.
+    public static func header(startTime: Double) -> String {
         let started = Date(timeIntervalSince1970: startTime)
         var text = "#[Histogram log format version 1.3]\n"
         text += "#[StartTime: \(String(format: "%.3f", startTime)) (seconds since epoch), \(started)]\n"
         text += "#[BaseTime: \(String(format: "%.3f", startTime)) (seconds since epoch)]\n"
         text += "#[Values are deadline → commit latencies in microseconds; Interval_Max in milliseconds]\n"
         text += "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
-        let maximum = Double(histogram.totalCount > 0 ? histogram.maxRecorded : 0) / maxValueUnitRatio
-        text += String(format: "%.3f,%.3f,%.3f,", 0.0, length, maximum) + encoded + "\n"
         return text
+    }
+
+    /// One interval's line: its start (seconds after the base time), length, max and compressed histogram.
+    public static func line(_ histogram: Histogram<UInt64>, start: Double, length: Double,
+                            highestTrackableValue: UInt64, maxValueUnitRatio: Double = 1000) -> String {
+        let encoded = Data(compressed(histogram, highestTrackableValue: highestTrackableValue)).base64EncodedString()
+        let maximum = Double(histogram.totalCount > 0 ? histogram.maxRecorded : 0) / maxValueUnitRatio
+        return String(format: "%.3f,%.3f,%.3f,", start, length, maximum) + encoded + "\n"
     }
 
     static let encodingCookie: UInt32 = 0x1c84_9303 | 0x10

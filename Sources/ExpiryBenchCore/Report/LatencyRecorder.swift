@@ -3,26 +3,48 @@ import Synchronization
 
 /// Deadline → commit latencies of every committed key, in microseconds, in an HdrHistogram.
 ///
-/// Consumers record a whole batch under one short lock; readers take a copy.
+/// Consumers record a whole batch under one short lock; readers take a copy. With `intervals`, it also keeps the
+/// latencies since the last `takeInterval()` apart (for `--hdr-log`, one histogram per second).
 public final class LatencyRecorder: Sendable {
     /// One hour in microseconds: the longest latency recorded as itself.
     public static let highestTrackableValue: UInt64 = 3_600_000_000
-    private let histogram = Mutex(Histogram<UInt64>(highestTrackableValue: LatencyRecorder.highestTrackableValue, numberOfSignificantValueDigits: .three))
+    private struct State {
+        var total = LatencyRecorder.emptyHistogram()
+        var interval: Histogram<UInt64>?
+    }
+    private let state: Mutex<State>
 
-    public init() {}
+    public init(intervals: Bool = false) {
+        state = Mutex(State(interval: intervals ? Self.emptyHistogram() : nil))
+    }
+
+    static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: highestTrackableValue, numberOfSignificantValueDigits: .three)
+    }
 
     /// Records latencies in microseconds; negative values (clock noise) count as 0, values past 1 h as 1 h.
     public func record(microseconds values: some Sequence<Int64>) {
-        histogram.withLock { histogram in
+        state.withLock { state in
             for value in values {
-                _ = histogram.record(UInt64(min(max(value, 0), 3_600_000_000)))
+                let clamped = UInt64(min(max(value, 0), Int64(Self.highestTrackableValue)))
+                _ = state.total.record(clamped)
+                _ = state.interval?.record(clamped)
             }
         }
     }
 
     /// A copy of the histogram so far.
     public func snapshot() -> Histogram<UInt64> {
-        histogram.withLock { $0 }
+        state.withLock { $0.total }
+    }
+
+    /// The latencies recorded since the last call (and starts a new interval); nil unless made with `intervals`.
+    public func takeInterval() -> Histogram<UInt64>? {
+        state.withLock { state in
+            guard let interval = state.interval else { return nil }
+            state.interval = Self.emptyHistogram()
+            return interval
+        }
     }
 }
 
@@ -58,9 +80,9 @@ extension LatencyRecorder {
 
     /// Adds (value µs, count) pairs recorded by another process.
     public func merge(pairs: [[UInt64]]) {
-        histogram.withLock { histogram in
+        state.withLock { state in
             for pair in pairs where pair.count == 2 {
-                _ = histogram.record(min(pair[0], Self.highestTrackableValue), count: pair[1])
+                _ = state.total.record(min(pair[0], Self.highestTrackableValue), count: pair[1])
             }
         }
     }

@@ -18,18 +18,27 @@ public enum ReportFile {
 /// The per-second series (`--csv`) and the latency histogram (`--hdr-log`).
 public enum SeriesFiles {
     /// One line per second: elapsed seconds, keys processed so far, rate, unexpired keys, pending entries,
-    /// stream length, p99 latency so far (ms).
-    public static func csv(_ samples: [StatsReporter.Sample]) -> String {
-        var text = "elapsed_s,processed,rate_keys_per_s,unexpired,pending,stream_length,p99_ms\n"
+    /// stream length, p99 latency so far (ms); for a staged `--rate`, also the stage being generated (from 1) and
+    /// its target rate.
+    public static func csv(_ samples: [StatsReporter.Sample], stages: [RateSchedule.Stage] = []) -> String {
+        let schedule = stages.isEmpty ? nil : RateSchedule(stages: stages)
+        var text = "elapsed_s,processed,rate_keys_per_s,unexpired,pending,stream_length,p99_ms" + (schedule == nil ? "\n" : ",stage,target_rate\n")
         for s in samples {
-            text += String(format: "%.3f,%d,%.0f,%d,%d,%d,%.2f\n", s.elapsed, s.processed, s.rate, s.unexpired, s.pending, s.streamLength, s.p99Milliseconds)
+            text += String(format: "%.3f,%d,%.0f,%d,%d,%d,%.2f", s.elapsed, s.processed, s.rate, s.unexpired, s.pending, s.streamLength, s.p99Milliseconds)
+            if let schedule {
+                let stage = schedule.stage(at: s.elapsed)
+                text += ",\(stage + 1),\(schedule.stages[stage].rate)"
+            }
+            text += "\n"
         }
         return text
     }
 
-    /// The latency histogram in HdrHistogram's interval log format (`.hlog`), one interval for the run.
+    /// The latency histogram in HdrHistogram's interval log format (`.hlog`): one interval per second of the run
+    /// when they were kept, else one interval for the whole run.
     public static func hdrLog(_ outcome: RunOutcome) -> String {
-        HdrLog.log(outcome.latencies, startTime: outcome.startedAt, length: outcome.report.durationSec,
-                   highestTrackableValue: LatencyRecorder.highestTrackableValue)
+        if !outcome.hdrIntervals.isEmpty { return HdrLog.header(startTime: outcome.startedAt) + outcome.hdrIntervals.joined() }
+        return HdrLog.log(outcome.latencies, startTime: outcome.startedAt, length: outcome.report.durationSec,
+                          highestTrackableValue: LatencyRecorder.highestTrackableValue)
     }
 }

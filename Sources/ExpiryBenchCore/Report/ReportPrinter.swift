@@ -5,7 +5,7 @@ public enum ReportPrinter {
         var lines: [String] = []
         let r = report
         lines.append("")
-        lines.append("Final statistics (run \(r.runID) on \(r.redis), Redis \(r.redisVersion))")
+        lines.append("Final statistics (run \(r.runID) on \(r.redis), \(r.server))")
         lines.append("  keys generated            \(Format.count(r.keysGenerated)) of \(Format.count(r.keysRequested))")
         if let processed = r.keysProcessed {
             lines.append("  keys processed            \(Format.count(processed))")
@@ -54,6 +54,8 @@ public enum ReportPrinter {
             lines.append("")
             lines.append("Saturated at \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s: the consumers could not keep up, so the generator was held back (\(Format.count(r.generatorWaits)) waits) and the latency above is mostly queueing time. For on-time latency, run with --rate \(r.suggestedRate) or lower.")
         }
+        let stages = stageLines(r)
+        if !stages.isEmpty { lines.append(""); lines.append(contentsOf: stages) }
         if let outcome, let charts {
             let throughput = charts.throughput(outcome.samples.map(\.rate))
             if !throughput.isEmpty { lines.append(""); lines.append(contentsOf: throughput.map { "  " + $0 }) }
@@ -85,7 +87,43 @@ public enum ReportPrinter {
             lines.append("Verdict: interrupted. The run was stopped before every key was processed; the figures above are partial.")
             for problem in r.problems { lines.append("  - \(problem)") }
         }
+        lines.append(contentsOf: thresholdLines(r))
         return lines.joined(separator: "\n")
+    }
+
+    /// A staged run's stages: target and achieved rates, and the latency of each stage's own keys.
+    static func stageLines(_ r: RunReport) -> [String] {
+        guard let stages = r.stages, !stages.isEmpty else { return [] }
+        var lines = ["Stages (each stage's own keys: generated at its rate, committed, deadline → commit):",
+                     "  stage   target/s   duration       keys  committed  achieved/s  processed/s   p50 ms   p99 ms"]
+        for (index, stage) in stages.enumerated() {
+            let columns = [
+                String(index + 1).padding(5) + " ", Format.count(stage.rate).leftPadded(to: 10, with: " "), DurationText.format(.milliseconds(Int64(stage.durationSec * 1000))).leftPadded(to: 10, with: " "),
+                Format.count(stage.keys).leftPadded(to: 10, with: " "), Format.count(stage.committed).leftPadded(to: 10, with: " "),
+                Format.count(Int(stage.achieved)).leftPadded(to: 11, with: " "), Format.count(Int(stage.processedPerSec)).leftPadded(to: 12, with: " "),
+                String(format: "%.2f", stage.latencyMs.p50).leftPadded(to: 8, with: " "), String(format: "%.2f", stage.latencyMs.p99).leftPadded(to: 8, with: " "),
+            ]
+            lines.append("  " + columns.joined(separator: " "))
+        }
+        return lines
+    }
+
+    /// The `--threshold` results, one line each: passed or FAILED, with the measured value.
+    static func thresholdLines(_ r: RunReport) -> [String] {
+        guard let results = r.thresholds, !results.isEmpty else { return [] }
+        let passed = results.filter(\.ok).count
+        var lines = ["Thresholds: \(passed) of \(results.count) passed."]
+        for result in results {
+            lines.append("  \(result.ok ? "ok    " : "FAILED") \(result.threshold)  (\(describeValue(of: result)))"
+                         + (result.abortedAtSec.map { "; --abort-on-fail stopped the run at \($0) s" } ?? ""))
+        }
+        return lines
+    }
+
+    /// A threshold result's measured value, in the threshold's own unit.
+    public static func describeValue(of result: RunReport.ThresholdResult) -> String {
+        guard let threshold = try? Threshold(parsing: result.threshold) else { return result.value.map { String($0) } ?? "none" }
+        return "\(threshold.metric.rawValue) \(threshold.format(result.value))"
     }
 
     /// Where the keys came from: their expired events (and who made Redis expire them), rescues, and the run's

@@ -20,7 +20,10 @@ public struct RunReport: Sendable, Codable {
     public var problems: [String]
     public var runID: String
     public var redis: String
+    /// The Redis version the server reports for compatibility (`redis_version`; 7.2.4 on any Valkey).
     public var redisVersion: String
+    /// The server as it names itself: JSON `server` {`name`, `version`}.
+    public var server: ServerIdentity
     public var keysRequested: Int
     public var keysGenerated: Int
     /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
@@ -59,6 +62,10 @@ public struct RunReport: Sendable, Codable {
     public var lateAfterMs: Double
     public var maxStreamLength: Int
     public var latencyMs: LatencySummary
+    /// Each stage of a staged `--rate`; nil (absent) for one rate.
+    public var stages: [Stage]?
+    /// `--threshold` results; nil (absent) when none was given.
+    public var thresholds: [ThresholdResult]?
     public var settings: Settings
     public var consumers: [Consumer]
     /// The run's shards: where each was and how many keys it processed.
@@ -169,7 +176,7 @@ public struct RunReport: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case verdict, problems, redis, lost, reclaimed, redeliveries, consumers, settings, chaos, shards
+        case verdict, problems, redis, server, thresholds, stages, lost, reclaimed, redeliveries, consumers, settings, chaos, shards
         case consumerProcesses = "consumer_processes"
         case consumerProcessesReported = "consumer_processes_reported"
         case failedWork = "failed_work"
@@ -250,6 +257,8 @@ public struct Verification: Sendable, Equatable {
     public var componentFailure: String?
     /// The `--max-duration` the run exceeded, if it did.
     public var exceededMaxDuration: Duration?
+    /// Set when `--abort-on-fail` stopped the run: the threshold that failed, and when.
+    public var abortedBy: String?
 
     public init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
                 deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
@@ -271,6 +280,7 @@ public struct Verification: Sendable, Equatable {
     /// Every reason the run is not exactly-once; empty when it is.
     public var problems: [String] {
         var found: [String] = []
+        if let abortedBy { found.append("stopped by --abort-on-fail: threshold \(abortedBy)") }
         if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
         if let componentFailure { found.append("a component failed: \(componentFailure)") }
         if let unverifiable { found.append(unverifiable) }

@@ -24,6 +24,7 @@ public final class StatsReporter: Sendable {
 
     struct State {
         var samples: [Sample] = []
+        var hdrIntervals: [String] = []
         var lineShown = false
     }
 
@@ -38,6 +39,8 @@ public final class StatsReporter: Sendable {
 
     /// The per-second samples taken so far.
     public var samples: [Sample] { state.withLock { $0.samples } }
+    /// `--hdr-log`'s lines, one per second, when the latencies keep intervals.
+    public var hdrIntervals: [String] { state.withLock { $0.hdrIntervals } }
 
     /// Samples and prints every second until cancelled.
     public func run(start: ContinuousClock.Instant) async {
@@ -45,10 +48,12 @@ public final class StatsReporter: Sendable {
         var tick = 1
         var lastProcessed = 0
         var lastTime = start
+        defer { closeInterval(from: lastTime, to: clock.now, start: start) }
         while !Task.isCancelled {
             do { try await clock.sleep(until: start + .seconds(tick)) } catch { break }
             tick += 1
             let now = clock.now
+            closeInterval(from: lastTime, to: now, start: start)
             let processed = counters.finished
             let rate = Double(processed - lastProcessed) / max((now - lastTime).seconds, 1e-3)
             lastProcessed = processed
@@ -63,6 +68,15 @@ public final class StatsReporter: Sendable {
             }
             show(sample)
         }
+    }
+
+    /// Encodes the latencies since the last interval as one `--hdr-log` line (kept as text: a few hundred bytes
+    /// a second), when the latencies keep intervals.
+    func closeInterval(from: ContinuousClock.Instant, to: ContinuousClock.Instant, start: ContinuousClock.Instant) {
+        guard let interval = latencies.takeInterval() else { return }
+        let line = HdrLog.line(interval, start: (from - start).seconds, length: (to - from).seconds,
+                               highestTrackableValue: LatencyRecorder.highestTrackableValue)
+        state.withLock { $0.hdrIntervals.append(line) }
     }
 
     /// Ends the live line so that the final report starts on a fresh line.

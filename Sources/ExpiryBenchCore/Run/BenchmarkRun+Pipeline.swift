@@ -7,7 +7,7 @@ extension BenchmarkRun {
     /// - Parameters:
     ///   - control: a connection for the run-level keys (meta, leases).
     ///   - nodes: one connection per primary (the server itself when not a cluster).
-    func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, embedded: Bool) async throws -> RunOutcome {
+    func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool) async throws -> RunOutcome {
         let configuration = self.configuration
         let endpoint = servers.endpoint
         let scripts = try await RunScripts.load(on: control)
@@ -28,7 +28,7 @@ extension BenchmarkRun {
             }
         }
         let context = PipelineContext(
-            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(),
+            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         let counters = context.counters
         let footprint = FootprintSampler(
@@ -78,6 +78,7 @@ extension BenchmarkRun {
         var interrupted = false
         var stalledFor: Duration?
         var overTime = false
+        var abort: ThresholdWatch.Abort?
 
         await withTaskGroup(of: Void.self) { group in
             func child(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
@@ -88,6 +89,7 @@ extension BenchmarkRun {
                 }
             }
 
+            context.stages?.begin(serverMilliseconds: context.serverNowMilliseconds)
             for (number, generator) in generators.enumerated() {
                 child(generators.count == 1 ? "generator" : "generator \(number)") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
             }
@@ -109,6 +111,7 @@ extension BenchmarkRun {
             var lastFinished = 0
             var lastGenerated = 0
             var lastBeat = start
+            var watch = configuration.abortOnFail ? ThresholdWatch(configuration.thresholds, start: start) : nil
             while true {
                 try? await Task.sleep(for: .milliseconds(5))
                 let now = clock.now
@@ -118,6 +121,7 @@ extension BenchmarkRun {
                 if stop.isRequested { interrupted = true; end = now; break }
                 if failure.message != nil { end = now; break }
                 if configuration.maxDuration > .zero, now - start > configuration.maxDuration { overTime = true; end = now; break }
+                if let failed = watch?.failure(at: now, latencies: context.latencies) { abort = failed; interrupted = true; end = now; break }
                 if finished != lastFinished || generated != lastGenerated {
                     lastProgress = now
                     lastFinished = finished
@@ -198,6 +202,7 @@ extension BenchmarkRun {
         verification.stalledFor = stalledFor
         verification.componentFailure = failure.message
         verification.exceededMaxDuration = overTime ? configuration.maxDuration : nil
+        verification.abortedBy = abort?.description
         if stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {
             verification.componentFailure = "no consumer took part: this driver has --consumers 0 and no process joined with --role consumer --run-id \(keyspace.runID)"
         }
@@ -212,7 +217,7 @@ extension BenchmarkRun {
         var report = RunReport(
             verdict: verification.verdict, problems: verification.problems, runID: keyspace.runID,
             redis: embedded ? "private redis-server \(endpoint.addressDescription)" : servers.cluster != nil ? "Redis Cluster \(endpoint.description)" : endpoint.description,
-            redisVersion: version,
+            redisVersion: version, server: identity,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
             duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),
             lockSkips: counters.lockSkips.load(ordering: .relaxed), fencedCommits: counters.fencedCommits.load(ordering: .relaxed),
@@ -247,7 +252,9 @@ extension BenchmarkRun {
         report.footprint = footprint.footprint
         report.consumerProcesses = processes.joined
         report.consumerProcessesReported = processes.reported
-        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt)
+        report.stages = context.stages?.figures(samples: reporter.samples)
+        report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: abort)
+        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: reporter.hdrIntervals)
     }
 
     /// Every key is processed: waits, at most the probe window, for the probes' events still to come, so that

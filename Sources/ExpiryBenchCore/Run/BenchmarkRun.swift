@@ -87,7 +87,7 @@ public struct BenchmarkRun: Sendable {
         }
         let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
             : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description
-        say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers\(configuration.role == .driver ? " in this process" : ""), ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
+        say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers\(configuration.role == .driver ? " in this process" : ""), ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(!configuration.stages.isEmpty ? "in stages " + configuration.stages.map(\.description).joined(separator: ",") : configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
         for (settings, primary) in zip(notifications, servers.primaries) {
             let on = servers.cluster != nil ? " on \(primary.addressDescription)" : ""
             if settings.others > 0, let value = settings.value {
@@ -106,7 +106,7 @@ public struct BenchmarkRun: Sendable {
         defer { EmergencyCleanup.shared.clear() }
         let outcome: Result<RunOutcome, Error>
         do {
-            outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version,
+            outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
                                                      embedded: server.embedded != nil))
         } catch {
             outcome = .failure(error)
@@ -160,6 +160,8 @@ public struct RunOutcome: Sendable {
     public let latencies: Histogram<UInt64>
     /// When the run started, in seconds since the epoch.
     public let startedAt: Double
+    /// `--hdr-log`: one interval log line per second of the run (empty unless asked for).
+    public var hdrIntervals: [String] = []
 }
 
 /// A switch shared between tasks.

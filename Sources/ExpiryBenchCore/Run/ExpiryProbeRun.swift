@@ -30,10 +30,12 @@ public struct ExpiryProbeRun: Sendable {
             public var hz: Int?
             public var activeExpireEffort: Int?
             public var keysWithTTL: Int?
+            /// The server as it names itself (`Redis`, `Valkey`) and its own version.
+            public var name: String
             public var version: String
 
             enum CodingKeys: String, CodingKey {
-                case hz, version
+                case hz, name, version
                 case activeExpireEffort = "active_expire_effort"
                 case keysWithTTL = "keys_with_ttl"
             }
@@ -88,7 +90,7 @@ public struct ExpiryProbeRun: Sendable {
                 throw RunError(.configuration, "probe measures one server, and \(endpoint.addressDescription) is a Redis Cluster node whose keys live on several primaries; a full run covers a cluster (expiry-bench --redis \(endpoint.description)).")
             }
             let keyspace = RunKeyspace(namespace: options.namespace, runID: "probe-" + RunKeyspace.newRunID())
-            let server = await Self.expirySettings(control, database: endpoint.database, version: facts.version)
+            let server = await Self.expirySettings(control, database: endpoint.database, identity: facts.server)
             let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
                                                                                recordKey: NotificationShare.standaloneKey, timeout: options.timeout, say: say)
             EmergencyCleanup.shared.register(runID: keyspace.runID) {
@@ -175,13 +177,14 @@ public struct ExpiryProbeRun: Sendable {
     }
 
     /// `hz`, `active-expire-effort` (CONFIG GET) and the keys with a TTL (INFO keyspace); nil where refused.
-    static func expirySettings(_ control: RedisConnection, database: Int, version: String) async -> Report.Server {
+    static func expirySettings(_ control: RedisConnection, database: Int, identity: ServerIdentity) async -> Report.Server {
         func config(_ name: String) async -> Int? {
             guard let pair = try? await control.send("CONFIG", "GET", name).array, pair.count == 2 else { return nil }
             return pair[1].string.flatMap { Int($0) }
         }
         let info = try? await control.send(RedisCommand("INFO", "keyspace")).string
         return Report.Server(hz: await config("hz"), activeExpireEffort: await config("active-expire-effort"),
-                             keysWithTTL: info.map { FootprintSampler.keysWithTTL(inKeyspaceInfo: $0, database: database) }, version: version)
+                             keysWithTTL: info.map { FootprintSampler.keysWithTTL(inKeyspaceInfo: $0, database: database) },
+                             name: identity.name, version: identity.version)
     }
 }

@@ -1,5 +1,9 @@
 /// What the server says about itself (INFO), read once before any key is written.
 public struct ServerFacts: Sendable, Equatable {
+    /// The server as it names itself (`Valkey 9.1.2`).
+    public var server: ServerIdentity
+    /// The Redis version the server is compatible with (`redis_version`; Valkey reports 7.2.4): what the
+    /// capability checks read.
     public var version: String
     public var clusterEnabled: Bool
     /// `maxmemory` in bytes; 0 for no limit.
@@ -20,6 +24,7 @@ public struct ServerFacts: Sendable, Equatable {
     /// Reads the facts from INFO replies (server, memory and cluster sections, in one text).
     public init(info: String) {
         version = Self.field("redis_version", in: info) ?? "unknown"
+        server = ServerIdentity { Self.field($0, in: info) }
         clusterEnabled = Self.field("cluster_enabled", in: info) == "1"
         maxMemory = Int(Self.field("maxmemory", in: info) ?? "") ?? 0
         maxMemoryPolicy = Self.field("maxmemory_policy", in: info) ?? "noeviction"
@@ -34,6 +39,7 @@ public struct ServerFacts: Sendable, Equatable {
         for pair in stride(from: 0, to: items.count - 1, by: 2) {
             if let key = items[pair].string, let value = items[pair + 1].string { fields[key] = value }
         }
+        server = ServerIdentity(hello: fields)
         version = fields["version"] ?? "unknown"
         clusterEnabled = fields["mode"] == "cluster"
         maxMemory = 0
@@ -75,7 +81,7 @@ public enum Preflight {
     /// Refuses what would make the run impossible (exit 78) and warns about what may spoil it.
     public static func check(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
         if !facts.isAtLeast(6, 2) {
-            throw RunError(.configuration, "Redis \(facts.version) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE (Redis 6.2). Use Redis 6.2 or newer.")
+            throw RunError(.configuration, "\(facts.server) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE, which came with Redis 6.2. Use Redis 6.2 or newer, or any Valkey.")
         }
         if !facts.memoryKnown { return }
         if facts.maxMemoryPolicy != "noeviction" {

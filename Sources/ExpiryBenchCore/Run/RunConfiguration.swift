@@ -31,6 +31,8 @@ public struct RunConfiguration: Sendable {
     public var lockTTL: Duration = .milliseconds(500)
     /// Keys per second; 0 for as fast as the pipeline takes them.
     public var rate = 0
+    /// Stages of the rate (`--rate 1000:30s,5000:30s`); empty for one rate. They set `keys` and `rate` (the highest).
+    public var stages: [RateSchedule.Stage] = []
     /// Entries per XREADGROUP; nil to derive it from the lock TTL, the work time and the concurrency.
     public var batch: Int?
     /// Finished keys of a batch are committed this often while the rest of it is still being worked on.
@@ -53,6 +55,10 @@ public struct RunConfiguration: Sendable {
     public var timeout: Duration = .seconds(10)
     /// A run still going after this long ends with a failed verdict (0: no limit).
     public var maxDuration: Duration = .zero
+    /// Pass/fail criteria checked at the end (`--threshold`); a verified run that fails one exits 99.
+    public var thresholds: [Threshold] = []
+    /// Check the latency thresholds while the run goes and stop it on the first that fails (`--abort-on-fail`).
+    public var abortOnFail = false
     /// A run whose commits stop advancing for this long ends with a failed verdict.
     public var stallTimeout: Duration = .seconds(30)
     /// Whether the deadline sweeper runs (off reproduces a pipeline that trusts notifications alone).
@@ -77,6 +83,8 @@ public struct RunConfiguration: Sendable {
     /// Go on even if the run may not fit under the server's maxmemory.
     public var force = false
     public var jsonPath: String?
+    /// Keep one latency histogram per second, for `--hdr-log`.
+    public var hdrIntervals = false
     public var progress: Progress = .auto
 
     public init() {}
@@ -102,6 +110,12 @@ public struct RunConfiguration: Sendable {
     public var batchWorkTime: Duration {
         let rounds = (effectiveBatch + concurrency - 1) / concurrency
         return work * rounds
+    }
+
+    /// The generator's pace: the stages, or one rate for every key; nil for as fast as the pipeline takes them.
+    public var schedule: RateSchedule? {
+        if !stages.isEmpty { return RateSchedule(stages: stages) }
+        return rate > 0 ? RateSchedule(rate: rate, keys: keys) : nil
     }
 
     /// Keys generated but not committed, at most, before the generator waits.

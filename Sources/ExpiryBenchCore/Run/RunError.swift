@@ -8,6 +8,8 @@ public enum ExitStatus: Int32, Sendable {
     case unavailable = 69
     case authentication = 77
     case configuration = 78
+    /// The run verified, but a `--threshold` failed (or `--abort-on-fail` stopped it): k6's code.
+    case thresholdFailed = 99
     case interrupted = 130
 }
 
