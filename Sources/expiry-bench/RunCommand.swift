@@ -35,8 +35,16 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try makeConfiguration()
+        var configuration = try makeConfiguration()
         LogSetup.bootstrap(level: output.logLevel.level)
+        var metricsServer: MetricsServer?
+        if let port = output.metricsPort {
+            let metrics = RunMetrics()
+            metricsServer = try exitingOnRunErrorNow { try MetricsServer(host: output.metricsHost, port: port, registry: metrics.registry) }
+            configuration.metrics = metrics
+            print("Metrics: http://\(output.metricsHost):\(port)/metrics (Prometheus text format)")
+        }
+        defer { metricsServer?.stop() }
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop)
         defer { signals.cancel() }
@@ -101,6 +109,16 @@ struct RunCommand: AsyncParsableCommand {
             let reason = outcome.leftBecause ?? (outcome.state == nil ? "its keys were removed before it ended" : "it was still running")
             Diagnostics.fail("this process left run \(outcome.runID) before it completed: \(reason); see the driver's report.")
             throw ExitCode(ExitStatus.verificationFailed.rawValue)
+        }
+    }
+
+    /// Runs `body` (not async); a `RunError` becomes one line on stderr and its exit code.
+    func exitingOnRunErrorNow<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as RunError {
+            Diagnostics.fail(error.message)
+            throw ExitCode(error.status.rawValue)
         }
     }
 

@@ -190,6 +190,10 @@ struct OutputOptions: ParsableArguments {
     var csv: String?
     @Option(name: .customLong("hdr-log"), help: ArgumentHelp("Write the latency histogram (µs) in HdrHistogram's interval log format (.hlog) to this file, for HdrHistogram's tools.", valueName: "path"))
     var hdrLog: String?
+    @Option(name: .customLong("metrics-port"), help: ArgumentHelp("Serve the run's figures as Prometheus metrics at http://<metrics-host>:<port>/metrics while it runs (rate, processed, backlog, latency histogram, faults); off by default.", valueName: "port"))
+    var metricsPort: Int?
+    @Option(name: .customLong("metrics-host"), help: ArgumentHelp("The address --metrics-port listens on: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.", valueName: "address"))
+    var metricsHost: String = "127.0.0.1"
     @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
     var progress: RunConfiguration.Progress = .auto
     @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
@@ -200,6 +204,7 @@ struct OutputOptions: ParsableArguments {
         for (flag, path) in [("--json", json), ("--csv", csv), ("--hdr-log", hdrLog)] {
             try Self.checkWritable(path, flag: flag)
         }
+        if let metricsPort, !(1...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be between 1 and 65535 (got \(metricsPort))") }
     }
 
     /// Throws a `ValidationError` naming `flag` when a file cannot be written at `path` (nil: nothing to check).

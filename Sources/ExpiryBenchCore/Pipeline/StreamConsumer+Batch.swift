@@ -157,6 +157,7 @@ extension StreamConsumer {
         if !latencies.isEmpty {
             context.latencies.record(microseconds: latencies)
             context.stages?.record(deadlines: deadlines, microseconds: latencies)
+            context.configuration.metrics?.record(microseconds: latencies)
             counters.committed.add(latencies.count, ordering: .relaxed)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }

@@ -20,6 +20,8 @@ public final class StatsReporter: Sendable {
     let mode: RunConfiguration.Progress
     let isTerminal: Bool
     let trimmers: [StreamTrimmer]
+    /// `--metrics-port`'s metrics, brought up to date with every sample.
+    let metrics: RunMetrics?
     private let state = Mutex(State())
 
     struct State {
@@ -28,8 +30,10 @@ public final class StatsReporter: Sendable {
         var lineShown = false
     }
 
-    public init(counters: RunCounters, latencies: LatencyRecorder, total: Int, mode: RunConfiguration.Progress, trimmers: [StreamTrimmer]) {
+    public init(counters: RunCounters, latencies: LatencyRecorder, total: Int, mode: RunConfiguration.Progress, trimmers: [StreamTrimmer],
+                metrics: RunMetrics? = nil) {
         self.trimmers = trimmers
+        self.metrics = metrics
         self.counters = counters
         self.latencies = latencies
         self.total = total
@@ -66,6 +70,7 @@ public final class StatsReporter: Sendable {
             state.withLock {
                 $0.samples.append(sample)
             }
+            metrics?.update(counters: counters, sample: sample)
             show(sample)
         }
     }

@@ -66,7 +66,8 @@ extension BenchmarkRun {
         }
         let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
         try await leases.renew()
-        let reporter = StatsReporter(counters: counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress, trimmers: trimmers)
+        let reporter = StatsReporter(counters: counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress, trimmers: trimmers,
+                                     metrics: configuration.metrics)
 
         let stopGenerating = RunFlag()
         let stopConsuming = RunFlag()

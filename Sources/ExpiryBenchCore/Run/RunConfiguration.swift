@@ -85,6 +85,8 @@ public struct RunConfiguration: Sendable {
     public var jsonPath: String?
     /// Keep one latency histogram per second, for `--hdr-log`.
     public var hdrIntervals = false
+    /// `--metrics-port`: where the run's figures go as Prometheus metrics; nil for none.
+    public var metrics: RunMetrics?
     public var progress: Progress = .auto
 
     public init() {}
