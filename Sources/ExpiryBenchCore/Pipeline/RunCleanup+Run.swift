@@ -19,7 +19,7 @@ extension RunCleanup {
         case .absent:
             return nil
         case .running(let beatAgo):
-            let what = "run \(runID) is still running (its driver beat \(DurationText.format(.milliseconds(beatAgo.milliseconds))) ago)"
+            let what = "run \(runID) is still running (\(RunMeta.lastBeat(beatAgo)))"
             guard force else {
                 throw RunError(.usage, "\(what): removing its keys would break it. Stop it first (Ctrl-C on its driver removes them), or pass --force.")
             }

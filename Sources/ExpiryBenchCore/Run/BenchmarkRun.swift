@@ -142,7 +142,7 @@ extension BenchmarkRun {
     static func prefixTaken(_ keyspace: RunKeyspace, example: String, control: RedisConnection) async throws -> RunError {
         switch try await RunMeta.liveness(keyspace, on: control) {
         case .running(let beatAgo):
-            return RunError(.usage, "run \(keyspace.runID) is still running under \(keyspace.prefix) (its driver beat \(DurationText.format(.milliseconds(beatAgo.milliseconds))) ago): choose another --run-id or --namespace.")
+            return RunError(.usage, "run \(keyspace.runID) is still running under \(keyspace.prefix) (\(RunMeta.lastBeat(beatAgo))): choose another --run-id or --namespace.")
         case .ended:
             return RunError(.usage, "a kept run \(keyspace.runID) holds keys under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
         case .absent:

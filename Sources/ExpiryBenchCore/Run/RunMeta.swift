@@ -90,15 +90,25 @@ public enum RunMeta {
     /// Claims the run id for this driver: the first to create the meta hash owns the run (`HSETNX`, atomic),
     /// and beats at once. Returns false when another process claimed it first: the caller then touches nothing.
     static func claim(_ keyspace: RunKeyspace, owner: String, on connection: RedisConnection) async throws -> Bool {
+        // The owner and the first beat go in together (MULTI): another driver never sees a claimed run without a
+        // beat, which would read as a run that ended and was kept.
+        let now = String(try await ServerClock.nowMilliseconds(connection))
         let replies = try await connection.pipeline([
+            RedisCommand("MULTI"),
             RedisCommand("HSETNX", keyspace.meta, "owner", owner),
+            RedisCommand("HSETNX", keyspace.meta, "driver_ms", now),
+            RedisCommand("EXEC"),
             RedisCommand("HGET", keyspace.meta, "owner"),
         ])
-        guard replies.count == 2 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
+        guard replies.count == 5 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
         // A refusal (OOM past maxmemory, NOPERM) is an answer about the server, not a lost claim.
-        let created = try replies[0].unwrapped(for: "HSETNX").int == 1
-        guard created || replies[1].string == owner else { return false }
-        try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", String(try await ServerClock.nowMilliseconds(connection))))
+        for reply in replies[1...2] { _ = try reply.unwrapped(for: "HSETNX") }
+        guard let results = try replies[3].unwrapped(for: "EXEC").array, results.count == 2 else {
+            throw RedisError(.protocolViolation, "EXEC returned \(replies[3])")
+        }
+        let created = try results[0].unwrapped(for: "HSETNX").int == 1
+        guard created || replies[4].string == owner else { return false }
+        if !created { try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", now)) }
         return true
     }
 
@@ -110,6 +120,11 @@ public enum RunMeta {
         case running(beatAgo: Duration)
         /// Ended (complete or stopped) and kept, or its driver fell silent (killed).
         case ended
+    }
+
+    /// "its driver beat 420ms ago", or "its driver beat just now" under a millisecond.
+    static func lastBeat(_ ago: Duration) -> String {
+        ago < .milliseconds(1) ? "its driver beat just now" : "its driver beat \(DurationText.format(.milliseconds(ago.milliseconds))) ago"
     }
 
     /// Reads whether run `keyspace` exists and whether its driver is still beating (server clock).
