@@ -35,11 +35,7 @@ struct CapacityCommand: AsyncParsableCommand {
 
     /// One step's run: the flags given, at `rate` for `--step-duration`, quiet.
     func stepConfiguration(rate: Int) throws -> RunConfiguration {
-        var configuration = RunConfiguration()
-        configuration.server = try server.resolved()
-        configuration.timeout = server.timeout.duration
-        workload.apply(to: &configuration)
-        reliability.apply(to: &configuration)
+        var configuration = try RunConfiguration(server: server, workload: workload, reliability: reliability)
         configuration.namespace = namespace
         configuration.rate = rate
         configuration.keys = max(1, Int((Double(rate) * stepDuration.duration.seconds).rounded()))
@@ -58,13 +54,17 @@ struct CapacityCommand: AsyncParsableCommand {
         print("expiry-bench capacity: p99 target \(DurationText.format(p99.duration)), steps of \(DurationText.format(stepDuration.duration)) from \(Format.count(startRate)) keys/s (\(base.consumers) consumers, work \(DurationText.format(base.work)), ttl \(DurationText.format(base.ttl)))")
         print(Self.header)
         let search = CapacitySearch(startRate: startRate, maxRate: maxRate)
-        let result = try await exitingOnRunFailure {
-            try await search.run(target: p99.duration, measure: { rate in
-                if stop.isRequested { throw CapacityInterrupted() }
-                let report = try await BenchmarkRun(configuration: try stepConfiguration(rate: rate), stop: stop, say: { _ in }).execute()
-                if report.verdict == .interrupted { throw CapacityInterrupted() }
-                return CapacitySearch.judge(rate: rate, report: report, target: p99.duration)
-            }, progress: { step in print(Self.row(step)); fflush(nil) })
+        let result = try await exitingOnFailure(at: nil) { () async throws -> CapacitySearch.Result? in
+            do {
+                return try await search.run(target: p99.duration, measure: { rate in
+                    if stop.isRequested { throw CapacityInterrupted() }
+                    let report = try await BenchmarkRun(configuration: try stepConfiguration(rate: rate), stop: stop, say: { _ in }).execute()
+                    if report.verdict == .interrupted { throw CapacityInterrupted() }
+                    return CapacitySearch.judge(rate: rate, report: report, target: p99.duration)
+                }, progress: { step in print(Self.row(step)); fflush(nil) })
+            } catch is CapacityInterrupted {
+                return nil
+            }
         }
         guard let result else {
             print("Interrupted: no result.")
@@ -79,22 +79,10 @@ struct CapacityCommand: AsyncParsableCommand {
         if result.sustainableRate == 0 { throw ExitCode(ExitStatus.verificationFailed.rawValue) }
     }
 
-    /// Runs the search; setup failures become one line and their exit code; nil when interrupted.
-    func exitingOnRunFailure(_ body: () async throws -> CapacitySearch.Result) async throws -> CapacitySearch.Result? {
-        do {
-            return try await body()
-        } catch is CapacityInterrupted {
-            return nil
-        } catch let error as RunError {
-            Diagnostics.fail(error.message)
-            throw ExitCode(error.status.rawValue)
-        }
-    }
-
     static let header = "  rate/s   achieved/s     p50 ms     p99 ms  held"
 
     static func row(_ step: CapacitySearch.Step) -> String {
-        "  " + Format.count(step.rate).leftAligned(6) + "  " + Format.count(Int(step.achieved)).leftAligned(11) + "  "
+        "  " + Format.count(step.rate).leftPadded(to: 6, with: " ") + "  " + Format.count(Int(step.achieved)).leftPadded(to: 11, with: " ") + "  "
             + String(format: "%9.2f  %9.2f", step.p50, step.p99) + "  " + (step.ok ? "yes" : "no: \(step.reason ?? "")")
     }
 
@@ -117,7 +105,7 @@ struct CapacityCommand: AsyncParsableCommand {
             let filled = min(width, Int((step.p99 / top * Double(width)).rounded()))
             var bar = Array(String(repeating: "█", count: filled) + String(repeating: " ", count: width - filled))
             if mark < width, bar[mark] == " " { bar[mark] = "|" }
-            lines.append("  " + Format.count(step.rate).leftAligned(9) + " ▕" + String(bar) + "▏ " + Format.milliseconds(step.p99))
+            lines.append("  " + Format.count(step.rate).leftPadded(to: 9, with: " ") + " ▕" + String(bar) + "▏ " + Format.milliseconds(step.p99))
         }
         return lines
     }
@@ -125,8 +113,3 @@ struct CapacityCommand: AsyncParsableCommand {
 
 /// The search was interrupted (SIGINT/SIGTERM).
 struct CapacityInterrupted: Error {}
-
-extension String {
-    /// Right-aligned in `width` columns.
-    func leftAligned(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-}

@@ -71,15 +71,21 @@ struct CleanupCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs `body`; a `RunError` or `RedisError` becomes one line on stderr and the documented exit code.
+/// Runs `body`; a `RunError` or `RedisError` becomes one line on stderr and the documented exit code. Without
+/// an `endpoint` (a run, which turns Redis failures into `RunError` itself), a `RedisError` is unexpected and
+/// exits as unreachable, the closest code.
 @discardableResult
-func exitingOnFailure<T>(at endpoint: RedisEndpoint, _ body: () async throws -> T) async throws -> T {
+func exitingOnFailure<T>(at endpoint: RedisEndpoint?, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as RunError {
         Diagnostics.fail(error.message)
         throw ExitCode(error.status.rawValue)
     } catch let error as RedisError {
+        guard let endpoint else {
+            Diagnostics.fail("Redis failed during the run: \(error.message)")
+            throw ExitCode(ExitStatus.unavailable.rawValue)
+        }
         let failure = RunError(error, endpoint: endpoint)
         Diagnostics.fail(failure.message)
         throw ExitCode(failure.status.rawValue)

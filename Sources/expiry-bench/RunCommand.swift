@@ -22,11 +22,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func makeConfiguration() throws -> RunConfiguration {
-        var configuration = RunConfiguration()
-        configuration.server = try server.resolved()
-        configuration.timeout = server.timeout.duration
-        workload.apply(to: &configuration)
-        reliability.apply(to: &configuration)
+        var configuration = try RunConfiguration(server: server, workload: workload, reliability: reliability)
         control.apply(to: &configuration)
         configuration.jsonPath = output.json
         configuration.hdrIntervals = output.hdrLog != nil
@@ -40,7 +36,7 @@ struct RunCommand: AsyncParsableCommand {
         var metricsServer: MetricsServer?
         if let port = output.metricsPort {
             let metrics = RunMetrics()
-            metricsServer = try exitingOnRunErrorNow { try MetricsServer(host: output.metricsHost, port: port, registry: metrics.registry) }
+            metricsServer = try await exitingOnFailure(at: nil) { try MetricsServer(host: output.metricsHost, port: port, registry: metrics.registry) }
             configuration.metrics = metrics
             print("Metrics: http://\(output.metricsHost):\(port)/metrics (Prometheus text format)")
         }
@@ -52,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
             try await joinRun(configuration, stop: stop)
             return
         }
-        let outcome = try await exitingOnRunError { try await BenchmarkRun(configuration: configuration, stop: stop).executeWithSeries() }
+        let outcome = try await exitingOnFailure(at: nil) { try await BenchmarkRun(configuration: configuration, stop: stop).executeWithSeries() }
         let report = outcome.report
         let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         print(ReportPrinter.render(report, outcome: outcome, charts: TerminalCharts(colour: colour)))
@@ -90,7 +86,7 @@ struct RunCommand: AsyncParsableCommand {
     /// `--role consumer`: joins the run, then prints what this process's consumers did. Exit 0 when the run
     /// completed, 1 when it ended otherwise, 130 when interrupted.
     func joinRun(_ configuration: RunConfiguration, stop: StopSignal) async throws {
-        let outcome = try await exitingOnRunError { try await BenchmarkRun(configuration: configuration, stop: stop).join() }
+        let outcome = try await exitingOnFailure(at: nil) { try await BenchmarkRun(configuration: configuration, stop: stop).join() }
         let total = outcome.consumers.reduce(0) { $0 + $1.processed }
         print(ReportPrinter.consumerTable(outcome.consumers).joined(separator: "\n"))
         print("This process committed \(Format.count(total)) keys in \(String(format: "%.1f", outcome.durationSec)) s"
@@ -111,28 +107,15 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.verificationFailed.rawValue)
         }
     }
+}
 
-    /// Runs `body` (not async); a `RunError` becomes one line on stderr and its exit code.
-    func exitingOnRunErrorNow<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as RunError {
-            Diagnostics.fail(error.message)
-            throw ExitCode(error.status.rawValue)
-        }
-    }
-
-    /// Runs `body`; a setup failure becomes one line on stderr and its exit code.
-    func exitingOnRunError<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as RunError {
-            Diagnostics.fail(error.message)
-            throw ExitCode(error.status.rawValue)
-        } catch let error as RedisError {
-            // Not expected: the run turns Redis failures into RunError. Unreachable is the closest code.
-            Diagnostics.fail("Redis failed during the run: \(error.message)")
-            throw ExitCode(ExitStatus.unavailable.rawValue)
-        }
+extension RunConfiguration {
+    /// A run's configuration from the option groups `run` and `capacity` share.
+    init(server: ServerOptions, workload: WorkloadOptions, reliability: ReliabilityOptions) throws {
+        self.init()
+        self.server = try server.resolved()
+        timeout = server.timeout.duration
+        workload.apply(to: &self)
+        reliability.apply(to: &self)
     }
 }

@@ -120,7 +120,8 @@ public struct RunKeyspace: Sendable, Equatable {
 }
 
 extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+    /// The text right-aligned in `width` columns, filled on the left with `pad`.
+    public func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

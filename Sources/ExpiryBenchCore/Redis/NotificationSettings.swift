@@ -42,7 +42,7 @@ public struct NotificationSettings: Sendable {
     /// The server's `notify-keyspace-events`. Throws the CONFIG error if CONFIG is unavailable.
     static func current(on connection: RedisConnection) async throws -> String {
         let reply = try await connection.send("CONFIG", "GET", "notify-keyspace-events")
-        guard let pair = reply.array, pair.count == 2, let value = pair[1].string else {
+        guard let value = reply.fieldMap["notify-keyspace-events"] else {
             throw RedisError(.protocolViolation, "CONFIG GET notify-keyspace-events returned \(reply)")
         }
         return value
@@ -85,7 +85,7 @@ extension NotificationSettings {
     /// the sweeper still publishes every key.
     static func reapply(_ context: HiredisContext, timeoutMilliseconds: Int) {
         guard let reply = try? context.roundTrip([RedisCommand("CONFIG", "GET", "notify-keyspace-events")], timeoutMilliseconds: timeoutMilliseconds).first,
-              let pair = reply.array, pair.count == 2, let value = pair[1].string else { return }
+              let value = reply.fieldMap["notify-keyspace-events"] else { return }
         let missing = missingFlags(in: value)
         if missing.isEmpty { return }
         _ = try? context.roundTrip([RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing)], timeoutMilliseconds: timeoutMilliseconds)

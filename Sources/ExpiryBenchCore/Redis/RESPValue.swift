@@ -33,6 +33,17 @@ public enum RESPValue: Sendable, Equatable {
         return nil
     }
 
+    /// A flat array of alternating names and values (HGETALL, HELLO, CONFIG GET) as a dictionary; pairs whose
+    /// name or value is not text are left out, and so is everything for a reply that is not an array.
+    public var fieldMap: [String: String] {
+        let items = array ?? []
+        var fields: [String: String] = [:]
+        for index in stride(from: 0, to: items.count - 1, by: 2) {
+            if let name = items[index].string, let value = items[index + 1].string { fields[name] = value }
+        }
+        return fields
+    }
+
     /// True for a nil bulk string or nil array.
     public var isNull: Bool {
         if case .null = self { return true }

@@ -21,9 +21,13 @@ public enum ServerClock {
     /// The server's clock now, in milliseconds (one TIME).
     public static func nowMilliseconds(_ connection: RedisConnection) async throws -> Int64 {
         let reply = try await connection.send("TIME")
-        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else {
-            throw RedisError(.protocolViolation, "TIME returned \(reply)")
-        }
+        guard let milliseconds = milliseconds(fromTime: reply) else { throw RedisError(.protocolViolation, "TIME returned \(reply)") }
+        return milliseconds
+    }
+
+    /// A TIME reply (seconds, microseconds) in milliseconds; nil for anything else.
+    public static func milliseconds(fromTime reply: RESPValue) -> Int64? {
+        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].int, let micros = parts[1].int else { return nil }
         return seconds * 1000 + micros / 1000
     }
 }

@@ -76,12 +76,11 @@ extension BenchmarkRun {
     func readTallies(shards: [RunKeyspace], connections: [RedisConnection]) async throws -> Tallies {
         var tallies = Tallies()
         for (shard, connection) in zip(shards, connections) {
-            let items = try await connection.send(RedisCommand("HGETALL", shard.tally)).array?.compactMap(\.string) ?? []
-            for pair in stride(from: 0, to: items.count - 1, by: 2) {
-                let value = Int(items[pair + 1]) ?? 0
-                if items[pair].hasPrefix("c:") {
-                    tallies.perConsumer[String(items[pair].dropFirst(2)), default: 0] += value
-                } else if items[pair] == "dup" {
+            for (name, text) in try await connection.send(RedisCommand("HGETALL", shard.tally)).fieldMap {
+                let value = Int(text) ?? 0
+                if name.hasPrefix("c:") {
+                    tallies.perConsumer[String(name.dropFirst(2)), default: 0] += value
+                } else if name == "dup" {
                     tallies.repeats += value
                 }
             }

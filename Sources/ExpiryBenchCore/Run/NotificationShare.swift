@@ -196,14 +196,13 @@ extension NotificationShare {
             ])
             guard replies.count == 4 else { throw RedisError(.protocolViolation, "WATCH/HGETALL/CONFIG/TIME returned \(replies)") }
             _ = try replies[0].unwrapped(for: "WATCH")
-            let fields = try replies[1].unwrapped(for: "HGETALL").array?.compactMap(\.string) ?? []
-            guard let pair = try replies[2].unwrapped(for: "CONFIG").array, pair.count == 2, let current = pair[1].string,
-                  let time = try replies[3].unwrapped(for: "TIME").array, time.count == 2, let seconds = time[0].int, let micros = time[1].int else {
+            let fields = try replies[1].unwrapped(for: "HGETALL").fieldMap
+            guard let current = try replies[2].unwrapped(for: "CONFIG").fieldMap["notify-keyspace-events"],
+                  let now = ServerClock.milliseconds(fromTime: try replies[3].unwrapped(for: "TIME")) else {
                 throw RedisError(.protocolViolation, "CONFIG GET/TIME returned \(replies[2]), \(replies[3])")
             }
-            var record = Record(current: current, now: seconds * 1000 + micros / 1000)
-            for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                let (name, value) = (fields[index], fields[index + 1])
+            var record = Record(current: current, now: now)
+            for (name, value) in fields {
                 switch name {
                 case "original": record.original = value
                 case "applied": record.applied = value

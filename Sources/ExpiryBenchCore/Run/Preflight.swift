@@ -34,11 +34,7 @@ public struct ServerFacts: Sendable, Equatable {
     /// The facts HELLO gives to a user who may not run INFO (it is in `@dangerous`): the version and whether
     /// the server is a cluster node; the memory figures stay unknown.
     public init(hello reply: RESPValue) {
-        var fields: [String: String] = [:]
-        let items = reply.array ?? []
-        for pair in stride(from: 0, to: items.count - 1, by: 2) {
-            if let key = items[pair].string, let value = items[pair + 1].string { fields[key] = value }
-        }
+        let fields = reply.fieldMap
         server = ServerIdentity(hello: fields)
         version = fields["version"] ?? "unknown"
         clusterEnabled = fields["mode"] == "cluster"

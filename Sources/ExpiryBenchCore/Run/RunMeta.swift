@@ -139,10 +139,7 @@ public enum RunMeta {
     }
 
     static func read(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> [String: String] {
-        let items = try await connection.send(RedisCommand("HGETALL", keyspace.meta)).array?.compactMap(\.string) ?? []
-        var fields: [String: String] = [:]
-        for pair in stride(from: 0, to: items.count - 1, by: 2) { fields[items[pair]] = items[pair + 1] }
-        return fields
+        try await connection.send(RedisCommand("HGETALL", keyspace.meta)).fieldMap
     }
 }
 
