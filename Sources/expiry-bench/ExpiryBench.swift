@@ -3,7 +3,6 @@ import ExpiryBenchCore
 import Logging
 
 /// The `expiry-bench` command: `run` (the default) drives a benchmark; more subcommands come with later features.
-@main
 struct ExpiryBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "expiry-bench",
