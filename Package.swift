@@ -19,10 +19,20 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // The Redis client: hiredis behind one file, connections on their own threads, subscriptions, cluster
+        // routing, replies, errors and retries. It knows nothing of runs, keys or reports.
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The expiry pipeline, the run and its report, on top of the client.
         .target(
             name: "ExpiryBenchCore",
             dependencies: [
-                "CHiredis",
+                "RedisClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -32,18 +42,25 @@ let package = Package(
             name: "expiry-bench",
             dependencies: [
                 "ExpiryBenchCore",
+                "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the tests use and the product does not ship: faults on the tests' private servers.
+        .target(
+            name: "TestSupport",
+            dependencies: ["ExpiryBenchCore"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "ExpiryBenchCoreTests",
-            dependencies: ["ExpiryBenchCore"]
+            dependencies: ["ExpiryBenchCore", "RedisClient"]
         ),
         .testTarget(
             name: "IntegrationTests",
             // The end-to-end tests run the built `expiry-bench` binary, so it must be built first.
-            dependencies: ["ExpiryBenchCore", "expiry-bench"]
+            dependencies: ["ExpiryBenchCore", "RedisClient", "TestSupport", "expiry-bench"]
         ),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ExpiryBenchCore
 import Foundation
+import RedisClient
 
 /// `expiry-bench inspect`: what a kept (or running) run holds in Redis.
 struct InspectCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ExpiryBenchCore
 import Foundation
+import RedisClient
 
 /// Where the server is and how to reach it; shared by `run`, `inspect` and `cleanup`.
 struct ServerOptions: ParsableArguments {

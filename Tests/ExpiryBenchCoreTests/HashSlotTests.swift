@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// Hash slots as the Redis Cluster specification defines them (values checked against `CLUSTER KEYSLOT` of
 /// Redis 7.0.15; the integration tests compare with a live server too), and the cluster replies the connection

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// The wire bytes of a command as text, for readable comparisons.
 private func wire(_ command: RedisCommand) -> String {

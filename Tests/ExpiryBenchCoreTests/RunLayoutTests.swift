@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 @Suite("RunLayout shards, key ranges and lease names")
 struct RunLayoutTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// One `[id, [field, value, ...]]` element, as Redis sends it.
 private func entry(_ id: String, _ fields: [String]) -> RESPValue {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 extension Scenarios {
     /// Whole runs of the built binary against a local three-primary Redis Cluster started by the test: the run is

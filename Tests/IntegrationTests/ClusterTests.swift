@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// The connection layer against a real three-primary Redis Cluster: discovery, hash slots as the server computes
 /// them, connections and subscriptions homed on a slot, and how they follow the slot (MOVED from a stale map, ASK

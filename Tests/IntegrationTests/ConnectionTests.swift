@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// `RedisConnection` against a real `redis-server`: round trips, pipelines, error replies, failures to connect,
 /// authentication, reconnection after the server drops the client, and many concurrent callers.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
+import TestSupport
 
 extension Scenarios {
     /// Whole runs through the library (`BenchmarkRun.execute()`) while things break: consumers crash and stall,

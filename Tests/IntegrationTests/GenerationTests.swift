@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// Generation on a real server: `KeyGenerator` writes each key with its deadline (PXAT on the server's clock) and
 /// its due-index entry in one MULTI/EXEC, and a retry after a lost connection writes nothing twice.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// A server with the run's scripts loaded and its stream and group created, and thin wrappers that call each
 /// step of the protocol exactly as the pipeline does (same keys, same argument layout).

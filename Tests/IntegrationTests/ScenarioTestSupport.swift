@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 /// The fault, preflight, signal and tool scenarios (FaultTests, PreflightTests, SignalAndToolsTests) run one test
 /// at a time, across their files: each starts its own redis-server and a run with many busy threads, and the

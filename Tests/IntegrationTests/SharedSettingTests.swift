@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import RedisClient
 
 extension Scenarios {
     /// Runs that share a server share `notify-keyspace-events`: the first to end leaves the events on for the

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Long-TTL keys under the run's namespace, written before the run to reproduce a real cache: Redis's expiry
 /// cycle samples keys with a TTL at random, so when most of them are live, expired events come late.
 public enum BackgroundKeys {

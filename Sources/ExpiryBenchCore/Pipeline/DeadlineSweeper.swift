@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Keeps every key on time without taking the events path away from Redis: at its deadline plus `grace` it
 /// touches the key, so Redis expires it then and raises its `expired` event, which the bridge publishes. It
 /// publishes a key itself (rescues it) only when the key is gone and its event still has not come `rescueAfter`

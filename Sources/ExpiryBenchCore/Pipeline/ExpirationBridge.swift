@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Turns the run's expired-key events into stream entries.
 ///
 /// Its subscriptions (connections of their own: one, or one per primary of a cluster) hear every expired key of
@@ -63,7 +65,7 @@ public struct ExpirationBridge: Sendable {
                 subscriptions.append(try await RedisSubscription<Expired>.subscribe(
                     to: channel(database: source.endpoint.database), endpoint: source.endpoint, name: subscriberName(layout.run, number: number),
                     timeout: context.configuration.timeout, route: source.route,
-                    prepare: { NotificationSettings.reapply($0, timeoutMilliseconds: $1) }
+                    prepare: { NotificationSettings.reapply($0) }
                 ) { key in Expired.parse(key, layout: layout, serverOffsetMilliseconds: offset) })
             }
         } catch {

@@ -1,4 +1,5 @@
 import Synchronization
+import RedisClient
 
 /// The run's footprint on Redis's expiry: how many keys of the run carry a TTL while it goes.
 ///

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Creates the run's keys: each with its deadline (an absolute expiry on the server's clock) and, in the same
 /// atomic step, its entry in the due index.
 ///

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Keeps the lease of every live consumer of this process alive, and finds consumers of any process whose lease
 /// lapsed.
 ///

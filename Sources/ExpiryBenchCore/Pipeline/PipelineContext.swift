@@ -1,4 +1,5 @@
 import Synchronization
+import RedisClient
 
 /// What every component of a run shares: where the keys are, the scripts, the settings, and the run's
 /// counters and signals.

@@ -1,3 +1,4 @@
+
 /// The generator's pace over a run: one rate held until every key is written, or stages
 /// (`--rate 2000:10s,8000:10s,12000:10s`, k6's ramping arrival rate in steps), each a rate held for a duration.
 ///

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Removing a whole run by name, on a single server or on every primary of a cluster (`expiry-bench cleanup`).
 extension RunCleanup {
     /// Removes every key of run `runID` under `namespace` from the server `connection` talks to or, if it is a

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Removes every key of a run, and nothing else: SCAN MATCH `<prefix>*`, one UNLINK per key, pipelined (a cluster
 /// refuses an UNLINK of keys in different slots). In a cluster, call it on every primary.
 public enum RunCleanup {

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The names of every key a run owns. All of them start with `<namespace>:<run id>:`, so a run's data can be
 /// told from the user's and removed without touching anything else.
 ///

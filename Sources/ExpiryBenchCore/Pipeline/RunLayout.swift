@@ -1,3 +1,4 @@
+
 /// How a run is spread: its run-level keys and its shards. Each shard gets a range of the data keys (`ranges`).
 ///
 /// On a single server a run has one untagged shard unless asked for more. In a cluster each shard's hash tag

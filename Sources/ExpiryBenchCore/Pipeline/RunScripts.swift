@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The run's scripts, loaded (SCRIPT LOAD) once and called by SHA.
 public struct RunScripts: Sendable {
     public let publish: LoadedScript

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The Lua scripts that make each step of the protocol atomic (DESIGN.md, "The protocol").
 ///
 /// All of a script's keys share the run's prefix; per-key names (data keys, locks) are built inside the

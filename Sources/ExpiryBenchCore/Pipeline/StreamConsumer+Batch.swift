@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The three steps of a batch: claim, work, settle.
 extension StreamConsumer {
     /// Claims, works on and settles one batch; returns the entries handed back for another delivery, and the next

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// One member of the run's consumer group, on a connection of its own (it blocks in XREADGROUP, so it must
 /// never share a connection with anything else).
 ///

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// One entry of the run's stream: an expired key, its deadline and which path published it.
 public struct StreamEntry: Sendable, Equatable {
     public let id: String

@@ -1,4 +1,5 @@
 import Synchronization
+import RedisClient
 
 /// Watches one shard and keeps its stream short: every `interval` it removes the entries that every consumer is
 /// done with (older than both the oldest pending entry and the group's read position), and remembers the longest

@@ -1,3 +1,4 @@
+
 /// Renders the final report for the terminal: totals, latency percentiles, the per-consumer table, the verdict.
 public enum ReportPrinter {
     /// The report, with the throughput and latency charts when `outcome` and `charts` are given.

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Reads a run's state from Redis, for `expiry-bench inspect` (a run kept with `--keep`, or one still going).
 public struct RunInspector: Sendable {
     let connection: RedisConnection

@@ -1,3 +1,4 @@
+
 /// A pass/fail criterion on a run's result, as load testers write them (`--threshold 'p99<250ms'`): a metric, a
 /// comparison and a limit. Latency metrics (`p50`, `p90`, `p99`, `p999`, `max`, deadline → commit) take a
 /// duration; `lost`, `duplicates` and `late` take a count or a percentage of the keys generated.

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import RedisClient
 
 /// What a consumer process did in a run it joined.
 public struct JoinOutcome: Sendable {

@@ -1,5 +1,6 @@
 import Histogram
 import Synchronization
+import RedisClient
 
 extension BenchmarkRun {
     /// Sets up the run's keys, runs every component as a child of one task group until the run is complete,

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import Synchronization
+import RedisClient
 
 /// One benchmark run, start to verdict: finds or starts the server, checks it, sets up the run's namespace,
 /// runs generator, bridge, consumers and reporter as children of one task group, verifies the result in

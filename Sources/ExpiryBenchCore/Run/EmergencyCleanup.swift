@@ -1,4 +1,5 @@
 import Synchronization
+import RedisClient
 
 /// What to undo if the process must quit at once (a second SIGINT): put the server setting back and remove the
 /// run's keys, as far as a short time allows. A run registers it once it has changed something, and clears it

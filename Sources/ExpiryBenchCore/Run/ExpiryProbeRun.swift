@@ -1,3 +1,5 @@
+import RedisClient
+
 /// `expiry-bench probe`: how late this server's own `expired` events are, and nothing else.
 ///
 /// Writes a few hundred to a few thousand probe keys with a short TTL, spread over about a second, under a

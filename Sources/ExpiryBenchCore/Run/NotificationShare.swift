@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The record, kept in Redis, of the runs that need expired-key events on one server, so that runs sharing a
 /// server share `notify-keyspace-events` instead of switching it off under each other.
 ///

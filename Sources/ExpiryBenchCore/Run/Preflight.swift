@@ -1,3 +1,5 @@
+import RedisClient
+
 /// What the server says about itself (INFO), read once before any key is written.
 public struct ServerFacts: Sendable, Equatable {
     /// The server as it names itself (`Valkey 9.1.2`).

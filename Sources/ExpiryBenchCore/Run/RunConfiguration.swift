@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Everything a run needs to know, already validated. Built by the command line, or directly by tests.
 public struct RunConfiguration: Sendable {
     /// Where the server comes from.

@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 
 /// The process exit codes (sysexits), as documented in README.md.
 public enum ExitStatus: Int32, Sendable {

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// The server a run talks to: the one at `--redis`, or a private one started for the run.
 struct ServerHandle: Sendable {
     let endpoint: RedisEndpoint

@@ -1,15 +1,16 @@
 import Foundation
 import Synchronization
+import RedisClient
 
 /// A private `redis-server` on a free loopback port in a temporary directory, without persistence unless asked.
-/// Stopped (and its directory removed) by `stop()`; tests can also `crash()` and `restart()` it.
+/// Stopped (and its directory removed) by `stop()`. (The tests' `crash()` and `restart()` are in TestSupport.)
 public final class EmbeddedRedis: Sendable {
     public let endpoint: RedisEndpoint
     public let port: Int
     let directory: URL
-    let arguments: [String]
-    let server: String
-    private let current: Mutex<ChildProcess>
+    package let arguments: [String]
+    package let server: String
+    package let current: Mutex<ChildProcess>
 
     private init(server: String, port: Int, arguments: [String], process: ChildProcess, directory: URL) {
         self.server = server
@@ -71,11 +72,11 @@ public final class EmbeddedRedis: Sendable {
         throw RunError(.unavailable, "could not start a private redis-server: \(lastError)")
     }
 
-    private static func launch(_ server: String, _ arguments: [String]) throws -> ChildProcess {
+    package static func launch(_ server: String, _ arguments: [String]) throws -> ChildProcess {
         try ChildProcess(path: server, arguments: arguments)
     }
 
-    func waitUntilReady() async -> Bool {
+    package func waitUntilReady() async -> Bool {
         for _ in 0..<100 {
             if !process.isRunning { return false }
             if let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:probe", timeout: .milliseconds(500)) {
@@ -96,20 +97,6 @@ public final class EmbeddedRedis: Sendable {
             _ = await process.waitForExit(within: .seconds(2))
         }
         if removeDirectory { try? FileManager.default.removeItem(at: directory) }
-    }
-
-    /// Kills the server at once (SIGKILL), as a crash would, and waits until it is gone. Its data stays.
-    public func crash() async {
-        let process = self.process
-        process.send(SIGKILL)
-        _ = await process.waitForExit(within: .seconds(5))
-    }
-
-    /// Starts the server again on the same port, directory and options (after `crash()`), and waits until it answers.
-    public func restart() async throws {
-        let process = try Self.launch(server, arguments)
-        current.withLock { $0 = process }
-        guard await waitUntilReady() else { throw RunError(.unavailable, "the private redis-server did not restart") }
     }
 
     /// A loopback port nothing listens on right now (the kernel's choice for port 0).

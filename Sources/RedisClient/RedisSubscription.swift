@@ -15,7 +15,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
     private let channel: String
     private let configured: RedisEndpoint
     private let timeoutMilliseconds: Int
-    private let prepare: (@Sendable (HiredisContext, Int) -> Void)?
+    private let prepare: ConnectionPreparation?
     private let transform: @Sendable (String) -> Element?
     private let current: Mutex<RedisEndpoint>
     private let stopping = Atomic<Bool>(false)
@@ -43,9 +43,9 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
 
     /// As above; `prepare` runs on every (re)connection before SUBSCRIBE, e.g. to re-apply a server setting that
     /// a restarted server forgot.
-    static func subscribe(
+    package static func subscribe(
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration,
-        prepare: (@Sendable (HiredisContext, Int) -> Void)?,
+        prepare: ConnectionPreparation?,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
         try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, route: nil, prepare: prepare, transform: transform)
@@ -53,9 +53,9 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
 
     /// As above, with a `route` (see the public overload): on every (re)connection the subscription resolves its
     /// endpoint as the owner of `route.slot`, refreshing the topology first after a failure.
-    static func subscribe(
+    package static func subscribe(
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
-        prepare: (@Sendable (HiredisContext, Int) -> Void)?,
+        prepare: ConnectionPreparation?,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
         let subscription = RedisSubscription(channel: channel, endpoint: endpoint, name: name, timeout: timeout, route: route,
@@ -81,7 +81,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
     }
 
     private init(channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
-                 prepare: (@Sendable (HiredisContext, Int) -> Void)?, transform: @escaping @Sendable (String) -> Element?) {
+                 prepare: ConnectionPreparation?, transform: @escaping @Sendable (String) -> Element?) {
         self.channel = channel
         self.configured = endpoint
         self.route = route
@@ -118,7 +118,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         }
         let context = box.context
         try context.connect(timeoutMilliseconds: timeoutMilliseconds)
-        prepare?(context, timeoutMilliseconds)
+        prepare?({ try context.roundTrip([$0], timeoutMilliseconds: timeoutMilliseconds)[0] })
         try context.write([RedisCommand("SUBSCRIBE", channel)])
         // Wait for the confirmation: ["subscribe", channel, count].
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
@@ -174,3 +174,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         messages.finish()
     }
 }
+
+/// A step run on every (re)connection of a subscription before it subscribes, on the connection's own thread: it
+/// is handed a function that sends one command there and returns the reply (blocking, within `--timeout`).
+public typealias ConnectionPreparation = @Sendable (_ send: (RedisCommand) throws -> RESPValue) -> Void

@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Makes sure the server publishes expired-key events (`notify-keyspace-events` with `E` and `x`), adding only
 /// the flags that are missing, and puts the setting back as it was with `release(on:)`: at once for a run alone,
 /// or when the last run that needs it ends when runs share the server (`NotificationShare`).
@@ -83,12 +85,12 @@ extension NotificationSettings {
     /// On a (re)connection of the subscriber: adds the expired-event flags again if the server lost them
     /// (a restarted server is back to its configuration file). Best effort: where CONFIG is unavailable,
     /// the sweeper still publishes every key.
-    static func reapply(_ context: HiredisContext, timeoutMilliseconds: Int) {
-        guard let reply = try? context.roundTrip([RedisCommand("CONFIG", "GET", "notify-keyspace-events")], timeoutMilliseconds: timeoutMilliseconds).first,
+    static func reapply(_ send: (RedisCommand) throws -> RESPValue) {
+        guard let reply = try? send(RedisCommand("CONFIG", "GET", "notify-keyspace-events")),
               let value = reply.fieldMap["notify-keyspace-events"] else { return }
         let missing = missingFlags(in: value)
         if missing.isEmpty { return }
-        _ = try? context.roundTrip([RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing)], timeoutMilliseconds: timeoutMilliseconds)
+        _ = try? send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing))
     }
 
     /// Makes sure expired-key events will arrive: through CONFIG where it is available; where it is not
