@@ -4,7 +4,7 @@ import Synchronization
 ///
 /// While the consumer is busy, items pile up and are taken together next time: batches grow exactly when
 /// the consumer falls behind, which is when batching pays.
-public final class BatchQueue<Element: Sendable>: Sendable {
+package final class BatchQueue<Element: Sendable>: Sendable {
     private struct State {
         var items: [Element] = []
         var waiter: CheckedContinuation<Void, Never>?
@@ -12,10 +12,10 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     }
     private let state = Mutex(State())
 
-    public init() {}
+    package init() {}
 
     /// Adds items and wakes the consumer.
-    public func push(_ items: [Element]) {
+    package func push(_ items: [Element]) {
         if items.isEmpty { return }
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.items.append(contentsOf: items)
@@ -26,7 +26,7 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     }
 
     /// No more items will come; `take` returns nil once the queue is empty.
-    public func finish() {
+    package func finish() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.finished = true
             defer { state.waiter = nil }
@@ -36,10 +36,10 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     }
 
     /// Number of items waiting.
-    public var count: Int { state.withLock { $0.items.count } }
+    package var count: Int { state.withLock { $0.items.count } }
 
     /// Waits for items and returns up to `limit` of them, oldest first; nil when finished and empty.
-    public func take(upTo limit: Int) async -> [Element]? {
+    package func take(upTo limit: Int) async -> [Element]? {
         while true {
             if let ready = state.withLock({ state -> [Element]?? in
                 if !state.items.isEmpty {

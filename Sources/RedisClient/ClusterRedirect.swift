@@ -1,21 +1,21 @@
 /// A cluster node's redirect error reply: `MOVED 3999 127.0.0.1:6381` (the slot has a new owner: ask it from now
 /// on) or `ASK 3999 127.0.0.1:6381` (the slot is being migrated: ask that node this once, after `ASKING`).
-public struct ClusterRedirect: Sendable, Equatable {
+package struct ClusterRedirect: Sendable, Equatable {
     /// Which of the two redirects this is.
-    public enum Kind: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable {
         case moved
         case ask
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// The hash slot of the command's keys.
-    public let slot: Int
+    package let slot: Int
     /// The node to ask. Empty when the server does not know its own address to announce (Redis 7's
     /// `cluster-preferred-endpoint-type unknown-endpoint` sends `MOVED 3999 :6381`): then it is the host that answered.
-    public let host: String
-    public let port: Int
+    package let host: String
+    package let port: Int
 
-    public init(kind: Kind, slot: Int, host: String, port: Int) {
+    package init(kind: Kind, slot: Int, host: String, port: Int) {
         self.kind = kind
         self.slot = slot
         self.host = host
@@ -23,7 +23,7 @@ public struct ClusterRedirect: Sendable, Equatable {
     }
 
     /// Parses an error reply's text; nil for any other error (cheap: it looks at the first byte first).
-    public static func parse(_ message: String) -> ClusterRedirect? {
+    package static func parse(_ message: String) -> ClusterRedirect? {
         let kind: Kind
         let rest: Substring
         if message.hasPrefix("MOVED ") {

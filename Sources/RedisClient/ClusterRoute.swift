@@ -4,18 +4,18 @@
 /// A routed connection talks to the slot's current owner, follows `MOVED` and `ASK` replies, and after a failure
 /// refreshes the topology and reconnects to whichever node owns the slot then (a replica promoted by a failover).
 /// Its commands should all be for keys of that one slot (or keyless), as one shard's pipelines are.
-public struct ClusterRoute: Sendable {
-    public let topology: ClusterTopology
+package struct ClusterRoute: Sendable {
+    package let topology: ClusterTopology
     /// The home slot, in `0..<HashSlot.count`.
-    public let slot: Int
+    package let slot: Int
 
-    public init(topology: ClusterTopology, slot: Int) {
+    package init(topology: ClusterTopology, slot: Int) {
         self.topology = topology
         self.slot = slot
     }
 
     /// A route homed on the slot of `key`.
-    public init(topology: ClusterTopology, key: String) {
+    package init(topology: ClusterTopology, key: String) {
         self.init(topology: topology, slot: HashSlot.of(key))
     }
 

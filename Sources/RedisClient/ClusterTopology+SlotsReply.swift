@@ -1,13 +1,13 @@
 /// One range of hash slots and the primary that serves it, as one entry of a `CLUSTER SLOTS` reply gives it.
-public struct ClusterSlotRange: Sendable, Equatable {
-    public let slots: ClosedRange<Int>
+package struct ClusterSlotRange: Sendable, Equatable {
+    package let slots: ClosedRange<Int>
     /// The primary's host, never empty (an empty or unknown host in the reply is the host that was asked).
-    public let host: String
-    public let port: Int
+    package let host: String
+    package let port: Int
     /// The primary's replicas, `host:port` each, in reply order (candidates to ask when the primary is gone).
-    public let replicas: [ClusterNodeAddress]
+    package let replicas: [ClusterNodeAddress]
 
-    public init(slots: ClosedRange<Int>, host: String, port: Int, replicas: [ClusterNodeAddress] = []) {
+    package init(slots: ClosedRange<Int>, host: String, port: Int, replicas: [ClusterNodeAddress] = []) {
         self.slots = slots
         self.host = host
         self.port = port
@@ -16,11 +16,11 @@ public struct ClusterSlotRange: Sendable, Equatable {
 }
 
 /// A cluster node's TCP address.
-public struct ClusterNodeAddress: Sendable, Equatable {
-    public let host: String
-    public let port: Int
+package struct ClusterNodeAddress: Sendable, Equatable {
+    package let host: String
+    package let port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
@@ -32,7 +32,7 @@ extension ClusterTopology {
     /// A node whose host is empty, `?` or nil (Redis 7 announces no address it does not know) is on `queriedHost`,
     /// the host the reply came from. Ranges come back in reply order.
     /// - Throws: `RedisError(.protocolViolation)` when the reply does not have that shape.
-    public static func parseSlots(_ reply: RESPValue, queriedHost: String) throws -> [ClusterSlotRange] {
+    package static func parseSlots(_ reply: RESPValue, queriedHost: String) throws -> [ClusterSlotRange] {
         guard let entries = reply.array else { throw malformed(reply) }
         var ranges: [ClusterSlotRange] = []
         ranges.reserveCapacity(entries.count)

@@ -7,9 +7,9 @@ import Synchronization
 /// tell it about `MOVED` replies, and refresh it after a failure, which is how they follow a resharding or a
 /// replica promoted by a failover. Every node's endpoint is a copy of the seed's (same username and password,
 /// database 0) with the node's host and port. Thread-safe: the map sits behind a `Mutex`.
-public final class ClusterTopology: Sendable {
+package final class ClusterTopology: Sendable {
     /// The node the topology was first learnt from: asked last when no other known node answers.
-    public let seed: RedisEndpoint
+    package let seed: RedisEndpoint
 
     private struct State {
         /// Every node heard of: primaries, replicas and redirect targets. Never shrinks.
@@ -37,7 +37,7 @@ public final class ClusterTopology: Sendable {
     /// Learns the cluster's slot map by sending `CLUSTER SLOTS` on `connection`, a connection to any node.
     /// - Throws: `RedisError(.server)` when the server is not a cluster node (cluster support disabled),
     ///   `.protocolViolation` when the reply is malformed or assigns no slot at all.
-    public static func discover(using connection: RedisConnection) async throws -> ClusterTopology {
+    package static func discover(using connection: RedisConnection) async throws -> ClusterTopology {
         let seed = connection.endpoint
         let reply = try await connection.send("CLUSTER", "SLOTS")
         let ranges = try parseSlots(reply, queriedHost: host(of: seed))
@@ -48,7 +48,7 @@ public final class ClusterTopology: Sendable {
     }
 
     /// The primary that serves `slot` (taken modulo 16384). The seed while the slot has no known owner.
-    public func owner(ofSlot slot: Int) -> RedisEndpoint {
+    package func owner(ofSlot slot: Int) -> RedisEndpoint {
         state.withLock { state in
             let index = Int(state.owners[slot & (HashSlot.count - 1)])
             return index == 0 ? seed : state.nodes[index - 1]
@@ -56,12 +56,12 @@ public final class ClusterTopology: Sendable {
     }
 
     /// The distinct primaries that own at least one slot, sorted by host, then port, for stable output.
-    public var primaries: [RedisEndpoint] {
+    package var primaries: [RedisEndpoint] {
         state.withLock { Self.primaries(of: $0) }
     }
 
     /// Every slot `node` serves (compared by address only), in ascending order.
-    public func slots(ownedBy node: RedisEndpoint) -> [Int] {
+    package func slots(ownedBy node: RedisEndpoint) -> [Int] {
         state.withLock { state in
             guard let index = state.nodes.firstIndex(where: { $0.address == node.address }) else { return [] }
             let mark = UInt16(index + 1)
@@ -70,7 +70,7 @@ public final class ClusterTopology: Sendable {
     }
 
     /// The lowest slot `node` serves, or nil when it serves none: a slot to home a connection on that node.
-    public func firstSlot(ownedBy node: RedisEndpoint) -> Int? {
+    package func firstSlot(ownedBy node: RedisEndpoint) -> Int? {
         state.withLock { state in
             guard let index = state.nodes.firstIndex(where: { $0.address == node.address }) else { return nil }
             let mark = UInt16(index + 1)
@@ -80,7 +80,7 @@ public final class ClusterTopology: Sendable {
 
     /// Records at once that `slot` is now served by the node at `address` (a `MOVED` reply said so); an empty host
     /// means the seed's. A refresh should follow, for the other slots that moved with it.
-    public func noteMoved(slot: Int, to address: (host: String, port: Int)) {
+    package func noteMoved(slot: Int, to address: (host: String, port: Int)) {
         let host = address.host.isEmpty ? Self.host(of: seed) : address.host
         state.withLock { state in
             let index = Self.index(of: .tcp(host: host, port: address.port), in: &state, template: seed)
@@ -131,7 +131,7 @@ public final class ClusterTopology: Sendable {
 
     /// As `refresh(timeoutMilliseconds:)`, for async callers: the blocking work runs on a thread of its own,
     /// never on Swift's cooperative pool. Rate-limited the same way.
-    public func refresh(timeout: Duration = .seconds(5)) async throws {
+    package func refresh(timeout: Duration = .seconds(5)) async throws {
         let milliseconds = timeout.milliseconds
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
             let thread = Thread { [self] in

@@ -1,12 +1,12 @@
 extension Duration {
     /// The duration in seconds, as a Double.
-    public var seconds: Double {
+    package var seconds: Double {
         let (s, attoseconds) = components
         return Double(s) + Double(attoseconds) * 1e-18
     }
 
     /// The duration in whole milliseconds (rounded down).
-    public var milliseconds: Int {
+    package var milliseconds: Int {
         let (s, attoseconds) = components
         return Int(s) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

@@ -4,12 +4,12 @@
 /// Hash tags are honoured: when the key holds a `{` and, after it, a `}` with at least one byte between them, only
 /// the bytes between the first `{` and the first `}` after it are hashed, so that `{user1000}.following` and
 /// `{user1000}.followers` share a slot. Otherwise (no `{`, no `}` after it, or `{}`) the whole key is hashed.
-public enum HashSlot {
+package enum HashSlot {
     /// How many hash slots a cluster has.
-    public static let count = 16384
+    package static let count = 16384
 
     /// The slot of `key`, in `0..<HashSlot.count`. Equal to what `CLUSTER KEYSLOT key` answers.
-    public static func of(_ key: String) -> Int {
+    package static func of(_ key: String) -> Int {
         var key = key
         return key.withUTF8 { bytes in Int(crc16(hashedPart(of: bytes))) & (count - 1) }
     }

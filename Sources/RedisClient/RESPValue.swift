@@ -1,7 +1,7 @@
 /// One RESP2 reply, copied out of hiredis into Swift values.
 ///
 /// RESP2 has exactly six kinds of reply; hiredis 0.14 speaks nothing newer.
-public enum RESPValue: Sendable, Equatable {
+package enum RESPValue: Sendable, Equatable {
     case status(String)
     case error(String)
     case integer(Int64)
@@ -10,7 +10,7 @@ public enum RESPValue: Sendable, Equatable {
     case array([RESPValue])
 
     /// The reply as an integer: an integer reply, or a bulk/status string holding one.
-    public var int: Int64? {
+    package var int: Int64? {
         switch self {
         case .integer(let value): return value
         case .bulk(let text), .status(let text): return Int64(text)
@@ -19,7 +19,7 @@ public enum RESPValue: Sendable, Equatable {
     }
 
     /// The reply as text: a bulk string, a status, or an integer's decimal form.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case .bulk(let text), .status(let text): return text
         case .integer(let value): return String(value)
@@ -28,14 +28,14 @@ public enum RESPValue: Sendable, Equatable {
     }
 
     /// The elements of an array reply; `nil` for anything else (including a nil array).
-    public var array: [RESPValue]? {
+    package var array: [RESPValue]? {
         if case .array(let items) = self { return items }
         return nil
     }
 
     /// A flat array of alternating names and values (HGETALL, HELLO, CONFIG GET) as a dictionary; pairs whose
     /// name or value is not text are left out, and so is everything for a reply that is not an array.
-    public var fieldMap: [String: String] {
+    package var fieldMap: [String: String] {
         let items = array ?? []
         var fields: [String: String] = [:]
         for index in stride(from: 0, to: items.count - 1, by: 2) {
@@ -45,13 +45,13 @@ public enum RESPValue: Sendable, Equatable {
     }
 
     /// True for a nil bulk string or nil array.
-    public var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
     /// The reply, or a `RedisError.server` if the server answered with an error.
-    public func unwrapped(for command: String) throws -> RESPValue {
+    package func unwrapped(for command: String) throws -> RESPValue {
         if case .error(let message) = self {
             throw RedisError(.server, "\(command): \(message)", serverMessage: message)
         }

@@ -2,14 +2,14 @@
 ///
 /// Commands are encoded by Swift rather than by hiredis's variadic `redisCommand` (which Swift cannot call):
 /// the bytes are handed to hiredis as an already formatted command.
-public struct RedisCommand: Sendable, CustomStringConvertible {
+package struct RedisCommand: Sendable, CustomStringConvertible {
     /// The RESP2 bytes of the command.
-    public private(set) var bytes: [UInt8]
+    package private(set) var bytes: [UInt8]
     /// The command's name, for error messages (never its arguments, which may hold secrets).
-    public let name: String
+    package let name: String
 
     /// Encodes `arguments` (the first is the command name) as a RESP2 array of bulk strings.
-    public init(_ arguments: [String]) {
+    package init(_ arguments: [String]) {
         name = arguments.first?.uppercased() ?? ""
         bytes = []
         bytes.reserveCapacity(16 + arguments.reduce(0) { $0 + $1.utf8.count + 16 })
@@ -18,11 +18,11 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     }
 
     /// Encodes a command from its name and arguments.
-    public init(_ name: String, _ arguments: String...) {
+    package init(_ name: String, _ arguments: String...) {
         self.init([name] + arguments)
     }
 
-    public var description: String { name }
+    package var description: String { name }
 
     static func appendHeader(_ out: inout [UInt8], count: Int) {
         out.append(UInt8(ascii: "*"))
@@ -71,19 +71,19 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
 
 /// Builds one command argument by argument without intermediate arrays; used on hot paths where a batch
 /// turns into one command with many arguments (a script call over hundreds of keys).
-public struct RedisCommandBuilder {
+package struct RedisCommandBuilder {
     private var arguments: [UInt8] = []
     private var count = 0
     private let name: String
 
-    public init(_ name: String, capacity: Int = 256) {
+    package init(_ name: String, capacity: Int = 256) {
         self.name = name.uppercased()
         arguments.reserveCapacity(capacity)
         append(name)
     }
 
     /// Appends a text argument.
-    public mutating func append(_ argument: String) {
+    package mutating func append(_ argument: String) {
         var argument = argument
         argument.withUTF8 { utf8 in
             arguments.append(UInt8(ascii: "$"))
@@ -96,7 +96,7 @@ public struct RedisCommandBuilder {
     }
 
     /// Appends an integer argument in decimal, without making a String.
-    public mutating func append(_ argument: Int) {
+    package mutating func append(_ argument: Int) {
         arguments.append(UInt8(ascii: "$"))
         RedisCommand.appendDecimal(&arguments, RedisCommand.decimalLength(argument))
         arguments.append(13); arguments.append(10)
@@ -106,7 +106,7 @@ public struct RedisCommandBuilder {
     }
 
     /// The finished command.
-    public func build() -> RedisCommand {
+    package func build() -> RedisCommand {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(arguments.count + 16)
         RedisCommand.appendHeader(&bytes, count: count)

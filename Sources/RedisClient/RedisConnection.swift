@@ -7,14 +7,14 @@ import Synchronization
 /// Calls are served in order. `pipeline` writes many commands and reads their replies back in one round trip.
 /// After a transport failure the next call reconnects (and re-authenticates) before it runs.
 /// A connection opened with a `ClusterRoute` follows its slot around a Redis Cluster (`RedisConnection+Cluster.swift`).
-public final class RedisConnection: Sendable {
+package final class RedisConnection: Sendable {
     /// The server this connection talks to. For a routed connection, the node it was last sent to: the owner of
     /// its home slot, or where the last redirect led; it changes as the cluster does.
-    public var endpoint: RedisEndpoint { current.withLock { $0 } }
+    package var endpoint: RedisEndpoint { current.withLock { $0 } }
     /// How long a call may wait for its replies before failing with `.timeout`.
-    public let timeout: Duration
+    package let timeout: Duration
     /// The cluster slot this connection is homed on; nil for a plain connection to one server.
-    public let route: ClusterRoute?
+    package let route: ClusterRoute?
     /// The endpoint given to `connect`: the credentials and database used on every node a routed connection reaches.
     let configured: RedisEndpoint
     let thread: ConnectionThread
@@ -36,13 +36,13 @@ public final class RedisConnection: Sendable {
 
     /// Opens a connection, authenticates and selects the database of `endpoint`.
     /// - Throws: `RedisError` with `.io`/`.timeout` when unreachable, `.authentication` when credentials are refused.
-    public static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5)) async throws -> RedisConnection {
+    package static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5)) async throws -> RedisConnection {
         try await connect(to: endpoint, name: name, timeout: timeout, route: nil)
     }
 
     /// As above; with a `route`, the connection is homed on `route.slot` of a cluster: it connects to the slot's
     /// current owner (`endpoint` then only gives the credentials and database) and keeps following it.
-    public static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5),
+    package static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5),
                                route: ClusterRoute?) async throws -> RedisConnection {
         let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout, route: route)
         do {
@@ -61,27 +61,27 @@ public final class RedisConnection: Sendable {
     }
 
     /// How many times this connection had to be reopened after a failure.
-    public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
+    package var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
 
     /// How many times a routed connection followed a `MOVED` reply to another node (0 for a plain connection).
-    public var redirectCount: Int { redirects.load(ordering: .relaxed) }
+    package var redirectCount: Int { redirects.load(ordering: .relaxed) }
 
     /// Sends one command and returns its reply; a server error reply throws `RedisError(.server)`.
     @discardableResult
-    public func send(_ command: RedisCommand, extraWait: Duration = .zero) async throws -> RESPValue {
+    package func send(_ command: RedisCommand, extraWait: Duration = .zero) async throws -> RESPValue {
         try await pipeline([command], extraWait: extraWait)[0].unwrapped(for: command.name)
     }
 
     /// Sends one command given as words, e.g. `send("XLEN", key)`.
     @discardableResult
-    public func send(_ words: String...) async throws -> RESPValue {
+    package func send(_ words: String...) async throws -> RESPValue {
         try await send(RedisCommand(words))
     }
 
     /// Writes all `commands`, then reads one reply per command, in order: one round trip for the batch.
     /// Server error replies are returned in place as `.error`; only transport failures throw.
     /// - Parameter extraWait: added to the timeout, for commands that block on purpose (XREADGROUP BLOCK).
-    public func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
+    package func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         if let route {
             let extra = Self.milliseconds(extraWait)
@@ -100,7 +100,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Closes the socket and ends the connection's thread once queued calls have run. Idempotent.
-    public func close() {
+    package func close() {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         let box = self.box
         thread.shutdown { box.context.disconnect() }

@@ -1,18 +1,18 @@
 /// Where and how to reach a Redis server, parsed from a `redis://` or `unix://` URL.
 ///
 /// `description` never shows the password: it is safe to print and to log.
-public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
-    public enum Address: Sendable, Equatable {
+package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
+    package enum Address: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unix(path: String)
     }
 
-    public var address: Address
-    public var username: String?
-    public var password: String?
-    public var database: Int
+    package var address: Address
+    package var username: String?
+    package var password: String?
+    package var database: Int
 
-    public init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
+    package init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
         self.address = address
         self.username = username
         self.password = password
@@ -20,11 +20,11 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The default, `redis://127.0.0.1:6379`.
-    public static let localDefault = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 6379))
+    package static let localDefault = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 6379))
 
     /// Parses `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N]`.
     /// Throws a message naming what is wrong; the message never contains the password.
-    public init(url: String) throws(EndpointError) {
+    package init(url: String) throws(EndpointError) {
         if url.hasPrefix("unix://") {
             var rest = String(url.dropFirst("unix://".count))
             var database = 0
@@ -95,7 +95,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The URL with the password replaced by `***`: safe for output.
-    public var description: String {
+    package var description: String {
         switch address {
         case .unix(let path):
             return "unix://\(path)" + (database != 0 ? "?db=\(database)" : "")
@@ -109,7 +109,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `host:port` or the socket path, for messages such as "nothing listens at ...".
-    public var addressDescription: String {
+    package var addressDescription: String {
         switch address {
         case .unix(let path): return path
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
@@ -118,7 +118,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// Hides whatever may be credentials in a URL-like string (everything before its last `@`, after the
     /// scheme if there is one), for messages about bad input. Malformed URLs are redacted too.
-    public static func redact(_ text: String) -> String {
+    package static func redact(_ text: String) -> String {
         guard let at = text.lastIndex(of: "@") else { return text }
         if let scheme = text.range(of: "://"), scheme.upperBound <= at {
             return String(text[..<scheme.upperBound]) + "***" + String(text[at...])
@@ -150,7 +150,7 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A `--redis` value that could not be understood.
-public struct EndpointError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+package struct EndpointError: Error, Sendable, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

@@ -1,7 +1,7 @@
 /// A failure talking to Redis, with a code a caller can switch on and a message a user can act on.
-public struct RedisError: Error, Sendable, CustomStringConvertible {
+package struct RedisError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. Each kind needs a different reaction.
-    public enum Code: Sendable, Equatable {
+    package enum Code: Sendable, Equatable {
         /// The server could not be reached, or the connection broke (the socket failed).
         case io
         /// The server did not answer within the allowed time.
@@ -16,39 +16,39 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         case closed
     }
 
-    public let code: Code
-    public let message: String
+    package let code: Code
+    package let message: String
     /// The raw server error text, for `.server` and `.authentication`.
-    public let serverMessage: String?
+    package let serverMessage: String?
 
-    public init(_ code: Code, _ message: String, serverMessage: String? = nil) {
+    package init(_ code: Code, _ message: String, serverMessage: String? = nil) {
         self.code = code
         self.message = message
         self.serverMessage = serverMessage
     }
 
-    public var description: String { message }
+    package var description: String { message }
 
     /// True when the server's error reply starts with the given prefix (`NOSCRIPT`, `BUSYGROUP`, `NOPERM`, ...).
-    public func serverSays(_ prefix: String) -> Bool {
+    package func serverSays(_ prefix: String) -> Bool {
         serverMessage?.hasPrefix(prefix) ?? false
     }
 
     /// True for a failure that the same call may not meet if tried again shortly: a broken connection, or a
     /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), between
     /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).
-    public var isTransient: Bool {
+    package var isTransient: Bool {
         breaksConnection || serverSays("LOADING") || serverSays("BUSY") || serverSays("MASTERDOWN") || serverSays("TRYAGAIN")
             || serverSays("CLUSTERDOWN")
     }
 
     /// The cluster redirect (`MOVED`/`ASK`) this server error carries, if it is one.
-    public var redirect: ClusterRedirect? {
+    package var redirect: ClusterRedirect? {
         serverMessage.flatMap(ClusterRedirect.parse)
     }
 
     /// True when the connection can no longer be used and must be reopened.
-    public var breaksConnection: Bool {
+    package var breaksConnection: Bool {
         code == .io || code == .timeout || code == .protocolViolation || code == .closed
     }
 }

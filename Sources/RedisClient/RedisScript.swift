@@ -1,11 +1,11 @@
 /// A Lua script, loaded once with SCRIPT LOAD and called by its SHA1 with EVALSHA.
 ///
 /// If the server forgot it (restart, SCRIPT FLUSH), the call loads it again and retries once.
-public struct RedisScript: Sendable {
-    public let name: String
-    public let source: String
+package struct RedisScript: Sendable {
+    package let name: String
+    package let source: String
 
-    public init(name: String, source: String) {
+    package init(name: String, source: String) {
         self.name = name
         self.source = source
     }
@@ -13,7 +13,7 @@ public struct RedisScript: Sendable {
 
 extension RedisConnection {
     /// Loads `script` and returns its SHA1.
-    public func load(_ script: RedisScript) async throws -> String {
+    package func load(_ script: RedisScript) async throws -> String {
         let reply = try await send(RedisCommand("SCRIPT", "LOAD", script.source))
         guard let sha = reply.string else { throw RedisError(.protocolViolation, "SCRIPT LOAD \(script.name) returned \(reply)") }
         return sha
@@ -21,7 +21,7 @@ extension RedisConnection {
 
     /// Runs a loaded script: `EVALSHA sha numkeys keys... args...`, built by `arguments` on a reused builder.
     /// Reloads and retries once on NOSCRIPT. A server error reply throws.
-    public func evalsha(_ script: LoadedScript, keys: [String], arguments: (inout RedisCommandBuilder) -> Void) async throws -> RESPValue {
+    package func evalsha(_ script: LoadedScript, keys: [String], arguments: (inout RedisCommandBuilder) -> Void) async throws -> RESPValue {
         var builder = RedisCommandBuilder("EVALSHA", capacity: 1024)
         builder.append(script.sha)
         builder.append(keys.count)
@@ -38,11 +38,11 @@ extension RedisConnection {
 }
 
 /// A script together with the SHA1 the server gave it.
-public struct LoadedScript: Sendable {
-    public let script: RedisScript
-    public let sha: String
+package struct LoadedScript: Sendable {
+    package let script: RedisScript
+    package let sha: String
 
-    public init(script: RedisScript, sha: String) {
+    package init(script: RedisScript, sha: String) {
         self.script = script
         self.sha = sha
     }

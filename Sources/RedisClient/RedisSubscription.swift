@@ -7,11 +7,11 @@ import Synchronization
 /// and queued in `messages`, from which the caller takes everything that has arrived at once. When the connection
 /// drops, it reconnects with capped exponential backoff and jitter, subscribes again and carries on;
 /// messages published while it was away are gone (pub/sub keeps nothing), which `reconnectCount` makes visible.
-public final class RedisSubscription<Element: Sendable>: Sendable {
+package final class RedisSubscription<Element: Sendable>: Sendable {
     /// Transformed messages, in arrival order. Finished after `stop()`.
-    public let messages = BatchQueue<Element>()
+    package let messages = BatchQueue<Element>()
     /// The cluster slot whose owner this subscription listens to; nil for a plain subscription to one server.
-    public let route: ClusterRoute?
+    package let route: ClusterRoute?
     private let channel: String
     private let configured: RedisEndpoint
     private let timeoutMilliseconds: Int
@@ -24,7 +24,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
 
     /// Subscribes to `channel` and returns once the server has confirmed the subscription.
     /// - Parameter transform: maps a message's payload to an element, or nil to drop it. Runs on the subscription's thread.
-    public static func subscribe(
+    package static func subscribe(
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
@@ -34,7 +34,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
     /// As above; with a `route`, the subscription listens to the node that owns `route.slot` (`endpoint` then only
     /// gives the credentials), and after a broken connection to whichever node owns it then. Keyspace notifications
     /// are node-local in a cluster: one subscription per primary, each homed on a slot that primary owns.
-    public static func subscribe(
+    package static func subscribe(
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
         transform: @escaping @Sendable (String) -> Element?
     ) async throws -> RedisSubscription {
@@ -51,7 +51,7 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
         try await subscribe(to: channel, endpoint: endpoint, name: name, timeout: timeout, route: nil, prepare: prepare, transform: transform)
     }
 
-    /// As above, with a `route` (see the public overload): on every (re)connection the subscription resolves its
+    /// As above, with a `route` (see the first overload): on every (re)connection the subscription resolves its
     /// endpoint as the owner of `route.slot`, refreshing the topology first after a failure.
     package static func subscribe(
         to channel: String, endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?,
@@ -93,13 +93,13 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
     }
 
     /// The server the subscription listens to (for a routed one, the owner of its slot when it last connected).
-    public var endpoint: RedisEndpoint { current.withLock { $0 } }
+    package var endpoint: RedisEndpoint { current.withLock { $0 } }
 
     /// How many times the subscription had to reconnect (each one a window in which events were lost).
-    public var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
+    package var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
 
     /// Ends the subscription; `messages` is finished shortly after (within the poll interval).
-    public func stop() {
+    package func stop() {
         stopping.store(true, ordering: .releasing)
         thread.shutdown {}
     }
@@ -177,4 +177,4 @@ public final class RedisSubscription<Element: Sendable>: Sendable {
 
 /// A step run on every (re)connection of a subscription before it subscribes, on the connection's own thread: it
 /// is handed a function that sends one command there and returns the reply (blocking, within `--timeout`).
-public typealias ConnectionPreparation = @Sendable (_ send: (RedisCommand) throws -> RESPValue) -> Void
+package typealias ConnectionPreparation = @Sendable (_ send: (RedisCommand) throws -> RESPValue) -> Void

@@ -1,7 +1,7 @@
 /// Retries an idempotent call while it fails transiently (`RedisError.isTransient`: a broken connection, a server
 /// still loading after a restart): capped exponential backoff with jitter, for at most `giveUpAfter` of
 /// continuous failure. Other server error replies are not retried: they are answers.
-public func withRetries<T: Sendable>(
+package func withRetries<T: Sendable>(
     giveUpAfter limit: Duration, _ body: () async throws -> T
 ) async throws -> T {
     let clock = ContinuousClock()

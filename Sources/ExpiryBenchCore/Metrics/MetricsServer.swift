@@ -8,15 +8,15 @@ import Glibc
 /// A minimal HTTP endpoint for `--metrics-port`: `GET /metrics` answers the registry in Prometheus's text
 /// format, anything else 404. One request at a time on its own thread (scrapes come every few seconds), so a
 /// blocking accept never touches Swift's cooperative pool.
-public final class MetricsServer: Sendable {
+package final class MetricsServer: Sendable {
     /// The listening socket. Only `stop()` changes it (to -1), after which the thread's accept fails and it ends.
     private let socketDescriptor: Mutex<Int32>
-    public let port: Int
+    package let port: Int
     private let registry: PrometheusCollectorRegistry
 
     /// Listens on `host`:`port` (port 0: one the kernel chooses, see `port`).
     /// - Throws: `RunError` 64 when the address cannot be bound (port in use, bad host).
-    public init(host: String, port: Int, registry: PrometheusCollectorRegistry) throws {
+    package init(host: String, port: Int, registry: PrometheusCollectorRegistry) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RunError(.unavailable, "--metrics-port: cannot open a socket (\(String(cString: strerror(errno))))") }
         var yes: Int32 = 1
@@ -48,7 +48,7 @@ public final class MetricsServer: Sendable {
     }
 
     /// Stops listening; the serving thread ends.
-    public func stop() {
+    package func stop() {
         let fd = socketDescriptor.withLock { fd in
             defer { fd = -1 }
             return fd

@@ -3,9 +3,9 @@ import Synchronization
 
 /// `--metrics-port`: a run's figures as Prometheus metrics, for runs long enough to watch. Counters and gauges
 /// follow the per-second sample; the latency histogram is fed on every commit.
-public final class RunMetrics: Sendable {
+package final class RunMetrics: Sendable {
     /// The registry the metrics endpoint serves.
-    public let registry = PrometheusCollectorRegistry()
+    package let registry = PrometheusCollectorRegistry()
     private let generated: Counter
     private let processed: Counter
     private let rate: Gauge
@@ -18,7 +18,7 @@ public final class RunMetrics: Sendable {
     /// What the counters had reached at the last update, in the order: generated, processed, then `faults`.
     private let last = Mutex<[Int]>([])
 
-    public init() {
+    package init() {
         let registry = self.registry
         generated = registry.makeCounter(name: "expiry_bench_keys_generated_total", help: "Keys written with their TTL.")
         processed = registry.makeCounter(name: "expiry_bench_keys_processed_total", help: "Keys committed or dead-lettered.")

@@ -2,14 +2,14 @@ import RedisClient
 
 /// Long-TTL keys under the run's namespace, written before the run to reproduce a real cache: Redis's expiry
 /// cycle samples keys with a TTL at random, so when most of them are live, expired events come late.
-public enum BackgroundKeys {
+package enum BackgroundKeys {
     /// The TTL of background keys: far longer than any run.
-    public static let ttl: Duration = .seconds(3600)
+    package static let ttl: Duration = .seconds(3600)
 
     /// Writes `count` keys `<shard prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip (in a cluster, call it
     /// for each shard on that shard's connection).
     /// Stops early (keys written so far stay, under the run's prefix) when `shouldStop` says so.
-    public static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
+    package static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
                              shouldStop: () -> Bool = { false }) async throws {
         var next = 0
         let ttl = String(Self.ttl.milliseconds)

@@ -5,7 +5,7 @@ import RedisClient
 /// publishes a key itself (rescues it) only when the key is gone and its event still has not come `rescueAfter`
 /// later: keyspace notifications are fire-and-forget, so a subscriber that was away or cut off loses them.
 /// Uses the due index, so it and the bridge never publish a key twice. A run has one sweeper per shard.
-public struct DeadlineSweeper: Sendable {
+package struct DeadlineSweeper: Sendable {
     let connection: RedisConnection
     let script: LoadedScript
     let keyspace: RunKeyspace
@@ -18,21 +18,21 @@ public struct DeadlineSweeper: Sendable {
     let gauges: ShardGauges
 
     /// What one sweep did.
-    public struct Sweep: Sendable, Equatable {
+    package struct Sweep: Sendable, Equatable {
         /// Keys published by the sweeper because their event never came.
-        public var rescued = 0
+        package var rescued = 0
         /// Keys touched at their deadline plus grace.
-        public var touched = 0
+        package var touched = 0
         /// Keys that Redis expired because of those touches (the others it had already expired on its own).
-        public var expired = 0
+        package var expired = 0
         /// Where the next sweep's touches start (a deadline in ms, exclusive).
-        public var cursor = "-inf"
+        package var cursor = "-inf"
         /// True when a page was full: more keys are due now, and the next sweep should not wait.
-        public var more = false
+        package var more = false
     }
 
     /// - Parameter shard: the shard to sweep; nil for the first (the only one of a single-shard run).
-    public init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil) {
+    package init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil) {
         self.connection = connection
         self.script = context.scripts.sweep
         self.keyspace = shard ?? context.layout.shards[0]
@@ -45,7 +45,7 @@ public struct DeadlineSweeper: Sendable {
     }
 
     /// Sweeps every `interval` (at once again while a sweep fills a page) until `shouldStop` says so.
-    public func run(shouldStop: @Sendable () -> Bool) async throws {
+    package func run(shouldStop: @Sendable () -> Bool) async throws {
         var cursor = "-inf"
         while !shouldStop() {
             let sweep = try await sweepOnce(after: cursor)
@@ -56,7 +56,7 @@ public struct DeadlineSweeper: Sendable {
 
     /// One sweep, touching keys due after `cursor`; counts what it did in the run's counters.
     @discardableResult
-    public func sweepOnce(after cursor: String = "-inf") async throws -> Sweep {
+    package func sweepOnce(after cursor: String = "-inf") async throws -> Sweep {
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
             try await connection.evalsha(script, keys: [keyspace.dueIndex, keyspace.stream]) { command in
                 command.append(keyspace.dataPrefix)

@@ -5,10 +5,10 @@ import RedisClient
 /// Its subscriptions (connections of their own: one, or one per primary of a cluster) hear every expired key of
 /// the run's database and keep only the run's data keys, leases and probes; the bridge publishes them in batches, shard by shard, with the publish-once script, so a key already
 /// published (by the sweeper, or by an event heard twice) is never published again.
-public struct ExpirationBridge: Sendable {
+package struct ExpirationBridge: Sendable {
     /// An expired key of the run: a data key by shard and index, a consumer's lease by consumer and shard, or a
     /// probe with how late its event came.
-    public enum Expired: Sendable, Equatable {
+    package enum Expired: Sendable, Equatable {
         case key(shard: Int, index: Int)
         case lease(consumer: String, shard: Int)
         case probe(deadline: Int64, lagMilliseconds: Int64)
@@ -16,7 +16,7 @@ public struct ExpirationBridge: Sendable {
         /// What an expired key's name means for the run, or nil for a key that is not the run's. Called as the
         /// event arrives, so a probe's lag is measured then: now on the server's clock (local clock plus
         /// `serverOffsetMilliseconds`) minus the deadline in its name.
-        public static func parse(_ key: String, layout: RunLayout, serverOffsetMilliseconds: Int64 = 0) -> Expired? {
+        package static func parse(_ key: String, layout: RunLayout, serverOffsetMilliseconds: Int64 = 0) -> Expired? {
             if let (shard, index) = layout.locate(dataKey: key) { return .key(shard: shard, index: index) }
             if let deadline = layout.probeDeadline(of: key) {
                 return .probe(deadline: deadline, lagMilliseconds: WallClock.milliseconds() + serverOffsetMilliseconds - deadline)
@@ -30,10 +30,10 @@ public struct ExpirationBridge: Sendable {
     }
 
     /// Where a subscription listens: a server, or in a cluster one primary (notifications are node-local).
-    public struct Source: Sendable {
-        public let endpoint: RedisEndpoint
-        public let route: ClusterRoute?
-        public init(endpoint: RedisEndpoint, route: ClusterRoute? = nil) {
+    package struct Source: Sendable {
+        package let endpoint: RedisEndpoint
+        package let route: ClusterRoute?
+        package init(endpoint: RedisEndpoint, route: ClusterRoute? = nil) {
             self.endpoint = endpoint
             self.route = route
         }
@@ -50,13 +50,13 @@ public struct ExpirationBridge: Sendable {
     let context: PipelineContext
 
     /// The channel that carries expired-key events of database `db`.
-    public static func channel(database db: Int) -> String { "__keyevent@\(db)__:expired" }
+    package static func channel(database db: Int) -> String { "__keyevent@\(db)__:expired" }
 
     /// Subscribes at every source before returning, so that no key generated after this call goes unheard.
     /// - Parameters:
     ///   - publishers: one connection per shard of `context.layout`, by shard index.
     ///   - control: a connection for the run-level keys (the lease index).
-    public static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
+    package static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
         let layout = context.layout
         let offset = context.serverOffsetMilliseconds
         var subscriptions: [RedisSubscription<Expired>] = []
@@ -77,12 +77,12 @@ public struct ExpirationBridge: Sendable {
     }
 
     /// The client name of the run's subscriber connection number `number` (chaos finds it by this name).
-    public static func subscriberName(_ keyspace: RunKeyspace, number: Int = 0) -> String {
+    package static func subscriberName(_ keyspace: RunKeyspace, number: Int = 0) -> String {
         "expiry-bench:\(keyspace.runID):subscriber" + (number == 0 ? "" : "-\(number)")
     }
 
     /// Publishes events until every subscription is stopped and its queue drained.
-    public func run() async throws {
+    package func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for subscription in subscriptions {
                 group.addTask { try await relay(subscription) }
@@ -130,8 +130,8 @@ public struct ExpirationBridge: Sendable {
     }
 
     /// Stops listening; `run` returns once what was heard is published.
-    public func stop() { for subscription in subscriptions { subscription.stop() } }
+    package func stop() { for subscription in subscriptions { subscription.stop() } }
 
     /// How many times the subscribers lost their connection (events published meanwhile were lost).
-    public var reconnects: Int { subscriptions.reduce(0) { $0 + $1.reconnectCount } }
+    package var reconnects: Int { subscriptions.reduce(0) { $0 + $1.reconnectCount } }
 }

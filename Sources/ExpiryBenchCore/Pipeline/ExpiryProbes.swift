@@ -6,14 +6,14 @@ import Synchronization
 /// `window` of its deadline counts as missing.
 ///
 /// The run writes one probe for every `ExpiryProbes.every` data keys; `expiry-bench probe` writes only probes.
-public final class ExpiryProbes: Sendable {
+package final class ExpiryProbes: Sendable {
     /// One probe per this many data keys of a run.
-    public static let every = 100
+    package static let every = 100
     /// At most this many probes of a run wait for their event at once: where Redis's own expiry lags, probes
     /// would pile up as live TTL keys (1 % of the run) and slow the very expiry they measure.
-    public static let maxInFlight = 100
+    package static let maxInFlight = 100
 
-    public let window: Duration
+    package let window: Duration
     private struct State {
         var written = 0
         var late = 0
@@ -25,11 +25,11 @@ public final class ExpiryProbes: Sendable {
     private let state = Mutex(State())
     private let lags = LatencyRecorder()
 
-    public init(window: Duration) { self.window = window }
+    package init(window: Duration) { self.window = window }
 
     /// Takes up to `wanted` places for probes due at `deadline` (ms, server clock), so that at most `limit` wait
     /// at `serverNow`; returns how many may be written. Shards share the places: a place is taken atomically.
-    public func reserve(_ wanted: Int, deadline: Int64, serverNow: Int64, limit: Int = ExpiryProbes.maxInFlight) -> Int {
+    package func reserve(_ wanted: Int, deadline: Int64, serverNow: Int64, limit: Int = ExpiryProbes.maxInFlight) -> Int {
         let window = Int64(self.window.milliseconds)
         return state.withLock { state in
             state.waiting = state.waiting.filter { $0.key + window >= serverNow && $0.value > 0 }
@@ -45,7 +45,7 @@ public final class ExpiryProbes: Sendable {
     }
 
     /// Gives back places taken by `reserve` for probes that were not written after all.
-    public func cancel(_ count: Int, deadline: Int64) {
+    package func cancel(_ count: Int, deadline: Int64) {
         guard count > 0 else { return }
         state.withLock { state in
             state.written -= count
@@ -54,12 +54,12 @@ public final class ExpiryProbes: Sendable {
     }
 
     /// Notes `count` probes written, due at `deadline` (ms, server clock), whatever is in flight.
-    public func wrote(_ count: Int, deadline: Int64) {
+    package func wrote(_ count: Int, deadline: Int64) {
         _ = reserve(count, deadline: deadline, serverNow: .min, limit: .max)
     }
 
     /// Notes the event of a probe due at `deadline`, `lagMilliseconds` after it.
-    public func heard(deadline: Int64, lagMilliseconds: Int64) {
+    package func heard(deadline: Int64, lagMilliseconds: Int64) {
         let late = lagMilliseconds > Int64(window.milliseconds)
         state.withLock { state in
             if let waiting = state.waiting[deadline], waiting > 0 { state.waiting[deadline] = waiting - 1 }
@@ -69,20 +69,20 @@ public final class ExpiryProbes: Sendable {
     }
 
     /// Probes written so far.
-    public var count: Int { state.withLock { $0.written } }
+    package var count: Int { state.withLock { $0.written } }
     /// Probes whose event came within the window.
-    public var heardInTime: Int { Int(lags.snapshot().totalCount) }
+    package var heardInTime: Int { Int(lags.snapshot().totalCount) }
     /// Probes whose event came, in time or not.
-    public var heardAtAll: Int { heardInTime + state.withLock { $0.late } }
+    package var heardAtAll: Int { heardInTime + state.withLock { $0.late } }
 
     /// True once every probe's event has come, or the window of the last probe has passed at `serverNow` (ms).
-    public func settled(serverNow: Int64) -> Bool {
+    package func settled(serverNow: Int64) -> Bool {
         heardAtAll >= count || serverNow > state.withLock { $0.lastDeadline } + Int64(window.milliseconds)
     }
 
     /// The lag percentiles over every probe written, a missing probe counting as the window (so a percentile
     /// that lands on missing probes is a lower bound, shown as such).
-    public func summary() -> ExpiryLag {
+    package func summary() -> ExpiryLag {
         var histogram = lags.snapshot()
         let missing = max(0, count - Int(histogram.totalCount))
         if missing > 0 { _ = histogram.record(UInt64(window.milliseconds * 1000), count: UInt64(missing)) }
@@ -94,18 +94,18 @@ public final class ExpiryProbes: Sendable {
 
 /// How late a server's own `expired` events were: percentiles in ms over every probe (a missing probe counts as
 /// `windowMs`, so a percentile equal to the window is a lower bound), probes heard in time, probes missing.
-public struct ExpiryLag: Sendable, Codable, Equatable {
-    public var p50: Double
-    public var p90: Double
-    public var p99: Double
-    public var max: Double
+package struct ExpiryLag: Sendable, Codable, Equatable {
+    package var p50: Double
+    package var p90: Double
+    package var p99: Double
+    package var max: Double
     /// Probes whose event came within the window.
-    public var count: Int
+    package var count: Int
     /// Probes whose event never came within the window.
-    public var missing: Int
-    public var windowMs: Double
+    package var missing: Int
+    package var windowMs: Double
 
-    public init(p50: Double, p90: Double, p99: Double, max: Double, count: Int, missing: Int, windowMs: Double) {
+    package init(p50: Double, p90: Double, p99: Double, max: Double, count: Int, missing: Int, windowMs: Double) {
         self.p50 = p50
         self.p90 = p90
         self.p99 = p99
@@ -121,12 +121,12 @@ public struct ExpiryLag: Sendable, Codable, Equatable {
     }
 
     /// One percentile for people: "≥ 10.0 s" when it lands on missing probes.
-    public func describe(_ value: Double) -> String {
+    package func describe(_ value: Double) -> String {
         (missing > 0 && value >= windowMs ? "≥ " : "") + Format.milliseconds(value)
     }
 
     /// "p50 53.0ms  p90 …  p99 …  max …", then how many probes and how many missing.
-    public var line: String {
+    package var line: String {
         let total = count + missing
         guard total > 0 else { return "no probes" }
         return "p50 \(describe(p50))  p90 \(describe(p90))  p99 \(describe(p99))  max \(describe(max))"

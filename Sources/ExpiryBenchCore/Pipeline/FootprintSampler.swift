@@ -10,13 +10,13 @@ import RedisClient
 /// run less the second. It assumes nobody else adds or removes TTL keys on the server meanwhile (a sample that
 /// comes out negative counts as 0). In a cluster the script runs shard by shard (its keys must share a slot), so
 /// a node's shards are read a moment apart.
-public final class FootprintSampler: Sendable {
+package final class FootprintSampler: Sendable {
     /// A shard, a connection that reaches its keys, and the server that holds them.
-    public struct Shard: Sendable {
-        public let keyspace: RunKeyspace
-        public let connection: RedisConnection
-        public let node: String
-        public init(keyspace: RunKeyspace, connection: RedisConnection, node: String) {
+    package struct Shard: Sendable {
+        package let keyspace: RunKeyspace
+        package let connection: RedisConnection
+        package let node: String
+        package init(keyspace: RunKeyspace, connection: RedisConnection, node: String) {
             self.keyspace = keyspace
             self.connection = connection
             self.node = node
@@ -31,7 +31,7 @@ public final class FootprintSampler: Sendable {
     let interval: Duration
     private let state = Mutex(Footprint())
 
-    public init(shards: [Shard], script: LoadedScript, database: Int, cluster: Bool, interval: Duration = .milliseconds(100)) {
+    package init(shards: [Shard], script: LoadedScript, database: Int, cluster: Bool, interval: Duration = .milliseconds(100)) {
         self.shards = shards
         self.script = script
         self.database = String(database)
@@ -40,13 +40,13 @@ public final class FootprintSampler: Sendable {
     }
 
     /// Reads the servers' TTL keys before the run starts writing, as the baseline.
-    public func start() async throws {
+    package func start() async throws {
         let before = try await read().reduce(0) { $0 + $1.value.expires }
         state.withLock { $0.ttlKeysBefore = before }
     }
 
     /// Samples until cancelled; a failed sample is skipped.
-    public func run() async {
+    package func run() async {
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { break }
             _ = try? await sampleOnce()
@@ -55,7 +55,7 @@ public final class FootprintSampler: Sendable {
 
     /// One sample, folded into the peaks; returns the run's own TTL keys and the data keys waiting.
     @discardableResult
-    public func sampleOnce() async throws -> (own: Int, data: Int) {
+    package func sampleOnce() async throws -> (own: Int, data: Int) {
         let nodes = try await read()
         let total = nodes.values.reduce(0) { $0 + $1.expires }
         let data = nodes.values.reduce(0) { $0 + $1.due }
@@ -69,7 +69,7 @@ public final class FootprintSampler: Sendable {
     }
 
     /// The peaks so far.
-    public var footprint: Footprint { state.withLock { $0 } }
+    package var footprint: Footprint { state.withLock { $0 } }
 
     /// Per server: keys with a TTL in the run's database, and data keys in its shards' due indexes.
     func read() async throws -> [String: (expires: Int, due: Int)] {
@@ -88,7 +88,7 @@ public final class FootprintSampler: Sendable {
     }
 
     /// `expires=` of `db<database>` in an `INFO keyspace` reply; 0 when the database holds no key.
-    public static func keysWithTTL(inKeyspaceInfo info: String, database: Int) -> Int {
+    package static func keysWithTTL(inKeyspaceInfo info: String, database: Int) -> Int {
         let prefix = "db\(database):"
         for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix(prefix) {
             for field in line.dropFirst(prefix.count).split(separator: ",") where field.hasPrefix("expires=") {
@@ -100,17 +100,17 @@ public final class FootprintSampler: Sendable {
 }
 
 /// The run's footprint on the server's expiry, as sampled by `FootprintSampler`.
-public struct Footprint: Sendable, Codable, Equatable {
+package struct Footprint: Sendable, Codable, Equatable {
     /// The most keys of the run's own (locks, leases, probes, bookkeeping) that carried a TTL at once.
-    public var ownTTLKeysPeak = 0
+    package var ownTTLKeysPeak = 0
     /// The most data keys waiting to expire and be published at once.
-    public var dataKeysPeak = 0
+    package var dataKeysPeak = 0
     /// Keys with a TTL on the server before the run started writing (the user's, and --background-keys).
-    public var ttlKeysBefore = 0
+    package var ttlKeysBefore = 0
     /// Samples taken.
-    public var samples = 0
+    package var samples = 0
 
-    public init() {}
+    package init() {}
 
     enum CodingKeys: String, CodingKey {
         case samples

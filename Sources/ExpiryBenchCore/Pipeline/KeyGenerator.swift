@@ -7,7 +7,7 @@ import RedisClient
 /// Open loop at the run's `RateSchedule` (batches sent on a fixed schedule, whatever the pipeline does; each shard
 /// takes its share of every stage's rate), or as fast as the server takes them without one. Either way it waits while `maxOutstanding` keys are generated but not yet
 /// finished, so a slow pipeline cannot fill the server's memory; such waits are counted.
-public struct KeyGenerator: Sendable {
+package struct KeyGenerator: Sendable {
     let connection: RedisConnection
     let giveUpAfter: Duration
     let keyspace: RunKeyspace
@@ -29,7 +29,7 @@ public struct KeyGenerator: Sendable {
     /// - Parameters:
     ///   - shard: the shard to write; nil for the first (the only one of a single-shard run).
     ///   - indices: the shard's data keys; nil for all of them (a single-shard run).
-    public init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil, indices: Range<Int>? = nil) {
+    package init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil, indices: Range<Int>? = nil) {
         let configuration = context.configuration
         let keyspace = shard ?? context.layout.shards[0]
         let counters = context.counters
@@ -57,7 +57,7 @@ public struct KeyGenerator: Sendable {
     }
 
     /// Generates all keys, returning when the last one is written or `shouldStop` says so.
-    public func run(shouldStop: @Sendable () -> Bool) async throws {
+    package func run(shouldStop: @Sendable () -> Bool) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         var next = 0

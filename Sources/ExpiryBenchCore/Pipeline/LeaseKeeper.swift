@@ -7,38 +7,38 @@ import RedisClient
 /// lease index. A consumer that dies stops being renewed; when its lease lapses, the bridge (the lease key's
 /// expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan board, and a
 /// consumer of the same shard takes its entries over at once.
-public struct LeaseKeeper: Sendable {
+package struct LeaseKeeper: Sendable {
     /// A lease's name: the consumer and the shard it reads (its pending entries are in that shard's stream).
-    public struct Member: Sendable, Equatable, CustomStringConvertible {
-        public let consumer: String
-        public let shard: Int
+    package struct Member: Sendable, Equatable, CustomStringConvertible {
+        package let consumer: String
+        package let shard: Int
 
-        public init(consumer: String, shard: Int) {
+        package init(consumer: String, shard: Int) {
             self.consumer = consumer
             self.shard = shard
         }
 
         /// Parses `consumer@shard`.
-        public init?(_ text: String) {
+        package init?(_ text: String) {
             guard let at = text.lastIndex(of: "@"), let shard = Int(text[text.index(after: at)...]), shard >= 0 else { return nil }
             self.init(consumer: String(text[..<at]), shard: shard)
         }
 
-        public var description: String { "\(consumer)@\(shard)" }
+        package var description: String { "\(consumer)@\(shard)" }
     }
 
     let connection: RedisConnection
     let context: PipelineContext
     let roster: ConsumerRoster
 
-    public init(connection: RedisConnection, context: PipelineContext, roster: ConsumerRoster) {
+    package init(connection: RedisConnection, context: PipelineContext, roster: ConsumerRoster) {
         self.connection = connection
         self.context = context
         self.roster = roster
     }
 
     /// Renews leases and looks for lapsed ones until cancelled or `shouldStop`. Failures are retried at the next beat.
-    public func run(shouldStop: @Sendable () -> Bool) async {
+    package func run(shouldStop: @Sendable () -> Bool) async {
         let ttl = context.configuration.leaseTTL
         while !shouldStop(), !Task.isCancelled {
             _ = try? await renew()
@@ -48,7 +48,7 @@ public struct LeaseKeeper: Sendable {
     }
 
     /// One heartbeat for every live consumer.
-    public func renew() async throws {
+    package func renew() async throws {
         let ttl = context.configuration.leaseTTL
         let alive = roster.alive
         guard !alive.isEmpty else { return }

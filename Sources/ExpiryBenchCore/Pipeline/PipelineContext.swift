@@ -3,32 +3,32 @@ import RedisClient
 
 /// What every component of a run shares: where the keys are, the scripts, the settings, and the run's
 /// counters and signals.
-public struct PipelineContext: Sendable {
+package struct PipelineContext: Sendable {
     /// The run-level keys (meta, leases) and the run's names.
-    public let keyspace: RunKeyspace
+    package let keyspace: RunKeyspace
     /// The run's shards.
-    public let layout: RunLayout
-    public let scripts: RunScripts
-    public let configuration: RunConfiguration
-    public let counters: RunCounters
-    public let latencies: LatencyRecorder
+    package let layout: RunLayout
+    package let scripts: RunScripts
+    package let configuration: RunConfiguration
+    package let counters: RunCounters
+    package let latencies: LatencyRecorder
     /// Per shard, what the trimmers sampled: lag, finished keys, entries idle past `reclaimIdle`.
-    public let gauges: ShardGauges
+    package let gauges: ShardGauges
     /// Consumers whose lease lapsed, waiting for another consumer to take their entries over.
-    public let orphans: OrphanBoard
+    package let orphans: OrphanBoard
     /// When each crashed consumer died, to measure how long its entries waited.
-    public let recoveries: RecoveryLog
+    package let recoveries: RecoveryLog
     /// Server clock minus local clock, in ms.
-    public let serverOffsetMilliseconds: Int64
+    package let serverOffsetMilliseconds: Int64
     /// Redis's own expiry lag, from the probe keys the generators write beside the data keys.
-    public let probes: ExpiryProbes
+    package let probes: ExpiryProbes
     /// Each stage's latencies, for a staged `--rate`; nil otherwise.
-    public let stages: StageRecorder?
+    package let stages: StageRecorder?
     /// Consumers of the run spread over the shards before this process's (see `RunLayout.shard(forConsumer:after:)`).
-    public var consumerOffset = 0
+    package var consumerOffset = 0
 
     /// - Parameter layout: the run's shards; nil for one untagged shard named by `keyspace`.
-    public init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, configuration: RunConfiguration, counters: RunCounters,
+    package init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, configuration: RunConfiguration, counters: RunCounters,
                 latencies: LatencyRecorder, orphans: OrphanBoard = OrphanBoard(), recoveries: RecoveryLog = RecoveryLog(),
                 serverOffsetMilliseconds: Int64) {
         let layout = layout ?? RunLayout(run: keyspace, tags: [nil])
@@ -48,25 +48,25 @@ public struct PipelineContext: Sendable {
     }
 
     /// Now, in milliseconds of the server's clock.
-    public var serverNowMilliseconds: Int64 { WallClock.milliseconds() + serverOffsetMilliseconds }
+    package var serverNowMilliseconds: Int64 { WallClock.milliseconds() + serverOffsetMilliseconds }
 }
 
 /// What the trimmers last read of each shard, for the consumers (how much to read, when to reclaim) and for the
 /// driver (how many keys every process has finished).
-public final class ShardGauges: Sendable {
-    public struct Gauge: Sendable {
+package final class ShardGauges: Sendable {
+    package struct Gauge: Sendable {
         /// Entries not yet delivered to any consumer at the trimmer's last sample (every 100 ms); -1 if unknown.
-        public var undelivered = -1
+        package var undelivered = -1
         /// Entries this process published to the shard's stream, and read from it (new entries only), so far.
-        public var published = 0
-        public var delivered = 0
+        package var published = 0
+        package var delivered = 0
         /// `published` and `delivered` when `undelivered` was sampled.
         var publishedAtSample = 0
         var deliveredAtSample = 0
 
         /// Entries not yet delivered, now: the last sample moved on by what this process published and read
         /// since (what other processes read since is not known here); -1 if unknown.
-        public var backlog: Int {
+        package var backlog: Int {
             guard undelivered >= 0 else { return -1 }
             return max(0, undelivered + (published - publishedAtSample) - (delivered - deliveredAtSample))
         }
@@ -78,39 +78,39 @@ public final class ShardGauges: Sendable {
             deliveredAtSample = delivered
         }
         /// Keys finished in this shard by every process (the tally's `done`).
-        public var finished = 0
+        package var finished = 0
         /// True while some entry has been pending longer than `reclaimIdle`.
-        public var idle = false
+        package var idle = false
     }
 
     private let state: Mutex<[Gauge]>
-    public init(shards: Int) { state = Mutex(Array(repeating: Gauge(), count: max(1, shards))) }
+    package init(shards: Int) { state = Mutex(Array(repeating: Gauge(), count: max(1, shards))) }
 
-    public subscript(shard: Int) -> Gauge {
+    package subscript(shard: Int) -> Gauge {
         get { state.withLock { $0[shard] } }
     }
 
-    public func update(_ shard: Int, _ body: (inout Gauge) -> Void) { state.withLock { body(&$0[shard]) } }
+    package func update(_ shard: Int, _ body: (inout Gauge) -> Void) { state.withLock { body(&$0[shard]) } }
 
     /// Keys finished by every process, over all shards.
-    public var finished: Int { state.withLock { $0.reduce(0) { $0 + $1.finished } } }
+    package var finished: Int { state.withLock { $0.reduce(0) { $0 + $1.finished } } }
 }
 
 /// Consumers presumed dead, by shard, each handed out once.
-public final class OrphanBoard: Sendable {
+package final class OrphanBoard: Sendable {
     private let names = Mutex<[(name: String, shard: Int)]>([])
-    public init() {}
+    package init() {}
 
     /// Adds a consumer of `shard` whose entries must be taken over (ignored if already waiting).
-    public func add(_ name: String, shard: Int = 0) {
+    package func add(_ name: String, shard: Int = 0) {
         names.withLock { if !$0.contains(where: { $0.name == name }) { $0.append((name, shard)) } }
     }
 
     /// True when a consumer of `shard` waits to be taken over.
-    public func has(shard: Int) -> Bool { names.withLock { $0.contains { $0.shard == shard } } }
+    package func has(shard: Int) -> Bool { names.withLock { $0.contains { $0.shard == shard } } }
 
     /// Takes the next orphaned consumer of `shard`, if any.
-    public func take(shard: Int = 0) -> String? {
+    package func take(shard: Int = 0) -> String? {
         names.withLock { list in
             guard let at = list.firstIndex(where: { $0.shard == shard }) else { return nil }
             return list.remove(at: at).name
@@ -119,39 +119,39 @@ public final class OrphanBoard: Sendable {
 }
 
 /// Crash times of consumers, and how long after each crash its entries were taken over.
-public final class RecoveryLog: Sendable {
+package final class RecoveryLog: Sendable {
     private let state = Mutex((crashed: [String: ContinuousClock.Instant](), recoveries: [Duration]()))
-    public init() {}
+    package init() {}
 
-    public func crashed(_ name: String, at instant: ContinuousClock.Instant = .now) {
+    package func crashed(_ name: String, at instant: ContinuousClock.Instant = .now) {
         state.withLock { $0.crashed[name] = instant }
     }
 
     /// Notes that `name`'s entries were taken over now; counts once per crash.
-    public func recovered(_ name: String) {
+    package func recovered(_ name: String) {
         state.withLock { state in
             if let crash = state.crashed.removeValue(forKey: name) { state.recoveries.append(.now - crash) }
         }
     }
 
     /// Time from each crash to the take-over of its entries.
-    public var recoveries: [Duration] { state.withLock { $0.recoveries } }
+    package var recoveries: [Duration] { state.withLock { $0.recoveries } }
 }
 
 /// What one consumer has done, readable while it runs, and the switches chaos uses on it.
-public final class ConsumerStats: Sendable {
-    public let name: String
+package final class ConsumerStats: Sendable {
+    package let name: String
     /// The shard whose stream it reads.
-    public let shard: Int
-    public let processed = Atomic<Int>(0)
+    package let shard: Int
+    package let processed = Atomic<Int>(0)
     /// Set by chaos: the consumer abandons its batch and dies without acking.
-    public let crash = RunFlag()
+    package let crash = RunFlag()
     /// Set by chaos: the consumer stalls past its lock TTL before its next commit.
-    public let stall = RunFlag()
+    package let stall = RunFlag()
     /// True while the consumer runs; its lease is renewed only then.
-    public let alive = RunFlag()
+    package let alive = RunFlag()
 
-    public init(name: String, shard: Int = 0) {
+    package init(name: String, shard: Int = 0) {
         self.name = name
         self.shard = shard
         alive.set()
@@ -159,13 +159,13 @@ public final class ConsumerStats: Sendable {
 }
 
 /// Every consumer of the run, including replacements started after a crash.
-public final class ConsumerRoster: Sendable {
+package final class ConsumerRoster: Sendable {
     private let all = Mutex<[ConsumerStats]>([])
-    public init() {}
+    package init() {}
 
-    public func add(_ stats: ConsumerStats) { all.withLock { $0.append(stats) } }
-    public var members: [ConsumerStats] { all.withLock { $0 } }
-    public var alive: [ConsumerStats] { members.filter(\.alive.isSet) }
+    package func add(_ stats: ConsumerStats) { all.withLock { $0.append(stats) } }
+    package var members: [ConsumerStats] { all.withLock { $0 } }
+    package var alive: [ConsumerStats] { members.filter(\.alive.isSet) }
 }
 
 /// Thrown inside a consumer that chaos has crashed: it stops where it is, without acking anything.

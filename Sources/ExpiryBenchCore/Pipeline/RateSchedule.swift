@@ -4,29 +4,29 @@
 ///
 /// Open loop: key number `i` of the run is due at `offset(ofKey: i)` after the start, whatever happened before
 /// it. The stages decide the run's key count (the sum of rate × duration).
-public struct RateSchedule: Sendable, Equatable {
+package struct RateSchedule: Sendable, Equatable {
     /// One stage: `rate` keys/s for `duration`.
-    public struct Stage: Sendable, Equatable, CustomStringConvertible {
-        public var rate: Int
-        public var duration: Duration
+    package struct Stage: Sendable, Equatable, CustomStringConvertible {
+        package var rate: Int
+        package var duration: Duration
 
-        public init(rate: Int, duration: Duration) {
+        package init(rate: Int, duration: Duration) {
             self.rate = rate
             self.duration = duration
         }
 
         /// Keys the stage generates.
-        public var keys: Int { Int((Double(rate) * duration.seconds).rounded()) }
-        public var description: String { "\(rate):\(DurationText.format(duration))" }
+        package var keys: Int { Int((Double(rate) * duration.seconds).rounded()) }
+        package var description: String { "\(rate):\(DurationText.format(duration))" }
     }
 
-    public let stages: [Stage]
+    package let stages: [Stage]
     /// The first key of each stage, and one past the last key.
     private let firstKeys: [Int]
     /// When each stage starts, in seconds after the start.
     private let starts: [Double]
 
-    public init(stages: [Stage]) {
+    package init(stages: [Stage]) {
         self.stages = stages
         var first = 0
         var start = 0.0
@@ -45,46 +45,46 @@ public struct RateSchedule: Sendable, Equatable {
     }
 
     /// One rate for `keys` keys.
-    public init(rate: Int, keys: Int) {
+    package init(rate: Int, keys: Int) {
         self.init(stages: [Stage(rate: rate, duration: .nanoseconds(Int64(Double(keys) / Double(max(1, rate)) * 1e9)))])
     }
 
     /// Every key of every stage.
-    public var keys: Int { firstKeys.last ?? 0 }
+    package var keys: Int { firstKeys.last ?? 0 }
     /// From the first key to the last stage's end, in seconds.
-    public var seconds: Double { starts.last ?? 0 }
+    package var seconds: Double { starts.last ?? 0 }
 
     /// The stage that generates key `position` (the last one past the end).
-    public func stage(ofKey position: Int) -> Int {
+    package func stage(ofKey position: Int) -> Int {
         var index = 0
         while index + 1 < stages.count, position >= firstKeys[index + 1] { index += 1 }
         return index
     }
 
     /// The stage under way `elapsed` seconds after the start (the last one past the end).
-    public func stage(at elapsed: Double) -> Int {
+    package func stage(at elapsed: Double) -> Int {
         var index = 0
         while index + 1 < stages.count, elapsed >= starts[index + 1] { index += 1 }
         return index
     }
 
     /// When stage `index` starts, in seconds after the start.
-    public func start(of index: Int) -> Double { starts[index] }
+    package func start(of index: Int) -> Double { starts[index] }
 
     /// When key `position` (of all the run's keys, counted from 0; fractional for a shard's share) is due, in
     /// seconds after the start.
-    public func offset(ofKey position: Double) -> Double {
+    package func offset(ofKey position: Double) -> Double {
         let index = stage(ofKey: Int(position))
         let stage = stages[index]
         return starts[index] + (position - Double(firstKeys[index])) / Double(max(1, stage.rate))
     }
 
     /// The rate of the stage under way when key `position` is written.
-    public func rate(atKey position: Int) -> Int { stages[stage(ofKey: position)].rate }
+    package func rate(atKey position: Int) -> Int { stages[stage(ofKey: position)].rate }
 
     /// Reads `--rate`: a number of keys/s (one rate: no stages), or stages `rate:duration,...`.
     /// - Returns: the single rate (0: as fast as possible) or, for stages, the highest stage rate; and the stages.
-    public static func parse(_ text: String) throws(RateScheduleError) -> (rate: Int, stages: [Stage]) {
+    package static func parse(_ text: String) throws(RateScheduleError) -> (rate: Int, stages: [Stage]) {
         let trimmed = text.filter { !$0.isWhitespace }
         if let rate = Int(trimmed) { return (rate, []) }
         var stages: [Stage] = []
@@ -100,7 +100,7 @@ public struct RateSchedule: Sendable, Equatable {
 }
 
 /// A `--rate` that cannot be read.
-public struct RateScheduleError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+package struct RateScheduleError: Error, Sendable, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }

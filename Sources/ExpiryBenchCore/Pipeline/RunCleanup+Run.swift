@@ -8,7 +8,7 @@ extension RunCleanup {
     /// The run also leaves the servers' record of runs sharing `notify-keyspace-events`, which puts the setting
     /// back when no other run needs it (a run killed outright could not); `say` tells what became of it.
     /// - Returns: how many keys were removed, or nil if there is no such run.
-    public static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration,
+    package static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration,
                                  force: Bool = false, warn: (String) -> Void = { Diagnostics.warn($0) },
                                  say: (String) -> Void = { _ in }) async throws -> Int? {
         let facts = try await Preflight.facts(connection, endpoint: connection.endpoint)

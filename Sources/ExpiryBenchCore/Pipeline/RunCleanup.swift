@@ -2,10 +2,10 @@ import RedisClient
 
 /// Removes every key of a run, and nothing else: SCAN MATCH `<prefix>*`, one UNLINK per key, pipelined (a cluster
 /// refuses an UNLINK of keys in different slots). In a cluster, call it on every primary.
-public enum RunCleanup {
+package enum RunCleanup {
     /// Deletes the run's keys on `connection`'s server; returns how many were removed.
     @discardableResult
-    public static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
+    package static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
         var cursor = "0"
         var removed = 0
         let pattern = globEscaped(keyspace.prefix) + "*"
@@ -26,7 +26,7 @@ public enum RunCleanup {
 
     /// The first key found under the run's prefix, if any: a run only starts on an empty prefix, so that
     /// removing "its" keys can never remove anything it did not write.
-    public static func firstKey(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> String? {
+    package static func firstKey(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> String? {
         var cursor = "0"
         let pattern = globEscaped(keyspace.prefix) + "*"
         repeat {

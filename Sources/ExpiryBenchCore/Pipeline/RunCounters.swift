@@ -2,41 +2,41 @@ import Synchronization
 
 /// The run's shared counters. Every component adds to them; the reporter and the verdict read them.
 /// All are atomics, so no lock is ever held on a hot path.
-public final class RunCounters: Sendable {
-    public let generated = Atomic<Int>(0)
-    public let publishedByNotification = Atomic<Int>(0)
+package final class RunCounters: Sendable {
+    package let generated = Atomic<Int>(0)
+    package let publishedByNotification = Atomic<Int>(0)
     /// Keys the sweeper published itself because their expired event never came (rescued).
-    public let publishedBySweeper = Atomic<Int>(0)
+    package let publishedBySweeper = Atomic<Int>(0)
     /// Keys that Redis expired because the sweeper touched them (the others it expired on its own).
-    public let expiredBySweeper = Atomic<Int>(0)
+    package let expiredBySweeper = Atomic<Int>(0)
     /// Keys committed for the first time (the processed bit went from 0 to 1).
-    public let committed = Atomic<Int>(0)
+    package let committed = Atomic<Int>(0)
     /// Commits of keys that were already processed: each one is a key done twice.
-    public let duplicateCommits = Atomic<Int>(0)
+    package let duplicateCommits = Atomic<Int>(0)
     /// Deliveries of keys already processed, caught at claim time and acknowledged without work.
-    public let duplicateDeliveries = Atomic<Int>(0)
+    package let duplicateDeliveries = Atomic<Int>(0)
     /// Deliveries skipped because another consumer held the key's lock.
-    public let lockSkips = Atomic<Int>(0)
+    package let lockSkips = Atomic<Int>(0)
     /// Commits refused because the claim's lock had lapsed (the key stays pending and is redone).
-    public let fencedCommits = Atomic<Int>(0)
-    public let deadLettered = Atomic<Int>(0)
+    package let fencedCommits = Atomic<Int>(0)
+    package let deadLettered = Atomic<Int>(0)
     /// Entries taken over from another consumer (XAUTOCLAIM).
-    public let reclaimed = Atomic<Int>(0)
-    public let maxUnexpired = Atomic<Int>(0)
+    package let reclaimed = Atomic<Int>(0)
+    package let maxUnexpired = Atomic<Int>(0)
     /// Times the generator waited because `--max-outstanding` keys were in flight.
-    public let generatorWaits = Atomic<Int>(0)
+    package let generatorWaits = Atomic<Int>(0)
     /// Failed keys handed back for another delivery.
-    public let redeliveries = Atomic<Int>(0)
+    package let redeliveries = Atomic<Int>(0)
     /// Keys whose simulated work failed (`--fail-rate`).
-    public let failedWork = Atomic<Int>(0)
+    package let failedWork = Atomic<Int>(0)
     /// Faults injected by `--chaos`.
-    public let chaosCrashes = Atomic<Int>(0)
-    public let chaosStalls = Atomic<Int>(0)
-    public let chaosSubscriberKills = Atomic<Int>(0)
+    package let chaosCrashes = Atomic<Int>(0)
+    package let chaosStalls = Atomic<Int>(0)
+    package let chaosSubscriberKills = Atomic<Int>(0)
     /// Consumers found dead by their lapsed lease.
-    public let leaseExpiries = Atomic<Int>(0)
+    package let leaseExpiries = Atomic<Int>(0)
     /// Consumer round trips that failed and were retried.
-    public let consumerErrors = Atomic<Int>(0)
+    package let consumerErrors = Atomic<Int>(0)
 
     /// The shards' gauges, once a pipeline context is made: they add what other processes finished.
     private let shardGauges = Mutex<ShardGauges?>(nil)
@@ -45,21 +45,21 @@ public final class RunCounters: Sendable {
         set { shardGauges.withLock { $0 = newValue } }
     }
 
-    public init() {}
+    package init() {}
 
     /// Keys generated whose event has not yet been published to the stream.
-    public var unexpired: Int {
+    package var unexpired: Int {
         generated.load(ordering: .relaxed) - publishedByNotification.load(ordering: .relaxed) - publishedBySweeper.load(ordering: .relaxed)
     }
 
     /// Keys that reached their end, a first commit or a dead letter: this process's count, or every process's
     /// as last read from the shards' tallies if that is higher.
-    public var finished: Int {
+    package var finished: Int {
         max(committed.load(ordering: .relaxed) + deadLettered.load(ordering: .relaxed), gauges?.finished ?? 0)
     }
 
     /// Raises `maxUnexpired` to the current unexpired count if that is higher.
-    public func noteUnexpired() {
+    package func noteUnexpired() {
         let now = unexpired
         var seen = maxUnexpired.load(ordering: .relaxed)
         while now > seen {

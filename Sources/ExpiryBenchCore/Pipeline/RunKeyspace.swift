@@ -8,17 +8,17 @@ import RedisClient
 /// shard's keys carry the shard's hash tag (`<prefix>{<tag>}:stream`), so that all keys one script touches sit
 /// in one slot, and the run-level keys (meta, leases) carry the run's tag (`<prefix>{<run id>}:meta`).
 /// A value of this type names one shard's keys, and the run-level keys of its run.
-public struct RunKeyspace: Sendable, Equatable {
-    public let namespace: String
-    public let runID: String
+package struct RunKeyspace: Sendable, Equatable {
+    package let namespace: String
+    package let runID: String
     /// Hash tag of the run-level keys; nil on a single server.
-    public let runTag: String?
+    package let runTag: String?
     /// Hash tag of this shard's keys; nil for the untagged single shard.
-    public let shardTag: String?
+    package let shardTag: String?
     /// This shard's number, 0 ..< shard count; data key `i` lives in shard `i % shard count`.
-    public let shardIndex: Int
+    package let shardIndex: Int
 
-    public init(namespace: String, runID: String, cluster: Bool = false) {
+    package init(namespace: String, runID: String, cluster: Bool = false) {
         self.namespace = namespace
         self.runID = runID
         self.runTag = cluster ? runID : nil
@@ -35,74 +35,74 @@ public struct RunKeyspace: Sendable, Equatable {
     }
 
     /// The keys of shard `index`, tagged `tag` (nil: no tag, only for a run of one shard on a single server).
-    public func shard(_ index: Int, tag: String?) -> RunKeyspace {
+    package func shard(_ index: Int, tag: String?) -> RunKeyspace {
         RunKeyspace(run: self, shardIndex: index, shardTag: tag)
     }
 
     /// `<namespace>:<run id>:`, the prefix of every key of the run.
-    public var prefix: String { "\(namespace):\(runID):" }
+    package var prefix: String { "\(namespace):\(runID):" }
     /// Prefix of the run-level keys (meta, leases).
-    public var runPrefix: String { runTag.map { prefix + "{\($0)}:" } ?? prefix }
+    package var runPrefix: String { runTag.map { prefix + "{\($0)}:" } ?? prefix }
     /// Prefix of this shard's keys.
-    public var shardPrefix: String { shardTag.map { prefix + "{\($0)}:" } ?? prefix }
+    package var shardPrefix: String { shardTag.map { prefix + "{\($0)}:" } ?? prefix }
     /// Prefix of the keys that expire (`<prefix>k:<index>`).
-    public var dataPrefix: String { shardPrefix + "k:" }
+    package var dataPrefix: String { shardPrefix + "k:" }
     /// Prefix of the per-key locks (`<prefix>lock:<index>`).
-    public var lockPrefix: String { shardPrefix + "lock:" }
+    package var lockPrefix: String { shardPrefix + "lock:" }
     /// Sorted set of keys not yet published, scored by deadline (ms, server clock).
-    public var dueIndex: String { shardPrefix + "due" }
+    package var dueIndex: String { shardPrefix + "due" }
     /// How many keys the generator has written (its high-water mark).
-    public var generatorMark: String { shardPrefix + "generated" }
+    package var generatorMark: String { shardPrefix + "generated" }
     /// The stream that consumers read.
-    public var stream: String { shardPrefix + "stream" }
+    package var stream: String { shardPrefix + "stream" }
     /// Bitmap of processed keys, by index.
-    public var processed: String { shardPrefix + "processed" }
+    package var processed: String { shardPrefix + "processed" }
     /// Hash of each consumer's last commit call (its name and codes), so that a retried commit is answered, not
     /// redone. It has no TTL of its own: it adds nothing to what Redis's expiry cycle samples.
-    public var commitRecords: String { shardPrefix + "commits" }
+    package var commitRecords: String { shardPrefix + "commits" }
     /// Prefix of the probe keys (`<prefix>probe:<deadline ms>:<n>`): keys that expire like the data keys but that
     /// nothing touches, so their expired events measure Redis's own expiry lag. They are not part of the pipeline.
-    public var probePrefix: String { shardPrefix + "probe:" }
+    package var probePrefix: String { shardPrefix + "probe:" }
     /// The probe key number `number`, due at `deadline` (ms, server clock).
-    public func probeKey(deadline: Int64, number: Int) -> String { probePrefix + "\(deadline):\(number)" }
+    package func probeKey(deadline: Int64, number: Int) -> String { probePrefix + "\(deadline):\(number)" }
 
     /// The deadline of a probe key of this shard, or nil for any other key.
-    public func deadline(ofProbeKey key: String) -> Int64? {
+    package func deadline(ofProbeKey key: String) -> Int64? {
         guard key.hasPrefix(probePrefix) else { return nil }
         let rest = key.utf8.dropFirst(probePrefix.utf8.count)
         guard let colon = rest.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         return Int64(String(decoding: rest[..<colon], as: UTF8.self))
     }
     /// Stream of keys that failed too often.
-    public var deadLetters: String { shardPrefix + "dead" }
+    package var deadLetters: String { shardPrefix + "dead" }
     /// Bitmap of dead-lettered keys, by index.
-    public var deadBits: String { shardPrefix + "deadbits" }
+    package var deadBits: String { shardPrefix + "deadbits" }
     /// Hash of this shard's tallies, kept by the commit script: `c:<consumer>` first commits per consumer,
     /// `done` keys finished (first commits and dead letters), `dup` repeated commits. Every process's
     /// consumers add to it, so the driver reports all of them.
-    public var tally: String { shardPrefix + "tally" }
+    package var tally: String { shardPrefix + "tally" }
     /// Scratch key for the verification's bitmap overlap.
-    public var overlap: String { shardPrefix + "overlap" }
+    package var overlap: String { shardPrefix + "overlap" }
     /// A consumer's lease, kept alive by heartbeat while the consumer lives.
-    public func lease(_ consumer: String) -> String { leasePrefix + consumer }
+    package func lease(_ consumer: String) -> String { leasePrefix + consumer }
     /// Prefix of the lease keys.
-    public var leasePrefix: String { runPrefix + "lease:" }
+    package var leasePrefix: String { runPrefix + "lease:" }
     /// Sorted set of consumers by lease deadline (ms, server clock): the sweeper's way to find dead consumers.
-    public var leases: String { runPrefix + "leases" }
+    package var leases: String { runPrefix + "leases" }
     /// Hash describing the run (settings, start time), for `inspect`.
-    public var meta: String { runPrefix + "meta" }
+    package var meta: String { runPrefix + "meta" }
     /// This shard's keys that have no TTL of their own.
-    public var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally, commitRecords] }
+    package var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally, commitRecords] }
     /// The run-level keys that have no TTL of their own.
-    public var runBookkeepingKeys: [String] { [meta, leases] }
+    package var runBookkeepingKeys: [String] { [meta, leases] }
     /// The consumer group's name.
-    public var group: String { "workers" }
+    package var group: String { "workers" }
 
     /// The data key of key number `index`.
-    public func dataKey(_ index: Int) -> String { dataPrefix + String(index) }
+    package func dataKey(_ index: Int) -> String { dataPrefix + String(index) }
 
     /// The index of a data key of this run, or nil for any other key (the user's, another run's, a lock...).
-    public func index(ofDataKey key: String) -> Int? {
+    package func index(ofDataKey key: String) -> Int? {
         guard key.hasPrefix(dataPrefix) else { return nil }
         let digits = key.utf8.dropFirst(dataPrefix.utf8.count)
         guard !digits.isEmpty, digits.count <= 18 else { return nil }
@@ -115,7 +115,7 @@ public struct RunKeyspace: Sendable, Equatable {
     }
 
     /// A new run id: the time in base 36 and a random suffix, short and sortable by start time.
-    public static func newRunID() -> String {
+    package static func newRunID() -> String {
         let seconds = Int(WallClock.milliseconds() / 1000)
         return String(seconds, radix: 36) + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
     }
@@ -123,7 +123,7 @@ public struct RunKeyspace: Sendable, Equatable {
 
 extension String {
     /// The text right-aligned in `width` columns, filled on the left with `pad`.
-    public func leftPadded(to width: Int, with pad: Character = "0") -> String {
+    package func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

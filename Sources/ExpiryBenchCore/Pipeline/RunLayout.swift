@@ -4,20 +4,20 @@
 /// On a single server a run has one untagged shard unless asked for more. In a cluster each shard's hash tag
 /// is chosen so that the shards are spread evenly over the primaries (shard `j` on primary `j % primaries`),
 /// and every key a script touches is in the shard's one slot.
-public struct RunLayout: Sendable, Equatable {
+package struct RunLayout: Sendable, Equatable {
     /// The run-level keys (meta, leases), and the run's names.
-    public let run: RunKeyspace
+    package let run: RunKeyspace
     /// Every shard, by index.
-    public let shards: [RunKeyspace]
+    package let shards: [RunKeyspace]
 
-    public init(run: RunKeyspace, tags: [String?]) {
+    package init(run: RunKeyspace, tags: [String?]) {
         self.run = run
         self.shards = tags.enumerated().map { run.shard($0.offset, tag: $0.element) }
     }
 
     /// Splits keys `0 ..< keys` into one contiguous range per shard, in proportion to `weights` (the consumers
     /// reading each shard), so that every shard's keys take its consumers about the same time.
-    public static func ranges(keys: Int, weights: [Int]) -> [Range<Int>] {
+    package static func ranges(keys: Int, weights: [Int]) -> [Range<Int>] {
         let total = weights.reduce(0, +)
         guard !weights.isEmpty else { return [] }
         guard total > 0 else { return ranges(keys: keys, weights: weights.map { _ in 1 }) }
@@ -35,16 +35,16 @@ public struct RunLayout: Sendable, Equatable {
 
     /// The shard a process's consumer number `index` reads, when `before` consumers (of the driver and of
     /// processes that joined earlier) are already spread: round robin over all of them, so the shards stay even.
-    public func shard(forConsumer index: Int, after before: Int = 0) -> Int { (before + index) % shards.count }
+    package func shard(forConsumer index: Int, after before: Int = 0) -> Int { (before + index) % shards.count }
 
     /// Shard tags for `count` shards on a single server: none for one shard, `<run id>.<n>` otherwise.
-    public static func singleServerTags(runID: String, count: Int) -> [String?] {
+    package static func singleServerTags(runID: String, count: Int) -> [String?] {
         count == 1 ? [nil] : (0..<count).map { "\(runID).\($0)" }
     }
 
     /// Shard tags for `count` shards over `primaries` primaries: shard `j` gets the first tag `<run id>.<n>` not yet
     /// taken whose slot `primaryOf` places on primary `j % primaries`.
-    public static func clusterTags(runID: String, count: Int, primaries: Int, primaryOf: (String) -> Int) -> [String?] {
+    package static func clusterTags(runID: String, count: Int, primaries: Int, primaryOf: (String) -> Int) -> [String?] {
         var tags: [String?] = []
         var candidate = 0
         var spare: [Int: [String]] = [:]
@@ -68,16 +68,16 @@ public struct RunLayout: Sendable, Equatable {
     }
 
     /// The tags as stored in the run's meta hash (comma-separated; empty for the untagged single shard).
-    public var storedTags: String { shards.map { $0.shardTag ?? "" }.joined(separator: ",") }
+    package var storedTags: String { shards.map { $0.shardTag ?? "" }.joined(separator: ",") }
 
     /// The layout stored in a run's meta hash by `storedTags`.
-    public init(run: RunKeyspace, storedTags: String) {
+    package init(run: RunKeyspace, storedTags: String) {
         let tags = storedTags.split(separator: ",", omittingEmptySubsequences: false).map { $0.isEmpty ? nil : String($0) }
         self.init(run: run, tags: tags.isEmpty ? [nil] : tags)
     }
 
     /// The deadline of a probe key of any shard of this run, else nil.
-    public func probeDeadline(of key: String) -> Int64? {
+    package func probeDeadline(of key: String) -> Int64? {
         for shard in shards {
             if let deadline = shard.deadline(ofProbeKey: key) { return deadline }
         }
@@ -85,7 +85,7 @@ public struct RunLayout: Sendable, Equatable {
     }
 
     /// Every data key's prefix matched against `key`: the shard and index of a data key of this run, else nil.
-    public func locate(dataKey key: String) -> (shard: Int, index: Int)? {
+    package func locate(dataKey key: String) -> (shard: Int, index: Int)? {
         for shard in shards {
             if let index = shard.index(ofDataKey: key) { return (shard.shardIndex, index) }
         }

@@ -1,16 +1,16 @@
 import RedisClient
 
 /// The run's scripts, loaded (SCRIPT LOAD) once and called by SHA.
-public struct RunScripts: Sendable {
-    public let publish: LoadedScript
-    public let sweep: LoadedScript
-    public let claim: LoadedScript
-    public let commit: LoadedScript
-    public let settleAndRead: LoadedScript
-    public let footprint: LoadedScript
+package struct RunScripts: Sendable {
+    package let publish: LoadedScript
+    package let sweep: LoadedScript
+    package let claim: LoadedScript
+    package let commit: LoadedScript
+    package let settleAndRead: LoadedScript
+    package let footprint: LoadedScript
 
     /// Loads every script of the protocol on `connection`.
-    public static func load(on connection: RedisConnection) async throws -> RunScripts {
+    package static func load(on connection: RedisConnection) async throws -> RunScripts {
         func loaded(_ script: RedisScript) async throws -> LoadedScript {
             LoadedScript(script: script, sha: try await connection.load(script))
         }

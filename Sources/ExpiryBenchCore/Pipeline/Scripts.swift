@@ -4,11 +4,11 @@ import RedisClient
 ///
 /// All of a script's keys share the run's prefix; per-key names (data keys, locks) are built inside the
 /// script from a prefix argument, so one call serves a whole batch.
-public enum Scripts {
+package enum Scripts {
     /// Publish once: moves each key still in the due index to the stream, removing it from the index in the
     /// same step; a key already gone from the index is skipped, so two paths can never publish it twice.
     /// KEYS: due index, stream. ARGV: source tag, indices... Returns how many were published.
-    public static let publish = RedisScript(name: "publish", source: """
+    package static let publish = RedisScript(name: "publish", source: """
         local wanted, seen = {}, {}
         for i = 2, #ARGV do
           if not seen[ARGV[i]] then
@@ -40,7 +40,7 @@ public enum Scripts {
     /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, rescue ms, limit, touch cursor (a deadline in ms,
     /// exclusive; '-inf' at first). Returns {rescued, touched, expired by the touches, next cursor, 1 when more
     /// keys are due now (a full page) else 0}.
-    public static let sweep = RedisScript(name: "sweep", source: """
+    package static let sweep = RedisScript(name: "sweep", source: """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local limit = tonumber(ARGV[4])
@@ -83,7 +83,7 @@ public enum Scripts {
     /// cycle samples (hundreds of live TTL keys double its lag); the commit script deletes them.
     /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
     /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
-    public static let claim = RedisScript(name: "claim", source: now + claimFunction + """
+    package static let claim = RedisScript(name: "claim", source: now + claimFunction + """
         local ids, idxs = {}, {}
         for i = 5, #ARGV, 2 do
           ids[#ids + 1] = ARGV[i]
@@ -108,7 +108,7 @@ public enum Scripts {
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
     /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
-    public static let commit = RedisScript(name: "commit", source: now + commitFunction + """
+    package static let commit = RedisScript(name: "commit", source: now + commitFunction + """
         return commit_keys(7)
         """)
 
@@ -121,7 +121,7 @@ public enum Scripts {
     /// KEYS: as the commit script. ARGV: the commit script's first six, then the count to read, the next token,
     /// the lock ttl ms, then the commit's quadruples. Returns {the commit script's reply, the entries read (as
     /// XREADGROUP gives them), their claim codes}.
-    public static let settleAndRead = RedisScript(name: "settle-and-read", source: now + claimFunction + commitFunction + """
+    package static let settleAndRead = RedisScript(name: "settle-and-read", source: now + claimFunction + commitFunction + """
         local settled = commit_keys(10)
         local entries, codes = {}, {}
         if tonumber(ARGV[7]) > 0 then
@@ -266,7 +266,7 @@ public enum Scripts {
     /// Footprint: how many keys of the database carry a TTL (INFO keyspace's `expires=`), and how many data keys
     /// wait in the given due indexes, read at one instant (nothing runs between them inside a script).
     /// KEYS: due indexes. ARGV: database number. Returns {keys with a TTL, keys in the due indexes}.
-    public static let footprint = RedisScript(name: "footprint", source: """
+    package static let footprint = RedisScript(name: "footprint", source: """
         local info = redis.call('INFO', 'keyspace')
         local expires = tonumber(string.match(info, 'db' .. ARGV[1] .. ':[^\\r\\n]*expires=(%d+)')) or 0
         local due = 0
@@ -274,5 +274,5 @@ public enum Scripts {
         return { expires, due }
         """)
 
-    public static let all = [publish, sweep, claim, commit, settleAndRead, footprint]
+    package static let all = [publish, sweep, claim, commit, settleAndRead, footprint]
 }

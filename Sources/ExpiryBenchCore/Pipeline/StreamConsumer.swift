@@ -8,7 +8,7 @@ import RedisClient
 /// `--fail-rate`), settle it (one script: commit, redeliver or dead-letter each key, fenced by its lock), in
 /// chunks every `--commit-every` of work. Three round trips per batch, plus one per `--commit-every`. Between batches it takes over the entries of consumers whose lease lapsed
 /// (XPENDING + XCLAIM) and, when entries sit idle past `reclaimIdle`, reclaims them (XAUTOCLAIM).
-public struct StreamConsumer: Sendable {
+package struct StreamConsumer: Sendable {
     let connection: RedisConnection
     let context: PipelineContext
     let stats: ConsumerStats
@@ -25,7 +25,7 @@ public struct StreamConsumer: Sendable {
     /// The shard whose stream it reads.
     let keyspace: RunKeyspace
 
-    public init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
+    package init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
         let configuration = context.configuration
         self.keyspace = context.layout.shards[stats.shard]
         self.connection = connection
@@ -47,7 +47,7 @@ public struct StreamConsumer: Sendable {
 
     /// `run`, and when chaos crashes the consumer, drops its connection without acking anything (a crash).
     /// Either way the consumer is no longer alive afterwards: its lease is not renewed.
-    public func runUntilStoppedOrCrashed(shouldStop: @Sendable () -> Bool) async throws {
+    package func runUntilStoppedOrCrashed(shouldStop: @Sendable () -> Bool) async throws {
         defer { stats.alive.set(false) }
         do {
             try await run(shouldStop: shouldStop)
@@ -58,7 +58,7 @@ public struct StreamConsumer: Sendable {
 
     /// Consumes until `shouldStop` says so; returns after the batch in hand is settled. Throws when Redis has
     /// been unreachable for longer than `--timeout`, or `ConsumerCrashed` when chaos kills it.
-    public func run(shouldStop: @Sendable () -> Bool) async throws {
+    package func run(shouldStop: @Sendable () -> Bool) async throws {
         let clock = ContinuousClock()
         var lastReclaim = clock.now
         var claimSequence = 0

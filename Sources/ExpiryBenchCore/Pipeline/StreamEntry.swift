@@ -1,13 +1,13 @@
 import RedisClient
 
 /// One entry of the run's stream: an expired key, its deadline and which path published it.
-public struct StreamEntry: Sendable, Equatable {
-    public let id: String
-    public let index: Int
+package struct StreamEntry: Sendable, Equatable {
+    package let id: String
+    package let index: Int
     /// The key's deadline, in milliseconds of the server's clock.
-    public let deadline: Int64
+    package let deadline: Int64
 
-    public init(id: String, index: Int, deadline: Int64) {
+    package init(id: String, index: Int, deadline: Int64) {
         self.id = id
         self.index = index
         self.deadline = deadline
@@ -15,7 +15,7 @@ public struct StreamEntry: Sendable, Equatable {
 
     /// Parses one `[id, [field, value, ...]]` element of an XREADGROUP or XAUTOCLAIM reply; nil for an entry
     /// that was deleted meanwhile (its fields come back nil) or is not one of ours.
-    public init?(_ value: RESPValue) {
+    package init?(_ value: RESPValue) {
         guard let pair = value.array, pair.count == 2, let id = pair[0].string, let fields = pair[1].array else { return nil }
         var index: Int?
         var deadline: Int64?
@@ -33,7 +33,7 @@ public struct StreamEntry: Sendable, Equatable {
     }
 
     /// The entries of an XREADGROUP reply (`[[stream, [entry...]]]`, or nil when the block timed out).
-    public static func fromReadGroup(_ reply: RESPValue) -> [StreamEntry] {
+    package static func fromReadGroup(_ reply: RESPValue) -> [StreamEntry] {
         guard let streams = reply.array else { return [] }
         var entries: [StreamEntry] = []
         for stream in streams {
@@ -45,7 +45,7 @@ public struct StreamEntry: Sendable, Equatable {
     }
 
     /// The entries of an XAUTOCLAIM reply (`[cursor, [entry...], [deleted ids]]`) and the next cursor.
-    public static func fromAutoClaim(_ reply: RESPValue) -> (entries: [StreamEntry], cursor: String) {
+    package static func fromAutoClaim(_ reply: RESPValue) -> (entries: [StreamEntry], cursor: String) {
         guard let parts = reply.array, parts.count >= 2, let cursor = parts[0].string, let items = parts[1].array else { return ([], "0-0") }
         return (items.compactMap(StreamEntry.init), cursor)
     }

@@ -6,7 +6,7 @@ import RedisClient
 /// the stream was before trimming, so the report shows the true peak. It publishes what it reads to the shard's
 /// gauge: the group's lag, the keys every process has finished (the shard's tally), and, every tenth tick,
 /// whether some entry has been pending longer than `reclaimIdle` (so consumers reclaim it).
-public final class StreamTrimmer: Sendable {
+package final class StreamTrimmer: Sendable {
     let connection: RedisConnection
     let keyspace: RunKeyspace
     let interval: Duration
@@ -20,7 +20,7 @@ public final class StreamTrimmer: Sendable {
     ///   - gauges: where to publish what it reads, for consumers and the driver.
     ///   - expireAfter: when set, the shard's bookkeeping keys get this TTL, renewed every 10 s, so that a run killed
     ///     with SIGKILL (no cleanup) does not leave them on the server forever.
-    public init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), gauges: ShardGauges? = nil,
+    package init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), gauges: ShardGauges? = nil,
                 reclaimIdle: Duration = .seconds(1), expireAfter: Duration? = nil) {
         self.connection = connection
         self.gauges = gauges
@@ -31,14 +31,14 @@ public final class StreamTrimmer: Sendable {
     }
 
     /// The stream's length at the last sample, before trimming.
-    public var length: Int { state.withLock { $0.length } }
+    package var length: Int { state.withLock { $0.length } }
     /// The longest the stream was at any sample.
-    public var maxLength: Int { state.withLock { $0.maxLength } }
+    package var maxLength: Int { state.withLock { $0.maxLength } }
     /// Entries delivered and not yet acknowledged, at the last sample.
-    public var pending: Int { state.withLock { $0.pending } }
+    package var pending: Int { state.withLock { $0.pending } }
 
     /// Trims until cancelled. Failures are skipped: trimming is housekeeping, the next tick tries again.
-    public func run() async {
+    package func run() async {
         var tick = 0
         while !Task.isCancelled {
             if let expireAfter, tick % 100 == 0 { try? await expireBookkeeping(after: expireAfter) }
@@ -56,7 +56,7 @@ public final class StreamTrimmer: Sendable {
 
     /// One sample and trim; returns the ID trimmed up to, if any.
     @discardableResult
-    public func trimOnce(checkIdle: Bool = false) async throws -> String? {
+    package func trimOnce(checkIdle: Bool = false) async throws -> String? {
         var commands = [
             RedisCommand("XPENDING", keyspace.stream, keyspace.group),
             RedisCommand("XINFO", "GROUPS", keyspace.stream),

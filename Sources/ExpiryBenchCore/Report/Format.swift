@@ -1,9 +1,9 @@
 import Foundation
 
 /// Number formatting shared by the progress line and the final report.
-public enum Format {
+package enum Format {
     /// `1234567` → `1,234,567`.
-    public static func count(_ value: Int) -> String {
+    package static func count(_ value: Int) -> String {
         let digits = String(value.magnitude)
         var out = ""
         for (i, ch) in digits.enumerated() {
@@ -14,7 +14,7 @@ public enum Format {
     }
 
     /// Milliseconds with a precision that suits the size: `0.42ms`, `12.3ms`, `412ms`, `12.5s`.
-    public static func milliseconds(_ value: Double) -> String {
+    package static func milliseconds(_ value: Double) -> String {
         if value >= 9_999.5 { return String(format: "%.1fs", value / 1000) }
         if value >= 99.95 { return String(format: "%.0fms", value) }
         if value >= 9.995 { return String(format: "%.1fms", value) }
@@ -22,7 +22,7 @@ public enum Format {
     }
 
     /// A share as a percentage with one decimal.
-    public static func percent(_ share: Double) -> String {
+    package static func percent(_ share: Double) -> String {
         String(format: "%.1f%%", share * 100)
     }
 }

@@ -9,21 +9,21 @@ import Histogram
 /// lengths), in HdrHistogram's bucket layout; "compressed" means wrapped in a zlib stream. The zlib stream is
 /// written with stored (uncompressed) DEFLATE blocks, which every inflater reads: the V2 payload is already
 /// compact, and this keeps the tool free of a compression library.
-public enum HdrLog {
+package enum HdrLog {
     /// The log text for one interval covering the whole run.
     /// - Parameters:
     ///   - startTime: the interval's start, in seconds since the epoch.
     ///   - length: the interval's length in seconds.
     ///   - highestTrackableValue: the histogram's highest trackable value (as it was created with).
     ///   - maxValueUnitRatio: what `Interval_Max` is divided by (1000: microseconds shown as milliseconds).
-    public static func log(_ histogram: Histogram<UInt64>, startTime: Double, length: Double,
+    package static func log(_ histogram: Histogram<UInt64>, startTime: Double, length: Double,
                            highestTrackableValue: UInt64, maxValueUnitRatio: Double = 1000) -> String {
         header(startTime: startTime) + line(histogram, start: 0, length: length, highestTrackableValue: highestTrackableValue,
                                             maxValueUnitRatio: maxValueUnitRatio)
     }
 
     /// The log's header: format version, start and base time (seconds since the epoch), the column names.
-    public static func header(startTime: Double) -> String {
+    package static func header(startTime: Double) -> String {
         let started = Date(timeIntervalSince1970: startTime)
         var text = "#[Histogram log format version 1.3]\n"
         text += "#[StartTime: \(String(format: "%.3f", startTime)) (seconds since epoch), \(started)]\n"
@@ -34,7 +34,7 @@ public enum HdrLog {
     }
 
     /// One interval's line: its start (seconds after the base time), length, max and compressed histogram.
-    public static func line(_ histogram: Histogram<UInt64>, start: Double, length: Double,
+    package static func line(_ histogram: Histogram<UInt64>, start: Double, length: Double,
                             highestTrackableValue: UInt64, maxValueUnitRatio: Double = 1000) -> String {
         let encoded = Data(compressed(histogram, highestTrackableValue: highestTrackableValue)).base64EncodedString()
         let maximum = Double(histogram.totalCount > 0 ? histogram.maxRecorded : 0) / maxValueUnitRatio
@@ -45,7 +45,7 @@ public enum HdrLog {
     static let compressedEncodingCookie: UInt32 = 0x1c84_9304 | 0x10
 
     /// The V2 compressed encoding: cookie, compressed length, zlib stream of the V2 encoding.
-    public static func compressed(_ histogram: Histogram<UInt64>, highestTrackableValue: UInt64) -> [UInt8] {
+    package static func compressed(_ histogram: Histogram<UInt64>, highestTrackableValue: UInt64) -> [UInt8] {
         let plain = encoded(histogram, highestTrackableValue: highestTrackableValue)
         let stream = zlibStored(plain)
         var out: [UInt8] = []
@@ -56,7 +56,7 @@ public enum HdrLog {
     }
 
     /// The V2 (uncompressed) encoding: header, then the counts up to the bucket of the largest value.
-    public static func encoded(_ histogram: Histogram<UInt64>, highestTrackableValue: UInt64) -> [UInt8] {
+    package static func encoded(_ histogram: Histogram<UInt64>, highestTrackableValue: UInt64) -> [UInt8] {
         let digits = Int(histogram.numberOfSignificantValueDigits.rawValue)
         let layout = Layout(lowestDiscernibleValue: histogram.lowestDiscernibleValue, significantDigits: digits)
         var counts: [UInt64] = []

@@ -5,16 +5,16 @@ import Synchronization
 ///
 /// Consumers record a whole batch under one short lock; readers take a copy. With `intervals`, it also keeps the
 /// latencies since the last `takeInterval()` apart (for `--hdr-log`, one histogram per second).
-public final class LatencyRecorder: Sendable {
+package final class LatencyRecorder: Sendable {
     /// One hour in microseconds: the longest latency recorded as itself.
-    public static let highestTrackableValue: UInt64 = 3_600_000_000
+    package static let highestTrackableValue: UInt64 = 3_600_000_000
     private struct State {
         var total = LatencyRecorder.emptyHistogram()
         var interval: Histogram<UInt64>?
     }
     private let state: Mutex<State>
 
-    public init(intervals: Bool = false) {
+    package init(intervals: Bool = false) {
         state = Mutex(State(interval: intervals ? Self.emptyHistogram() : nil))
     }
 
@@ -23,7 +23,7 @@ public final class LatencyRecorder: Sendable {
     }
 
     /// Records latencies in microseconds; negative values (clock noise) count as 0, values past 1 h as 1 h.
-    public func record(microseconds values: some Sequence<Int64>) {
+    package func record(microseconds values: some Sequence<Int64>) {
         state.withLock { state in
             for value in values {
                 let clamped = UInt64(min(max(value, 0), Int64(Self.highestTrackableValue)))
@@ -34,12 +34,12 @@ public final class LatencyRecorder: Sendable {
     }
 
     /// A copy of the histogram so far.
-    public func snapshot() -> Histogram<UInt64> {
+    package func snapshot() -> Histogram<UInt64> {
         state.withLock { $0.total }
     }
 
     /// The latencies recorded since the last call (and starts a new interval); nil unless made with `intervals`.
-    public func takeInterval() -> Histogram<UInt64>? {
+    package func takeInterval() -> Histogram<UInt64>? {
         state.withLock { state in
             guard let interval = state.interval else { return nil }
             state.interval = Self.emptyHistogram()
@@ -49,15 +49,15 @@ public final class LatencyRecorder: Sendable {
 }
 
 /// The percentiles the report shows, in milliseconds.
-public struct LatencySummary: Sendable, Codable, Equatable {
-    public var p50: Double
-    public var p90: Double
-    public var p99: Double
-    public var p999: Double
-    public var max: Double
-    public var count: UInt64
+package struct LatencySummary: Sendable, Codable, Equatable {
+    package var p50: Double
+    package var p90: Double
+    package var p99: Double
+    package var p999: Double
+    package var max: Double
+    package var count: UInt64
 
-    public init(_ histogram: Histogram<UInt64>) {
+    package init(_ histogram: Histogram<UInt64>) {
         func ms(_ us: UInt64) -> Double { (Double(us) / 1000 * 100).rounded() / 100 }
         count = histogram.totalCount
         if count == 0 {
@@ -74,12 +74,12 @@ public struct LatencySummary: Sendable, Codable, Equatable {
 
 extension LatencyRecorder {
     /// The recorded values as (value µs, count) pairs, for another process to merge.
-    public func recordedPairs() -> [[UInt64]] {
+    package func recordedPairs() -> [[UInt64]] {
         snapshot().recordedValues().map { [$0.value, UInt64($0.count)] }
     }
 
     /// Adds (value µs, count) pairs recorded by another process.
-    public func merge(pairs: [[UInt64]]) {
+    package func merge(pairs: [[UInt64]]) {
         state.withLock { state in
             for pair in pairs where pair.count == 2 {
                 _ = state.total.record(min(pair[0], Self.highestTrackableValue), count: pair[1])

@@ -2,13 +2,13 @@ import Foundation
 import Histogram
 
 /// Writes the JSON report.
-public enum ReportFile {
+package enum ReportFile {
     /// Encodes `report` (snake_case fields, sorted keys) and writes it atomically to `path`.
-    public static func write(_ report: some Encodable, to path: String) throws {
+    package static func write(_ report: some Encodable, to path: String) throws {
         try encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    public static func encode(_ report: some Encodable) throws -> Data {
+    package static func encode(_ report: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(report)
@@ -16,11 +16,11 @@ public enum ReportFile {
 }
 
 /// The per-second series (`--csv`) and the latency histogram (`--hdr-log`).
-public enum SeriesFiles {
+package enum SeriesFiles {
     /// One line per second: elapsed seconds, keys processed so far, rate, unexpired keys, pending entries,
     /// stream length, p99 latency so far (ms); for a staged `--rate`, also the stage being generated (from 1) and
     /// its target rate.
-    public static func csv(_ samples: [StatsReporter.Sample], stages: [RateSchedule.Stage] = []) -> String {
+    package static func csv(_ samples: [StatsReporter.Sample], stages: [RateSchedule.Stage] = []) -> String {
         let schedule = stages.isEmpty ? nil : RateSchedule(stages: stages)
         var text = "elapsed_s,processed,rate_keys_per_s,unexpired,pending,stream_length,p99_ms" + (schedule == nil ? "\n" : ",stage,target_rate\n")
         for s in samples {
@@ -36,7 +36,7 @@ public enum SeriesFiles {
 
     /// The latency histogram in HdrHistogram's interval log format (`.hlog`): one interval per second of the run
     /// when they were kept, else one interval for the whole run.
-    public static func hdrLog(_ outcome: RunOutcome) -> String {
+    package static func hdrLog(_ outcome: RunOutcome) -> String {
         if !outcome.hdrIntervals.isEmpty { return HdrLog.header(startTime: outcome.startedAt) + outcome.hdrIntervals.joined() }
         return HdrLog.log(outcome.latencies, startTime: outcome.startedAt, length: outcome.report.durationSec,
                           highestTrackableValue: LatencyRecorder.highestTrackableValue)

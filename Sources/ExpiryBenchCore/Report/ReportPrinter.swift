@@ -1,8 +1,8 @@
 
 /// Renders the final report for the terminal: totals, latency percentiles, the per-consumer table, the verdict.
-public enum ReportPrinter {
+package enum ReportPrinter {
     /// The report, with the throughput and latency charts when `outcome` and `charts` are given.
-    public static func render(_ report: RunReport, outcome: RunOutcome? = nil, charts: TerminalCharts? = nil) -> String {
+    package static func render(_ report: RunReport, outcome: RunOutcome? = nil, charts: TerminalCharts? = nil) -> String {
         var lines: [String] = []
         let r = report
         lines.append("")
@@ -122,7 +122,7 @@ public enum ReportPrinter {
     }
 
     /// A threshold result's measured value, in the threshold's own unit.
-    public static func describeValue(of result: RunReport.ThresholdResult) -> String {
+    package static func describeValue(of result: RunReport.ThresholdResult) -> String {
         guard let threshold = try? Threshold(parsing: result.threshold) else { return result.value.map { String($0) } ?? "none" }
         return "\(threshold.metric.rawValue) \(threshold.format(result.value))"
     }
@@ -148,7 +148,7 @@ public enum ReportPrinter {
     }
 
     /// Keys processed per shard, with the node holding each.
-    public static func shardTable(_ shards: [RunReport.Shard]) -> [String] {
+    package static func shardTable(_ shards: [RunReport.Shard]) -> [String] {
         let total = max(1, shards.reduce(0) { $0 + $1.keysProcessed })
         let nameWidth = max(5, shards.map(\.name.count).max() ?? 5)
         let nodeWidth = max(4, shards.map(\.node.count).max() ?? 4)
@@ -164,7 +164,7 @@ public enum ReportPrinter {
     }
 
     /// The per-consumer table: name, count and share, then the min, max and spread of the shares.
-    public static func consumerTable(_ consumers: [RunReport.Consumer]) -> [String] {
+    package static func consumerTable(_ consumers: [RunReport.Consumer]) -> [String] {
         guard !consumers.isEmpty else { return ["Per-consumer statistics: no consumers in this process."] }
         var lines = ["Per-consumer statistics (\(consumers.count) consumers):"]
         let nameWidth = max(8, consumers.map(\.name.count).max() ?? 8)

@@ -1,22 +1,22 @@
 import RedisClient
 
 /// Reads a run's state from Redis, for `expiry-bench inspect` (a run kept with `--keep`, or one still going).
-public struct RunInspector: Sendable {
+package struct RunInspector: Sendable {
     let connection: RedisConnection
     let namespace: String
 
-    public init(connection: RedisConnection, namespace: String) {
+    package init(connection: RedisConnection, namespace: String) {
         self.connection = connection
         self.namespace = namespace
     }
 
     /// True if `connection`'s server is a cluster node (inspect reads single servers only).
-    public static func isClusterNode(_ connection: RedisConnection) async throws -> Bool {
+    package static func isClusterNode(_ connection: RedisConnection) async throws -> Bool {
         try await Preflight.facts(connection, endpoint: connection.endpoint).clusterEnabled
     }
 
     /// Runs under the namespace, newest first, with their start time (ms since the epoch).
-    public func runs() async throws -> [(runID: String, startedMilliseconds: Int64)] {
+    package func runs() async throws -> [(runID: String, startedMilliseconds: Int64)] {
         var cursor = "0"
         var found: [(String, Int64)] = []
         let pattern = RunCleanup.globEscaped(namespace + ":") + "*:meta"
@@ -35,7 +35,7 @@ public struct RunInspector: Sendable {
 
     /// A readable description of the run: settings, stream, group, consumers, oldest pending entries,
     /// dead letters, due index and processed count.
-    public func describe(_ keyspace: RunKeyspace) async throws -> String {
+    package func describe(_ keyspace: RunKeyspace) async throws -> String {
         var lines: [String] = []
         let meta = try await connection.send(RedisCommand("HGETALL", keyspace.meta)).array?.compactMap(\.string) ?? []
         guard !meta.isEmpty else {

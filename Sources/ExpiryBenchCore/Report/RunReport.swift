@@ -3,98 +3,98 @@ import RedisClient
 
 /// The final report of a run: what the checks read (`--json`) and what the terminal report prints.
 /// Field names follow NOTES.md section 5 and stay stable.
-public struct RunReport: Sendable, Codable {
-    public enum Verdict: String, Sendable, Codable {
+package struct RunReport: Sendable, Codable {
+    package enum Verdict: String, Sendable, Codable {
         case exactlyOnce = "exactly-once"
         case failed
         case interrupted
     }
 
-    public struct Consumer: Sendable, Codable, Equatable {
-        public var name: String
-        public var processed: Int
-        public var share: Double
+    package struct Consumer: Sendable, Codable, Equatable {
+        package var name: String
+        package var processed: Int
+        package var share: Double
     }
 
-    public var verdict: Verdict
+    package var verdict: Verdict
     /// Why the verdict is not exactly-once: each problem found, in words.
-    public var problems: [String]
-    public var runID: String
-    public var redis: String
+    package var problems: [String]
+    package var runID: String
+    package var redis: String
     /// The Redis version the server reports for compatibility (`redis_version`; 7.2.4 on any Valkey).
-    public var redisVersion: String
+    package var redisVersion: String
     /// The server as it names itself: JSON `server` {`name`, `version`}.
-    public var server: ServerIdentity
-    public var keysRequested: Int
-    public var keysGenerated: Int
+    package var server: ServerIdentity
+    package var keysRequested: Int
+    package var keysGenerated: Int
     /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
     /// the JSON) when Redis could not be read, or lost the run's data.
-    public var keysProcessed: Int?
+    package var keysProcessed: Int?
     /// First commits confirmed to the consumers of every process that reported: the clients' own count.
-    public var keysProcessedByClients = 0
-    public var duplicateCommits: Int
-    public var duplicateDeliveries: Int
-    public var lockSkips: Int
-    public var fencedCommits: Int
-    public var lost: Int
-    public var deadLettered: Int
-    public var pendingAtEnd: Int
-    public var dueAtEnd: Int
-    public var reclaimed: Int
+    package var keysProcessedByClients = 0
+    package var duplicateCommits: Int
+    package var duplicateDeliveries: Int
+    package var lockSkips: Int
+    package var fencedCommits: Int
+    package var lost: Int
+    package var deadLettered: Int
+    package var pendingAtEnd: Int
+    package var dueAtEnd: Int
+    package var reclaimed: Int
     /// Failed keys handed back for another delivery.
-    public var redeliveries: Int
+    package var redeliveries: Int
     /// Keys whose simulated work failed (`--fail-rate`).
-    public var failedWork: Int
+    package var failedWork: Int
     /// Keys published from their expired event (raised by Redis's own expiry or by the sweeper's touch).
-    public var publishedByNotification: Int
+    package var publishedByNotification: Int
     /// Keys the sweeper published itself because their event never came (rescued).
-    public var publishedBySweeper: Int
-    public var subscriberReconnects: Int
+    package var publishedBySweeper: Int
+    package var subscriberReconnects: Int
     /// Reconnections of every other connection of the run.
-    public var connectionReconnects: Int
-    public var consumerErrors: Int
-    public var generatorWaits: Int
-    public var chaos: Chaos
-    public var durationSec: Double
-    public var throughputKeysPerSec: Double
-    public var maxUnexpired: Int
+    package var connectionReconnects: Int
+    package var consumerErrors: Int
+    package var generatorWaits: Int
+    package var chaos: Chaos
+    package var durationSec: Double
+    package var throughputKeysPerSec: Double
+    package var maxUnexpired: Int
     /// Keys committed more than `lateAfterMs` after their deadline.
-    public var lateKeys: Int
-    public var lateAfterMs: Double
-    public var maxStreamLength: Int
-    public var latencyMs: LatencySummary
+    package var lateKeys: Int
+    package var lateAfterMs: Double
+    package var maxStreamLength: Int
+    package var latencyMs: LatencySummary
     /// Each stage of a staged `--rate`; nil (absent) for one rate.
-    public var stages: [Stage]?
+    package var stages: [Stage]?
     /// `--threshold` results; nil (absent) when none was given.
-    public var thresholds: [ThresholdResult]?
-    public var settings: Settings
-    public var consumers: [Consumer]
+    package var thresholds: [ThresholdResult]?
+    package var settings: Settings
+    package var consumers: [Consumer]
     /// The run's shards: where each was and how many keys it processed.
-    public var shards: [Shard] = []
+    package var shards: [Shard] = []
     /// Consumer processes (`--role consumer`) that joined the run, and how many of them reported back.
-    public var consumerProcesses = 0
-    public var consumerProcessesReported = 0
+    package var consumerProcesses = 0
+    package var consumerProcessesReported = 0
     /// Who made Redis expire the published keys: its own expiry cycle, or the sweeper's touch.
-    public var expiredBy = ExpiredBy()
+    package var expiredBy = ExpiredBy()
     /// How late this server's own expired events were during the run (the probes, which nothing touches).
-    public var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
+    package var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
     /// True when the generator was held back by the pipeline: latency is then mostly queueing.
-    public var saturated = false
+    package var saturated = false
     /// The run's own keys with a TTL beside its data keys, at their peaks.
-    public var footprint = Footprint()
+    package var footprint = Footprint()
 
     /// Who made Redis expire a key (every published key was expired by one of them).
-    public struct ExpiredBy: Sendable, Codable, Equatable {
-        public var redis = 0
-        public var sweeper = 0
-        public init(redis: Int = 0, sweeper: Int = 0) {
+    package struct ExpiredBy: Sendable, Codable, Equatable {
+        package var redis = 0
+        package var sweeper = 0
+        package init(redis: Int = 0, sweeper: Int = 0) {
             self.redis = redis
             self.sweeper = sweeper
         }
     }
 
     /// For a saturated run: a rate a little under the one reached, at which keys should be processed on time.
-    public var suggestedRate: Int {
+    package var suggestedRate: Int {
         let target = throughputKeysPerSec * 0.9
         guard target >= 10 else { return max(1, Int(target)) }
         let scale = pow(10, floor(log10(target)) - 1)
@@ -102,14 +102,14 @@ public struct RunReport: Sendable, Codable {
     }
 
     /// One shard of the run.
-    public struct Shard: Sendable, Codable, Equatable {
+    package struct Shard: Sendable, Codable, Equatable {
         /// The shard's hash tag ("-" for the untagged single shard).
-        public var name: String
+        package var name: String
         /// The server or cluster primary holding it.
-        public var node: String
-        public var keysProcessed: Int
+        package var node: String
+        package var keysProcessed: Int
 
-        public init(name: String, node: String, keysProcessed: Int) {
+        package init(name: String, node: String, keysProcessed: Int) {
             self.name = name
             self.node = node
             self.keysProcessed = keysProcessed
@@ -122,16 +122,16 @@ public struct RunReport: Sendable, Codable {
     }
 
     /// Faults injected (`--chaos`) and how the run recovered from them.
-    public struct Chaos: Sendable, Codable, Equatable {
-        public var crashes: Int
-        public var stalls: Int
-        public var subscriberKills: Int
+    package struct Chaos: Sendable, Codable, Equatable {
+        package var crashes: Int
+        package var stalls: Int
+        package var subscriberKills: Int
         /// Consumers found dead because their lease lapsed.
-        public var leaseExpiries: Int
+        package var leaseExpiries: Int
         /// Crashes whose entries were taken over, and how long after the crash (ms).
-        public var recoveries: Int
-        public var recoveryMaxMs: Double
-        public var recoveryMeanMs: Double
+        package var recoveries: Int
+        package var recoveryMaxMs: Double
+        package var recoveryMeanMs: Double
 
         enum CodingKeys: String, CodingKey {
             case crashes, stalls, recoveries
@@ -142,23 +142,23 @@ public struct RunReport: Sendable, Codable {
         }
     }
 
-    public struct Settings: Sendable, Codable {
-        public var consumers: Int
-        public var ttlMs: Double
-        public var workMs: Double
-        public var lockTtlMs: Double
-        public var rate: Int
-        public var batch: Int
-        public var concurrency: Int
-        public var maxOutstanding: Int
-        public var sweeper: Bool
-        public var graceMs: Double
-        public var failRate: Double
-        public var maxDeliveries: Int
-        public var chaos: Bool
-        public var backgroundKeys: Int
-        public var rescueAfterMs: Double = 0
-        public var probeWindowMs: Double = 0
+    package struct Settings: Sendable, Codable {
+        package var consumers: Int
+        package var ttlMs: Double
+        package var workMs: Double
+        package var lockTtlMs: Double
+        package var rate: Int
+        package var batch: Int
+        package var concurrency: Int
+        package var maxOutstanding: Int
+        package var sweeper: Bool
+        package var graceMs: Double
+        package var failRate: Double
+        package var maxDeliveries: Int
+        package var chaos: Bool
+        package var backgroundKeys: Int
+        package var rescueAfterMs: Double = 0
+        package var probeWindowMs: Double = 0
 
         enum CodingKeys: String, CodingKey {
             case consumers, rate, batch, concurrency
@@ -224,44 +224,44 @@ extension RunConfiguration {
 }
 
 /// What the end of a run found in Redis, and the verdict that follows from it.
-public struct Verification: Sendable, Equatable {
-    public var requested: Int
-    public var generated: Int
-    public var processedBits: Int
-    public var firstCommitsCounted: Int
-    public var duplicateCommits: Int
-    public var deadLettered: Int
-    public var pending: Int
-    public var due: Int
-    public var interrupted: Bool
-    public var stalledFor: Duration?
+package struct Verification: Sendable, Equatable {
+    package var requested: Int
+    package var generated: Int
+    package var processedBits: Int
+    package var firstCommitsCounted: Int
+    package var duplicateCommits: Int
+    package var deadLettered: Int
+    package var pending: Int
+    package var due: Int
+    package var interrupted: Bool
+    package var stalledFor: Duration?
     /// Keys both committed and dead-lettered (must be none).
-    public var committedAndDeadLettered = 0
+    package var committedAndDeadLettered = 0
     /// Processed keys of each shard, by shard index.
-    public var processedPerShard: [Int] = []
+    package var processedPerShard: [Int] = []
     /// Why the end state could not be read from Redis, if it could not.
-    public var unverifiable: String?
+    package var unverifiable: String?
     /// Set when the run's consumer group is gone from Redis: the server lost the run's data (restarted without
     /// persistence, flushed, failed over to a replica without it).
-    public var dataLost: DataLoss?
+    package var dataLost: DataLoss?
 
     /// Where the run's data was found missing, and what Redis said.
-    public struct DataLoss: Sendable, Equatable {
-        public var shard: String
-        public var reason: String
+    package struct DataLoss: Sendable, Equatable {
+        package var shard: String
+        package var reason: String
     }
     /// First commits confirmed to the clients (this process and the consumer processes that reported).
-    public var clientsProcessed = 0
+    package var clientsProcessed = 0
     /// Redis's count of processed keys, or nil when it could not be read or lost the run's data.
-    public var redisProcessed: Int? { unverifiable == nil && dataLost == nil ? processedBits : nil }
+    package var redisProcessed: Int? { unverifiable == nil && dataLost == nil ? processedBits : nil }
     /// The first error a component of the run ended with, if any.
-    public var componentFailure: String?
+    package var componentFailure: String?
     /// The `--max-duration` the run exceeded, if it did.
-    public var exceededMaxDuration: Duration?
+    package var exceededMaxDuration: Duration?
     /// Set when `--abort-on-fail` stopped the run: the threshold that failed, and when.
-    public var abortedBy: String?
+    package var abortedBy: String?
 
-    public init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
+    package init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
                 deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
         self.requested = requested
         self.generated = generated
@@ -276,10 +276,10 @@ public struct Verification: Sendable, Equatable {
     }
 
     /// Keys generated that reached neither a commit nor a dead letter.
-    public var lost: Int { max(0, generated - processedBits - deadLettered) }
+    package var lost: Int { max(0, generated - processedBits - deadLettered) }
 
     /// Every reason the run is not exactly-once; empty when it is.
-    public var problems: [String] {
+    package var problems: [String] {
         var found: [String] = []
         if let abortedBy { found.append("stopped by --abort-on-fail: threshold \(abortedBy)") }
         if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
@@ -300,7 +300,7 @@ public struct Verification: Sendable, Equatable {
     }
 
     /// Interrupted (unless a component failed first), else exactly-once when nothing is wrong, else failed.
-    public var verdict: RunReport.Verdict {
+    package var verdict: RunReport.Verdict {
         if interrupted && componentFailure == nil { return .interrupted }
         return problems.isEmpty ? .exactlyOnce : .failed
     }

@@ -4,14 +4,14 @@ import Synchronization
 /// The figures of each stage of a staged run (`--rate 2000:10s,8000:10s`): a committed key counts for the
 /// stage that generated it (its deadline minus the TTL, against the generation's start), so that each stage
 /// shows the latency of its own rate even while the next stage's keys are already arriving.
-public final class StageRecorder: Sendable {
+package final class StageRecorder: Sendable {
     let schedule: RateSchedule
     let ttlMilliseconds: Int64
     /// When generation started, on the server's clock (ms); 0 until `begin`.
     private let startMilliseconds = Atomic<Int64>(0)
     private let histograms: Mutex<[Histogram<UInt64>]>
 
-    public init(schedule: RateSchedule, ttl: Duration) {
+    package init(schedule: RateSchedule, ttl: Duration) {
         self.schedule = schedule
         self.ttlMilliseconds = Int64(ttl.milliseconds)
         self.histograms = Mutex(schedule.stages.map { _ in
@@ -20,10 +20,10 @@ public final class StageRecorder: Sendable {
     }
 
     /// Marks the start of generation (server clock, ms): the origin of the stages.
-    public func begin(serverMilliseconds: Int64) { startMilliseconds.store(serverMilliseconds, ordering: .relaxed) }
+    package func begin(serverMilliseconds: Int64) { startMilliseconds.store(serverMilliseconds, ordering: .relaxed) }
 
     /// Records committed keys: their deadlines (server ms) and deadline → commit latencies (µs).
-    public func record(deadlines: [Int64], microseconds: [Int64]) {
+    package func record(deadlines: [Int64], microseconds: [Int64]) {
         let start = startMilliseconds.load(ordering: .relaxed)
         let stages = deadlines.map { schedule.stage(at: Double($0 - ttlMilliseconds - start) / 1000) }
         histograms.withLock { histograms in
@@ -34,7 +34,7 @@ public final class StageRecorder: Sendable {
     }
 
     /// Each stage's figures; `samples` (the per-second series) give the processing rate while its keys were due.
-    public func figures(samples: [StatsReporter.Sample]) -> [RunReport.Stage] {
+    package func figures(samples: [StatsReporter.Sample]) -> [RunReport.Stage] {
         let snapshot = histograms.withLock { $0 }
         let ttl = Double(ttlMilliseconds) / 1000
         return schedule.stages.enumerated().map { index, stage in
@@ -54,19 +54,19 @@ public final class StageRecorder: Sendable {
 extension RunReport {
     /// One stage of a staged run: JSON `stages` [{`rate`, `duration_sec`, `keys`, `committed`, `achieved`,
     /// `processed_per_sec`, `latency_ms`}].
-    public struct Stage: Sendable, Codable, Equatable {
+    package struct Stage: Sendable, Codable, Equatable {
         /// The stage's target rate (keys/s) and how long it lasted.
-        public var rate: Int
-        public var durationSec: Double
+        package var rate: Int
+        package var durationSec: Double
         /// Keys the stage was to generate, and those of them committed.
-        public var keys: Int
-        public var committed: Int
+        package var keys: Int
+        package var committed: Int
         /// Committed keys of the stage per second of the stage: the arrival rate it achieved.
-        public var achieved: Double
+        package var achieved: Double
         /// Mean of the per-second processing rate while the stage's keys were due.
-        public var processedPerSec: Double
+        package var processedPerSec: Double
         /// Deadline → commit of the stage's keys.
-        public var latencyMs: LatencySummary
+        package var latencyMs: LatencySummary
 
         enum CodingKeys: String, CodingKey {
             case rate, keys, committed, achieved

@@ -3,15 +3,15 @@ import Synchronization
 
 /// Once a second: reads the groups' state (pending entries, stream lengths, from the shards' trimmers) and prints a
 /// progress line: one line rewritten in place on a terminal, plain lines otherwise, nothing with `--progress none`.
-public final class StatsReporter: Sendable {
-    public struct Sample: Sendable {
-        public var elapsed: Double
-        public var processed: Int
-        public var rate: Double
-        public var unexpired: Int
-        public var pending: Int
-        public var streamLength: Int
-        public var p99Milliseconds: Double
+package final class StatsReporter: Sendable {
+    package struct Sample: Sendable {
+        package var elapsed: Double
+        package var processed: Int
+        package var rate: Double
+        package var unexpired: Int
+        package var pending: Int
+        package var streamLength: Int
+        package var p99Milliseconds: Double
     }
 
     let counters: RunCounters
@@ -30,7 +30,7 @@ public final class StatsReporter: Sendable {
         var lineShown = false
     }
 
-    public init(counters: RunCounters, latencies: LatencyRecorder, total: Int, mode: RunConfiguration.Progress, trimmers: [StreamTrimmer],
+    package init(counters: RunCounters, latencies: LatencyRecorder, total: Int, mode: RunConfiguration.Progress, trimmers: [StreamTrimmer],
                 metrics: RunMetrics? = nil) {
         self.trimmers = trimmers
         self.metrics = metrics
@@ -42,12 +42,12 @@ public final class StatsReporter: Sendable {
     }
 
     /// The per-second samples taken so far.
-    public var samples: [Sample] { state.withLock { $0.samples } }
+    package var samples: [Sample] { state.withLock { $0.samples } }
     /// `--hdr-log`'s lines, one per second, when the latencies keep intervals.
-    public var hdrIntervals: [String] { state.withLock { $0.hdrIntervals } }
+    package var hdrIntervals: [String] { state.withLock { $0.hdrIntervals } }
 
     /// Samples and prints every second until cancelled.
-    public func run(start: ContinuousClock.Instant) async {
+    package func run(start: ContinuousClock.Instant) async {
         let clock = ContinuousClock()
         var tick = 1
         var lastProcessed = 0
@@ -85,7 +85,7 @@ public final class StatsReporter: Sendable {
     }
 
     /// Ends the live line so that the final report starts on a fresh line.
-    public func finishLine() {
+    package func finishLine() {
         let shown = state.withLock { $0.lineShown }
         if shown && isTerminal && mode == .auto { print("") }
     }

@@ -2,12 +2,12 @@ import Histogram
 
 /// Charts for the final report, drawn with Unicode blocks on labelled axes: throughput over time (columns) and the
 /// latency distribution (horizontal bars). Colour only when asked for (a terminal, and no NO_COLOR).
-public struct TerminalCharts: Sendable {
-    public var colour: Bool
+package struct TerminalCharts: Sendable {
+    package var colour: Bool
     /// Columns available for the plot area.
-    public var width: Int
+    package var width: Int
 
-    public init(colour: Bool, width: Int = 60) {
+    package init(colour: Bool, width: Int = 60) {
         self.colour = colour
         self.width = max(10, width)
     }
@@ -17,7 +17,7 @@ public struct TerminalCharts: Sendable {
 
     /// Throughput (keys/s) per second of the run as columns 8 rows high, y axis labelled in keys/s, x axis in
     /// seconds. Longer runs are averaged into at most `width` columns.
-    public func throughput(_ rates: [Double], secondsPerSample: Double = 1) -> [String] {
+    package func throughput(_ rates: [Double], secondsPerSample: Double = 1) -> [String] {
         guard !rates.isEmpty else { return [] }
         let perColumn = max(1, (rates.count + width - 1) / width)
         var columns: [Double] = []
@@ -51,7 +51,7 @@ public struct TerminalCharts: Sendable {
     }
 
     /// The latency distribution: one bar per range of deadline → commit latency, as a share of keys.
-    public func latency(_ histogram: Histogram<UInt64>) -> [String] {
+    package func latency(_ histogram: Histogram<UInt64>) -> [String] {
         guard histogram.totalCount > 0 else { return [] }
         // Ranges in microseconds: 1-2-5 steps from 1 ms up.
         var edges: [UInt64] = [0]

@@ -2,15 +2,15 @@
 /// A pass/fail criterion on a run's result, as load testers write them (`--threshold 'p99<250ms'`): a metric, a
 /// comparison and a limit. Latency metrics (`p50`, `p90`, `p99`, `p999`, `max`, deadline → commit) take a
 /// duration; `lost`, `duplicates` and `late` take a count or a percentage of the keys generated.
-public struct Threshold: Sendable, Equatable, CustomStringConvertible {
-    public enum Metric: String, Sendable, CaseIterable {
+package struct Threshold: Sendable, Equatable, CustomStringConvertible {
+    package enum Metric: String, Sendable, CaseIterable {
         case p50, p90, p99, p999, max, lost, duplicates, late
 
         /// A latency percentile (a duration), rather than a count of keys.
         var isLatency: Bool { [.p50, .p90, .p99, .p999, .max].contains(self) }
     }
 
-    public enum Comparison: String, Sendable, CaseIterable {
+    package enum Comparison: String, Sendable, CaseIterable {
         // Longest first, so that "<=" is not read as "<".
         case lessOrEqual = "<=", equal = "==", less = "<"
 
@@ -23,17 +23,17 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    public let metric: Metric
-    public let comparison: Comparison
+    package let metric: Metric
+    package let comparison: Comparison
     /// The limit: milliseconds for a latency, keys for a count, percent of the keys generated for a percentage.
-    public let limit: Double
-    public let isPercent: Bool
+    package let limit: Double
+    package let isPercent: Bool
     /// The threshold as the user wrote it (without spaces).
-    public let text: String
+    package let text: String
 
     /// Parses `p99<250ms`, `max<=2s`, `lost==0`, `late<1%`, `duplicates==0`.
     /// - Throws: a message saying what is wrong and what is accepted.
-    public init(parsing raw: String) throws(ThresholdError) {
+    package init(parsing raw: String) throws(ThresholdError) {
         let text = raw.filter { !$0.isWhitespace }
         let accepted = "write METRIC<LIMIT, METRIC<=LIMIT or METRIC==LIMIT: p50, p90, p99, p999 or max with a duration (p99<250ms), lost, duplicates or late with a count or a percentage (lost==0, late<1%)"
         guard let comparison = Comparison.allCases.first(where: { text.contains($0.rawValue) }),
@@ -66,10 +66,10 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
         self.text = text
     }
 
-    public var description: String { text }
+    package var description: String { text }
 
     /// The metric's value in `report`, in the limit's unit; nil for a latency when nothing was committed.
-    public func value(in report: RunReport) -> Double? {
+    package func value(in report: RunReport) -> Double? {
         switch metric {
         case .p50, .p90, .p99, .p999, .max: return value(in: report.latencyMs)
         case .lost: return share(report.lost, of: report.keysGenerated)
@@ -80,7 +80,7 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
 
     /// The value of a latency metric in a histogram summary (also for checks while the run goes); nil for the
     /// others, and when the histogram is empty.
-    public func value(in latency: LatencySummary) -> Double? {
+    package func value(in latency: LatencySummary) -> Double? {
         guard latency.count > 0 else { return nil }
         switch metric {
         case .p50: return latency.p50
@@ -97,10 +97,10 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether `value` (from `value(in:)`) meets the threshold; a latency with no data does not.
-    public func holds(_ value: Double?) -> Bool { value.map { comparison.holds($0, limit) } ?? false }
+    package func holds(_ value: Double?) -> Bool { value.map { comparison.holds($0, limit) } ?? false }
 
     /// `value` in the threshold's unit, for a report line: `312.4 ms`, `3 keys`, `0.12 %`.
-    public func format(_ value: Double?) -> String {
+    package func format(_ value: Double?) -> String {
         guard let value else { return "no key committed" }
         if metric.isLatency { return String(format: "%.2f ms", value) }
         if isPercent { return String(format: "%.3g %%", value) }
@@ -109,20 +109,20 @@ public struct Threshold: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A threshold the user wrote that cannot be read.
-public struct ThresholdError: Error, Sendable, CustomStringConvertible {
-    public let description: String
+package struct ThresholdError: Error, Sendable, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
 extension RunReport {
     /// One threshold's result: JSON `thresholds` [{`threshold`, `value`, `ok`}].
-    public struct ThresholdResult: Sendable, Codable, Equatable {
-        public var threshold: String
+    package struct ThresholdResult: Sendable, Codable, Equatable {
+        package var threshold: String
         /// The measured value in the threshold's unit (ms, keys or percent); absent when there was none.
-        public var value: Double?
-        public var ok: Bool
+        package var value: Double?
+        package var ok: Bool
         /// Set when `--abort-on-fail` ended the run on this threshold: seconds into the run.
-        public var abortedAtSec: Double?
+        package var abortedAtSec: Double?
 
         enum CodingKeys: String, CodingKey {
             case threshold, value, ok

@@ -3,19 +3,19 @@ import Synchronization
 import RedisClient
 
 /// What a consumer process did in a run it joined.
-public struct JoinOutcome: Sendable {
-    public let runID: String
+package struct JoinOutcome: Sendable {
+    package let runID: String
     /// How the run ended, as the driver wrote it; nil if the run was removed before this process saw its end.
-    public let state: RunMeta.State?
-    public let interrupted: Bool
+    package let state: RunMeta.State?
+    package let interrupted: Bool
     /// This process's consumers and their first commits.
-    public let consumers: [RunReport.Consumer]
+    package let consumers: [RunReport.Consumer]
     /// Whether the driver's report includes this process's latencies and counters.
-    public let reported: Bool
-    public let durationSec: Double
+    package let reported: Bool
+    package let durationSec: Double
     /// Why this process left a run that was still going: its driver stopped beating, or one of its consumers
     /// failed; nil when the run ended (or was removed) or the process was interrupted.
-    public var leftBecause: String? = nil
+    package var leftBecause: String? = nil
 }
 
 extension BenchmarkRun {
@@ -23,7 +23,7 @@ extension BenchmarkRun {
     /// consumers (spread over the run's shards), follows the run's settings (work, lock TTL, batch...) from its
     /// meta hash, and leaves when the driver marks the run complete or stopped, leaving its figures for the
     /// driver's report.
-    public func join() async throws -> JoinOutcome {
+    package func join() async throws -> JoinOutcome {
         try ResourceLimits.ensureOpenFiles(configuration.consumers * 2 + 64, consumers: configuration.consumers)
         // A consumer joins a shared server: it never starts a private one.
         guard case .url(let endpoint, _) = configuration.server else {

@@ -6,13 +6,13 @@ import RedisClient
 /// One benchmark run, start to verdict: finds or starts the server, checks it, sets up the run's namespace,
 /// runs generator, bridge, consumers and reporter as children of one task group, verifies the result in
 /// Redis, and cleans up after itself (the run's keys, the notification setting, a private server).
-public struct BenchmarkRun: Sendable {
-    public let configuration: RunConfiguration
-    public let stop: StopSignal
+package struct BenchmarkRun: Sendable {
+    package let configuration: RunConfiguration
+    package let stop: StopSignal
     /// Where informational lines go (stdout in the tool, a buffer in tests).
-    public let say: @Sendable (String) -> Void
+    package let say: @Sendable (String) -> Void
 
-    public init(configuration: RunConfiguration, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void = { print($0); fflush(nil) }) {
+    package init(configuration: RunConfiguration, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void = { print($0); fflush(nil) }) {
         self.configuration = configuration
         self.stop = stop
         self.say = say
@@ -20,12 +20,12 @@ public struct BenchmarkRun: Sendable {
 
     /// Runs the benchmark and returns its report. Setup failures throw `RunError` with their exit status;
     /// failures during the run end in a report whose verdict is `failed`.
-    public func execute() async throws -> RunReport {
+    package func execute() async throws -> RunReport {
         try await executeWithSeries().report
     }
 
     /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
-    public func executeWithSeries() async throws -> RunOutcome {
+    package func executeWithSeries() async throws -> RunOutcome {
         // Every consumer holds a connection; the other components about a dozen more.
         try ResourceLimits.ensureOpenFiles(configuration.consumers * 2 + 64, consumers: configuration.consumers)
         let server = try await ServerHandle.open(configuration.server, timeout: configuration.timeout, say: say)
@@ -153,24 +153,24 @@ extension BenchmarkRun {
 }
 
 /// A run's report with what the charts and files beside it need.
-public struct RunOutcome: Sendable {
-    public let report: RunReport
+package struct RunOutcome: Sendable {
+    package let report: RunReport
     /// One sample per second of the run.
-    public let samples: [StatsReporter.Sample]
+    package let samples: [StatsReporter.Sample]
     /// Every committed key's deadline → commit latency, in microseconds.
-    public let latencies: Histogram<UInt64>
+    package let latencies: Histogram<UInt64>
     /// When the run started, in seconds since the epoch.
-    public let startedAt: Double
+    package let startedAt: Double
     /// `--hdr-log`: one interval log line per second of the run (empty unless asked for).
-    public var hdrIntervals: [String] = []
+    package var hdrIntervals: [String] = []
 }
 
 /// A switch shared between tasks.
-public final class RunFlag: Sendable {
+package final class RunFlag: Sendable {
     private let value = Atomic<Bool>(false)
-    public init() {}
-    public func set(_ on: Bool = true) { value.store(on, ordering: .releasing) }
-    public var isSet: Bool { value.load(ordering: .acquiring) }
+    package init() {}
+    package func set(_ on: Bool = true) { value.store(on, ordering: .releasing) }
+    package var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// The first error any child task of the run ended with.

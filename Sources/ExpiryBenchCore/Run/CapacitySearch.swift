@@ -5,19 +5,19 @@
 ///
 /// A step holds when its run verifies exactly-once, its p99 deadline → commit is within the target, the generator
 /// was never held back (the backlog did not keep growing) and the keys arrived at 95 % of the rate or more.
-public struct CapacitySearch: Sendable {
+package struct CapacitySearch: Sendable {
     /// One run of the search: JSON `steps` [{`rate`, `achieved`, `p50`, `p99`, `ok`}].
-    public struct Step: Sendable, Codable, Equatable {
-        public var rate: Int
+    package struct Step: Sendable, Codable, Equatable {
+        package var rate: Int
         /// Keys processed per second over the run.
-        public var achieved: Double
-        public var p50: Double
-        public var p99: Double
-        public var ok: Bool
+        package var achieved: Double
+        package var p50: Double
+        package var p99: Double
+        package var ok: Bool
         /// Why the step did not hold (nil when it did).
-        public var reason: String?
+        package var reason: String?
 
-        public init(rate: Int, achieved: Double, p50: Double, p99: Double, ok: Bool, reason: String? = nil) {
+        package init(rate: Int, achieved: Double, p50: Double, p99: Double, ok: Bool, reason: String? = nil) {
             self.rate = rate
             self.achieved = achieved
             self.p50 = p50
@@ -28,11 +28,11 @@ public struct CapacitySearch: Sendable {
     }
 
     /// The search's result: JSON {`sustainable_rate`, `p99_target_ms`, `steps`}.
-    public struct Result: Sendable, Codable, Equatable {
+    package struct Result: Sendable, Codable, Equatable {
         /// The highest rate whose step held; 0 when none did.
-        public var sustainableRate: Int
-        public var p99TargetMs: Double
-        public var steps: [Step]
+        package var sustainableRate: Int
+        package var p99TargetMs: Double
+        package var steps: [Step]
 
         enum CodingKeys: String, CodingKey {
             case steps
@@ -41,14 +41,14 @@ public struct CapacitySearch: Sendable {
         }
     }
 
-    public var startRate: Int
+    package var startRate: Int
     /// Stop narrowing once the gap between held and failed is under this share of the held rate.
-    public var precision: Double
+    package var precision: Double
     /// No rate above this is tried.
-    public var maxRate: Int
-    public var maxSteps: Int
+    package var maxRate: Int
+    package var maxSteps: Int
 
-    public init(startRate: Int = 2000, precision: Double = 0.05, maxRate: Int = 1_000_000, maxSteps: Int = 16) {
+    package init(startRate: Int = 2000, precision: Double = 0.05, maxRate: Int = 1_000_000, maxSteps: Int = 16) {
         self.startRate = startRate
         self.precision = precision
         self.maxRate = maxRate
@@ -56,7 +56,7 @@ public struct CapacitySearch: Sendable {
     }
 
     /// Whether a run at `rate` held: verified, p99 within `target`, never held back, and the rate reached.
-    public static func judge(rate: Int, report: RunReport, target: Duration) -> Step {
+    package static func judge(rate: Int, report: RunReport, target: Duration) -> Step {
         let latency = report.latencyMs
         var reason: String?
         if report.verdict != .exactlyOnce {
@@ -72,7 +72,7 @@ public struct CapacitySearch: Sendable {
     }
 
     /// Runs the search; `measure` runs one step at a rate, `progress` hears each step as it ends.
-    public func run(target: Duration, measure: (Int) async throws -> Step, progress: (Step) -> Void = { _ in }) async throws -> Result {
+    package func run(target: Duration, measure: (Int) async throws -> Step, progress: (Step) -> Void = { _ in }) async throws -> Result {
         var steps: [Step] = []
         var held: Int?
         var failed: Int?

@@ -6,12 +6,12 @@ import Synchronization
 /// Foundation's `Process` passes on the spawning thread's signal mask (Swift's threads block SIGTERM) and the
 /// dispositions this tool sets to SIG_IGN for its own SIGINT handling, so a server started through it would
 /// ignore SIGTERM. It runs in a process group of its own; stdout and stderr go to /dev/null.
-public final class ChildProcess: Sendable {
-    public let pid: pid_t
+package final class ChildProcess: Sendable {
+    package let pid: pid_t
     private let exited = Atomic<Bool>(false)
 
     /// Starts `path` with `arguments` and the current environment.
-    public init(path: String, arguments: [String]) throws {
+    package init(path: String, arguments: [String]) throws {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -49,7 +49,7 @@ public final class ChildProcess: Sendable {
     }
 
     /// True until the process has exited (reaping it when it has).
-    public var isRunning: Bool {
+    package var isRunning: Bool {
         if exited.load(ordering: .acquiring) { return false }
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
@@ -61,12 +61,12 @@ public final class ChildProcess: Sendable {
     }
 
     /// Sends `signal` to the process if it still runs.
-    public func send(_ signal: Int32) {
+    package func send(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
     }
 
     /// Polls (without blocking a thread) until the process has exited; false if it still runs after `limit`.
-    public func waitForExit(within limit: Duration) async -> Bool {
+    package func waitForExit(within limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while isRunning {
             if ContinuousClock.now > deadline { return false }

@@ -1,10 +1,10 @@
 import Foundation
 
 /// Parses and prints the durations of the command line: `250ms`, `2s`, `1m`, `1.5s`, `500us`, `0`.
-public enum DurationText {
+package enum DurationText {
     /// The duration `text` denotes, or nil if it is not a duration with a unit (`us`, `ms`, `s`, `m`, `h`).
     /// A bare `0` is accepted; any other bare number is not, because its unit would be a guess.
-    public static func parse(_ text: String) -> Duration? {
+    package static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if trimmed == "0" { return .zero }
         let units: [(String, Double)] = [("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
@@ -21,7 +21,7 @@ public enum DurationText {
     }
 
     /// A short human form: `850µs`, `5ms`, `1.5s`, `2m`.
-    public static func format(_ duration: Duration) -> String {
+    package static func format(_ duration: Duration) -> String {
         let seconds = duration.seconds
         if seconds == 0 { return "0" }
         if seconds < 1e-3 { return trim(seconds * 1e6) + "µs" }

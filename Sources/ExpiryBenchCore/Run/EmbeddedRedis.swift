@@ -4,9 +4,9 @@ import RedisClient
 
 /// A private `redis-server` on a free loopback port in a temporary directory, without persistence unless asked.
 /// Stopped (and its directory removed) by `stop()`. (The tests' `crash()` and `restart()` are in TestSupport.)
-public final class EmbeddedRedis: Sendable {
-    public let endpoint: RedisEndpoint
-    public let port: Int
+package final class EmbeddedRedis: Sendable {
+    package let endpoint: RedisEndpoint
+    package let port: Int
     let directory: URL
     package let arguments: [String]
     package let server: String
@@ -23,15 +23,15 @@ public final class EmbeddedRedis: Sendable {
     }
 
     /// The running `redis-server` process.
-    public var process: ChildProcess { current.withLock { $0 } }
+    package var process: ChildProcess { current.withLock { $0 } }
 
     /// The environment variable naming the server binary to start instead of `redis-server` from PATH (another
     /// version, or Valkey: `scripts/servers path valkey-9.1.2`).
-    public static let serverVariable = "EXPIRY_BENCH_REDIS_SERVER"
+    package static let serverVariable = "EXPIRY_BENCH_REDIS_SERVER"
 
     /// The server binary: `$EXPIRY_BENCH_REDIS_SERVER` when set (nil if it is not an executable file), else
     /// `redis-server` from PATH.
-    public static func serverPath() -> String? {
+    package static func serverPath() -> String? {
         if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
             return FileManager.default.isExecutableFile(atPath: chosen) ? chosen : nil
         }
@@ -47,7 +47,7 @@ public final class EmbeddedRedis: Sendable {
     /// - Parameter extraArguments: more `redis-server` options, e.g. `["--requirepass", "x"]` or
     ///   `["--appendonly", "yes", "--appendfsync", "always"]` (later options win).
     /// - Parameter port: the port to listen on; by default a free one the kernel hands out.
-    public static func start(extraArguments: [String] = [], port chosenPort: Int? = nil) async throws -> EmbeddedRedis {
+    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil) async throws -> EmbeddedRedis {
         guard let server = serverPath() else {
             if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
                 throw RunError(.unavailable, "\(serverVariable) is '\(chosen)', which is not an executable file: give the path of a redis-server or valkey-server (scripts/servers path NAME prints one), or unset it")
@@ -89,7 +89,7 @@ public final class EmbeddedRedis: Sendable {
     }
 
     /// Stops the server cleanly (SIGTERM), waits until it has exited (SIGKILL after 5 s), and removes its directory.
-    public func stop(removeDirectory: Bool = true) async {
+    package func stop(removeDirectory: Bool = true) async {
         let process = self.process
         process.send(SIGTERM)
         if await !process.waitForExit(within: .seconds(5)) {
@@ -100,7 +100,7 @@ public final class EmbeddedRedis: Sendable {
     }
 
     /// A loopback port nothing listens on right now (the kernel's choice for port 0).
-    public static func freePort() throws -> Int {
+    package static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RunError(.unavailable, "cannot open a socket to find a free port") }
         defer { close(fd) }

@@ -4,18 +4,18 @@ import RedisClient
 /// What to undo if the process must quit at once (a second SIGINT): put the server setting back and remove the
 /// run's keys, as far as a short time allows. A run registers it once it has changed something, and clears it
 /// once its own cleanup is done.
-public final class EmergencyCleanup: Sendable {
-    public static let shared = EmergencyCleanup()
+package final class EmergencyCleanup: Sendable {
+    package static let shared = EmergencyCleanup()
     private let action = Mutex<(runID: String, body: @Sendable () async -> Void)?>(nil)
 
-    public func register(runID: String, _ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = (runID, body) } }
-    public func clear() { action.withLock { $0 = nil } }
+    package func register(runID: String, _ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = (runID, body) } }
+    package func clear() { action.withLock { $0 = nil } }
 
     /// The run the registered cleanup belongs to, if any.
-    public var runID: String? { action.withLock { $0?.runID } }
+    package var runID: String? { action.withLock { $0?.runID } }
 
     /// Runs the registered cleanup, if any, giving up after `limit`.
-    public func run(limit: Duration) async {
+    package func run(limit: Duration) async {
         guard let body = action.withLock({ $0?.body }) else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await body() }

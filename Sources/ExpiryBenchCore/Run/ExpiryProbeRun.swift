@@ -6,17 +6,17 @@ import RedisClient
 /// namespace of their own; timestamps each one's `expired` event; waits until every event came or the window
 /// passed; then removes the probes still there and puts `notify-keyspace-events` back. Nothing is touched but
 /// its own keys, so it is fit for a production server.
-public struct ExpiryProbeRun: Sendable {
-    public struct Options: Sendable {
-        public var keys = 1000
-        public var ttl: Duration = .milliseconds(100)
-        public var window: Duration = .seconds(10)
-        public var namespace = "expiry-bench"
-        public var timeout: Duration = .seconds(10)
-        public init() {}
+package struct ExpiryProbeRun: Sendable {
+    package struct Options: Sendable {
+        package var keys = 1000
+        package var ttl: Duration = .milliseconds(100)
+        package var window: Duration = .seconds(10)
+        package var namespace = "expiry-bench"
+        package var timeout: Duration = .seconds(10)
+        package init() {}
 
         /// Problems with the values, each naming the flag and the accepted range.
-        public func problems() -> [String] {
+        package func problems() -> [String] {
             var found: [String] = []
             if keys < 1 || keys > 100_000 { found.append("--keys must be between 1 and 100000 for a probe (got \(keys))") }
             if ttl < .milliseconds(1) || ttl > .seconds(3600) { found.append("--ttl must be between 1ms and 1h (got \(DurationText.format(ttl)))") }
@@ -26,15 +26,15 @@ public struct ExpiryProbeRun: Sendable {
     }
 
     /// What the probe found: the JSON the checks read.
-    public struct Report: Sendable, Codable, Equatable {
+    package struct Report: Sendable, Codable, Equatable {
         /// The server's settings that drive its expiry; nil where they could not be read.
-        public struct Server: Sendable, Codable, Equatable {
-            public var hz: Int?
-            public var activeExpireEffort: Int?
-            public var keysWithTTL: Int?
+        package struct Server: Sendable, Codable, Equatable {
+            package var hz: Int?
+            package var activeExpireEffort: Int?
+            package var keysWithTTL: Int?
             /// The server as it names itself (`Redis`, `Valkey`) and its own version.
-            public var name: String
-            public var version: String
+            package var name: String
+            package var version: String
 
             enum CodingKeys: String, CodingKey {
                 case hz, name, version
@@ -43,22 +43,22 @@ public struct ExpiryProbeRun: Sendable {
             }
         }
 
-        public struct Lag: Sendable, Codable, Equatable {
-            public var p50: Double
-            public var p90: Double
-            public var p99: Double
-            public var max: Double
+        package struct Lag: Sendable, Codable, Equatable {
+            package var p50: Double
+            package var p90: Double
+            package var p99: Double
+            package var max: Double
         }
 
         /// Probes whose event came within the window.
-        public var count: Int
+        package var count: Int
         /// Probes whose event did not come within the window.
-        public var missing: Int
-        public var lagMs: Lag
-        public var windowMs: Double
-        public var ttlMs: Double
-        public var server: Server
-        public var redis: String
+        package var missing: Int
+        package var lagMs: Lag
+        package var windowMs: Double
+        package var ttlMs: Double
+        package var server: Server
+        package var redis: String
 
         enum CodingKeys: String, CodingKey {
             case count, missing, server, redis
@@ -68,23 +68,23 @@ public struct ExpiryProbeRun: Sendable {
         }
 
         /// The lag as the run reports it.
-        public var lag: ExpiryLag {
+        package var lag: ExpiryLag {
             ExpiryLag(p50: lagMs.p50, p90: lagMs.p90, p99: lagMs.p99, max: lagMs.max, count: count, missing: missing, windowMs: windowMs)
         }
     }
 
-    public let options: Options
-    public let stop: StopSignal
-    public let say: @Sendable (String) -> Void
+    package let options: Options
+    package let stop: StopSignal
+    package let say: @Sendable (String) -> Void
 
-    public init(options: Options, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void) {
+    package init(options: Options, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void) {
         self.options = options
         self.stop = stop
         self.say = say
     }
 
     /// Probes the server `control` is connected to. Throws `RunError` (exit codes of the run) when it cannot.
-    public func execute(on control: RedisConnection) async throws -> Report {
+    package func execute(on control: RedisConnection) async throws -> Report {
         let endpoint = control.endpoint
         do {
             let facts = try await Preflight.facts(control, endpoint: endpoint)

@@ -3,17 +3,17 @@ import RedisClient
 /// Makes sure the server publishes expired-key events (`notify-keyspace-events` with `E` and `x`), adding only
 /// the flags that are missing, and puts the setting back as it was with `release(on:)`: at once for a run alone,
 /// or when the last run that needs it ends when runs share the server (`NotificationShare`).
-public struct NotificationSettings: Sendable {
+package struct NotificationSettings: Sendable {
     /// The value to put back; nil if CONFIG could not be read.
-    public let original: String?
+    package let original: String?
     /// The value the run set, if it had to change anything.
-    public let applied: String?
+    package let applied: String?
     /// The value in force for the run, when CONFIG could be read.
-    public let value: String?
+    package let value: String?
     /// The run's entry in the server's record of the runs that share the setting; nil where it could not be kept.
-    public let share: NotificationShare?
+    package let share: NotificationShare?
     /// Other live runs that were already using the setting when this run started.
-    public let others: Int
+    package let others: Int
 
     init(original: String?, applied: String?, value: String? = nil, share: NotificationShare? = nil, others: Int = 0) {
         self.original = original
@@ -24,7 +24,7 @@ public struct NotificationSettings: Sendable {
     }
 
     /// The flags `value` lacks for expired keyevent notifications ("" when none).
-    public static func missingFlags(in value: String) -> String {
+    package static func missingFlags(in value: String) -> String {
         var missing = ""
         if !value.contains("E") { missing += "E" }
         if !value.contains("x") && !value.contains("A") { missing += "x" }
@@ -32,7 +32,7 @@ public struct NotificationSettings: Sendable {
     }
 
     /// Reads the setting and adds what is missing, for this run alone. Throws the CONFIG error if CONFIG is unavailable.
-    public static func ensure(on connection: RedisConnection) async throws -> NotificationSettings {
+    package static func ensure(on connection: RedisConnection) async throws -> NotificationSettings {
         let value = try await current(on: connection)
         let missing = missingFlags(in: value)
         if missing.isEmpty { return NotificationSettings(original: value, applied: nil) }
@@ -52,7 +52,7 @@ public struct NotificationSettings: Sendable {
 
     /// Puts the original value back, or leaves it for the other runs that still need it. Returns a line saying
     /// what became of the setting, nil when there is nothing to say. Safe to retry.
-    public func release(on connection: RedisConnection) async throws -> String? {
+    package func release(on connection: RedisConnection) async throws -> String? {
         guard let share else {
             guard applied != nil, let original else { return nil }
             try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
@@ -64,7 +64,7 @@ public struct NotificationSettings: Sendable {
     }
 
     /// One line for what became of the setting when a run left the shared record; nil when nothing changed.
-    public static func describe(_ departure: NotificationShare.Departure) -> String? {
+    package static func describe(_ departure: NotificationShare.Departure) -> String? {
         switch departure {
         case .restored(let value): return "notify-keyspace-events put back to '\(value)'."
         case .unchanged, .noRecord: return nil
@@ -76,7 +76,7 @@ public struct NotificationSettings: Sendable {
     }
 
     /// The command that puts the setting back by hand, for a warning when the release failed.
-    public var manualRestore: String {
+    package var manualRestore: String {
         "redis-cli CONFIG SET notify-keyspace-events '\(original ?? "")'"
     }
 }

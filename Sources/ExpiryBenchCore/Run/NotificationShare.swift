@@ -13,11 +13,11 @@ import RedisClient
 /// The record lives in database 0 (the setting is the server's, whatever database a run uses); on a cluster
 /// node under a hash tag of a slot that node owns. It is the tool's only key outside a run's prefix, and it is
 /// removed when the last run leaves.
-public final class NotificationShare: Sendable {
+package final class NotificationShare: Sendable {
     /// The record's key on this server.
-    public let key: String
+    package let key: String
     /// This run's field in the record.
-    public let member: String
+    package let member: String
     let connection: RedisConnection
     private let beat: Task<Void, Never>
 
@@ -36,11 +36,11 @@ public final class NotificationShare: Sendable {
     }
 
     /// The record's key on a single server.
-    public static let standaloneKey = "expiry-bench:notify-keyspace-events"
+    package static let standaloneKey = "expiry-bench:notify-keyspace-events"
 
     /// The record's key on cluster node `node`: the standalone name with the first hash tag `{<n>}` whose slot
     /// `owner` places on that node (the same for every run that sees the same slot map).
-    public static func clusterKey(for node: RedisEndpoint, owner: (Int) -> RedisEndpoint) -> String {
+    package static func clusterKey(for node: RedisEndpoint, owner: (Int) -> RedisEndpoint) -> String {
         for n in 0..<100_000 {
             let key = "\(standaloneKey){\(n)}"
             if owner(HashSlot.of(key)).address == node.address { return key }
@@ -49,25 +49,25 @@ public final class NotificationShare: Sendable {
     }
 
     /// The field of run `namespace`/`runID` in the record.
-    public static func member(namespace: String, runID: String) -> String { "run:\(namespace):\(runID)" }
+    package static func member(namespace: String, runID: String) -> String { "run:\(namespace):\(runID)" }
 
     /// What a run found and did when it joined the record.
-    public struct Joined: Sendable {
-        public let share: NotificationShare
+    package struct Joined: Sendable {
+        package let share: NotificationShare
         /// The value to put back when the last run leaves.
-        public let original: String
+        package let original: String
         /// The value in force for the run.
-        public let value: String
+        package let value: String
         /// Whether this run had to add flags.
-        public let changed: Bool
+        package let changed: Bool
         /// Other live runs already in the record.
-        public let others: Int
+        package let others: Int
     }
 
     /// Registers run `member` on the server at `endpoint` (its database is ignored: the record is in database 0)
     /// and adds the expired-event flags the setting lacks, atomically with the record. Keeps beating until `leave`.
     /// - Throws: `RedisError(.server)` when the record cannot be written (an ACL without that key, for example).
-    public static func join(endpoint: RedisEndpoint, key: String, member: String, timeout: Duration) async throws -> Joined {
+    package static func join(endpoint: RedisEndpoint, key: String, member: String, timeout: Duration) async throws -> Joined {
         var zero = endpoint
         zero.database = 0
         let connection = try await RedisConnection.connect(to: zero, name: "expiry-bench:notify-record", timeout: timeout)
@@ -97,7 +97,7 @@ public final class NotificationShare: Sendable {
     }
 
     /// What became of the setting when a run left the record.
-    public enum Departure: Sendable, Equatable {
+    package enum Departure: Sendable, Equatable {
         /// The last run left: the setting was put back to this value.
         case restored(String)
         /// The last run left and the setting already had the value to put back.
@@ -112,20 +112,20 @@ public final class NotificationShare: Sendable {
 
     /// Takes this run out of the record, and puts the setting back if it was the last live run.
     /// `fallback` (the values this run saw itself) decides when the server lost the record.
-    public func leave(fallback: (original: String, applied: String)? = nil) async throws -> Departure {
+    package func leave(fallback: (original: String, applied: String)? = nil) async throws -> Departure {
         beat.cancel()
         return try await Self.leave(member: member, key: key, on: connection, fallback: fallback)
     }
 
     /// Closes the record's connection (after `leave`).
-    public func close() {
+    package func close() {
         beat.cancel()
         connection.close()
     }
 
     /// Takes `member` out of the record `key` on the server `connection` talks to (database 0), putting the
     /// setting back when no other live run remains. Used by a run that ends and by `cleanup` of a killed run.
-    public static func leave(member: String, key: String, on connection: RedisConnection,
+    package static func leave(member: String, key: String, on connection: RedisConnection,
                              fallback: (original: String, applied: String)? = nil) async throws -> Departure {
         for _ in 0..<50 {
             let reconnects = connection.reconnectCount
@@ -153,7 +153,7 @@ public final class NotificationShare: Sendable {
 
     /// `leave` for a run that cannot leave itself (killed), from a fresh connection to `endpoint`'s database 0.
     /// Returns nil when the server has no record.
-    public static func leave(member: String, key: String, endpoint: RedisEndpoint, timeout: Duration) async throws -> Departure? {
+    package static func leave(member: String, key: String, endpoint: RedisEndpoint, timeout: Duration) async throws -> Departure? {
         var zero = endpoint
         zero.database = 0
         let connection = try await RedisConnection.connect(to: zero, name: "expiry-bench:notify-record", timeout: timeout)

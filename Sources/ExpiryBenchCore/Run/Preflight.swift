@@ -1,19 +1,19 @@
 import RedisClient
 
 /// What the server says about itself (INFO), read once before any key is written.
-public struct ServerFacts: Sendable, Equatable {
+package struct ServerFacts: Sendable, Equatable {
     /// The server as it names itself (`Valkey 9.1.2`).
-    public var server: ServerIdentity
+    package var server: ServerIdentity
     /// The Redis version the server is compatible with (`redis_version`; Valkey reports 7.2.4): what the
     /// capability checks read.
-    public var version: String
-    public var clusterEnabled: Bool
+    package var version: String
+    package var clusterEnabled: Bool
     /// `maxmemory` in bytes; 0 for no limit.
-    public var maxMemory: Int
-    public var maxMemoryPolicy: String
-    public var usedMemory: Int
+    package var maxMemory: Int
+    package var maxMemoryPolicy: String
+    package var usedMemory: Int
     /// False when INFO was refused (a user without `+info`): the memory figures are then unknown, not zero.
-    public var memoryKnown = true
+    package var memoryKnown = true
 
     /// The value of `field` in an INFO reply.
     static func field(_ field: String, in info: String) -> String? {
@@ -24,7 +24,7 @@ public struct ServerFacts: Sendable, Equatable {
     }
 
     /// Reads the facts from INFO replies (server, memory and cluster sections, in one text).
-    public init(info: String) {
+    package init(info: String) {
         version = Self.field("redis_version", in: info) ?? "unknown"
         server = ServerIdentity { Self.field($0, in: info) }
         clusterEnabled = Self.field("cluster_enabled", in: info) == "1"
@@ -35,7 +35,7 @@ public struct ServerFacts: Sendable, Equatable {
 
     /// The facts HELLO gives to a user who may not run INFO (it is in `@dangerous`): the version and whether
     /// the server is a cluster node; the memory figures stay unknown.
-    public init(hello reply: RESPValue) {
+    package init(hello reply: RESPValue) {
         let fields = reply.fieldMap
         server = ServerIdentity(hello: fields)
         version = fields["version"] ?? "unknown"
@@ -47,7 +47,7 @@ public struct ServerFacts: Sendable, Equatable {
     }
 
     /// True when the version is at least `major.minor`.
-    public func isAtLeast(_ major: Int, _ minor: Int) -> Bool {
+    package func isAtLeast(_ major: Int, _ minor: Int) -> Bool {
         let parts = version.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { return true }
         return (parts[0], parts[1]) >= (major, minor)
@@ -55,7 +55,7 @@ public struct ServerFacts: Sendable, Equatable {
 }
 
 /// Checks made before any key is written. Each failure is one line a user can act on, with its exit code.
-public enum Preflight {
+package enum Preflight {
     /// Reads INFO (which works where CONFIG is renamed or forbidden, as on managed services); for a user who may
     /// not run INFO (`-@dangerous`), HELLO's version and mode instead, with a warning that the memory checks
     /// are skipped.
@@ -77,7 +77,7 @@ public enum Preflight {
     }
 
     /// Refuses what would make the run impossible (exit 78) and warns about what may spoil it.
-    public static func check(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
+    package static func check(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
         if !facts.isAtLeast(6, 2) {
             throw RunError(.configuration, "\(facts.server) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE, which came with Redis 6.2. Use Redis 6.2 or newer, or any Valkey.")
         }
@@ -98,7 +98,7 @@ public enum Preflight {
 
     /// What the run may hold in Redis at its peak: the keys in flight (key, due-index entry, stream entry, lock,
     /// commit records), the background keys, the processed bitmap, and a margin.
-    public static func estimatedBytes(_ configuration: RunConfiguration) -> Int {
+    package static func estimatedBytes(_ configuration: RunConfiguration) -> Int {
         let perKeyInFlight = 400
         return min(configuration.keys, configuration.effectiveMaxOutstanding) * perKeyInFlight
             + configuration.backgroundKeys * 120

@@ -1,10 +1,10 @@
 import Foundation
 
 /// The process's limits that a run with many consumers can meet.
-public enum ResourceLimits {
+package enum ResourceLimits {
     /// Makes sure `needed` file descriptors can be open at once: raises the soft limit up to the hard one if it
     /// must, and refuses with the numbers when even the hard limit is too low (each consumer holds a socket).
-    public static func ensureOpenFiles(_ needed: Int, consumers: Int) throws {
+    package static func ensureOpenFiles(_ needed: Int, consumers: Int) throws {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
         if limit.rlim_cur >= rlim_t(needed) { return }

@@ -1,9 +1,9 @@
 import RedisClient
 
 /// Everything a run needs to know, already validated. Built by the command line, or directly by tests.
-public struct RunConfiguration: Sendable {
+package struct RunConfiguration: Sendable {
     /// Where the server comes from.
-    public enum Server: Sendable, Equatable {
+    package enum Server: Sendable, Equatable {
         /// The given URL; if it is the default address and nothing listens there, a private server is spawned.
         case url(RedisEndpoint, spawnIfAbsent: Bool)
         /// Always spawn a private `redis-server`.
@@ -11,7 +11,7 @@ public struct RunConfiguration: Sendable {
     }
 
     /// What this process does in the run.
-    public enum Role: String, Sendable, CaseIterable {
+    package enum Role: String, Sendable, CaseIterable {
         /// Everything: the driver's work and consumers.
         case all
         /// Generator, bridge, sweeper, reporter and verification, with `consumers` consumers of its own (0 allowed).
@@ -21,86 +21,86 @@ public struct RunConfiguration: Sendable {
     }
 
     /// How live progress is shown.
-    public enum Progress: String, Sendable, CaseIterable {
+    package enum Progress: String, Sendable, CaseIterable {
         case auto, plain, none
     }
 
-    public var server: Server = .url(.localDefault, spawnIfAbsent: true)
-    public var keys = 3_000_000
-    public var consumers = 64
-    public var ttl: Duration = .milliseconds(100)
-    public var work: Duration = .milliseconds(5)
-    public var lockTTL: Duration = .milliseconds(500)
+    package var server: Server = .url(.localDefault, spawnIfAbsent: true)
+    package var keys = 3_000_000
+    package var consumers = 64
+    package var ttl: Duration = .milliseconds(100)
+    package var work: Duration = .milliseconds(5)
+    package var lockTTL: Duration = .milliseconds(500)
     /// Keys per second; 0 for as fast as the pipeline takes them.
-    public var rate = 0
+    package var rate = 0
     /// Stages of the rate (`--rate 1000:30s,5000:30s`); empty for one rate. They set `keys` and `rate` (the highest).
-    public var stages: [RateSchedule.Stage] = []
+    package var stages: [RateSchedule.Stage] = []
     /// Entries per XREADGROUP; nil to derive it from the lock TTL, the work time and the concurrency.
-    public var batch: Int?
+    package var batch: Int?
     /// Finished keys of a batch are committed this often while the rest of it is still being worked on.
-    public var commitEvery: Duration = .milliseconds(50)
+    package var commitEvery: Duration = .milliseconds(50)
     /// A key committed more than this after its deadline counts as late (missed its deadline).
-    public var lateAfter: Duration = .seconds(1)
+    package var lateAfter: Duration = .seconds(1)
     /// Keys of a batch in their work at once, per consumer.
-    public var concurrency = 1
+    package var concurrency = 1
     /// Keys generated but not yet committed, at most; 0 to derive it.
-    public var maxOutstanding = 0
-    public var namespace = "expiry-bench"
-    public var runID: String?
-    public var role: Role = .all
+    package var maxOutstanding = 0
+    package var namespace = "expiry-bench"
+    package var runID: String?
+    package var role: Role = .all
     /// Shards of the run; nil for the default (1 on a single server, 3 per primary in a cluster).
-    public var shards: Int?
+    package var shards: Int?
     /// How long a consumer process waits for its run to appear.
-    public var joinTimeout: Duration = .seconds(30)
-    public var keep = false
+    package var joinTimeout: Duration = .seconds(30)
+    package var keep = false
     /// How long one call to Redis may take before it counts as failed.
-    public var timeout: Duration = .seconds(10)
+    package var timeout: Duration = .seconds(10)
     /// A run still going after this long ends with a failed verdict (0: no limit).
-    public var maxDuration: Duration = .zero
+    package var maxDuration: Duration = .zero
     /// Pass/fail criteria checked at the end (`--threshold`); a verified run that fails one exits 99.
-    public var thresholds: [Threshold] = []
+    package var thresholds: [Threshold] = []
     /// Check the latency thresholds while the run goes and stop it on the first that fails (`--abort-on-fail`).
-    public var abortOnFail = false
+    package var abortOnFail = false
     /// A run whose commits stop advancing for this long ends with a failed verdict.
-    public var stallTimeout: Duration = .seconds(30)
+    package var stallTimeout: Duration = .seconds(30)
     /// Whether the deadline sweeper runs (off reproduces a pipeline that trusts notifications alone).
-    public var sweeper = true
+    package var sweeper = true
     /// How long past its deadline a key may wait for Redis to expire it before the sweeper touches it (so that
     /// Redis expires it then and raises its event).
-    public var grace: Duration = .milliseconds(50)
+    package var grace: Duration = .milliseconds(50)
     /// How long after the touch a key whose expired event never came waits before the sweeper publishes it itself.
-    public var rescueAfter: Duration = .seconds(1)
+    package var rescueAfter: Duration = .seconds(1)
     /// How long after its deadline a probe key's expired event may come before the probe counts as missing.
-    public var probeWindow: Duration = .seconds(10)
+    package var probeWindow: Duration = .seconds(10)
     /// How often the sweeper looks for overdue keys.
-    public var sweepInterval: Duration = .milliseconds(10)
+    package var sweepInterval: Duration = .milliseconds(10)
     /// Probability that the simulated work of a key fails (it is then redelivered, or dead-lettered).
-    public var failRate = 0.0
+    package var failRate = 0.0
     /// Deliveries of a key after which a failure sends it to the dead-letter stream.
-    public var maxDeliveries = 3
+    package var maxDeliveries = 3
     /// Inject faults while the run goes: consumer crashes and stalls, subscriber disconnections.
-    public var chaos = false
+    package var chaos = false
     /// Keys with a long TTL written under the run's namespace before the run, to reproduce a real cache's expiry lag.
-    public var backgroundKeys = 0
+    package var backgroundKeys = 0
     /// Go on even if the run may not fit under the server's maxmemory.
-    public var force = false
-    public var jsonPath: String?
+    package var force = false
+    package var jsonPath: String?
     /// Keep one latency histogram per second, for `--hdr-log`.
-    public var hdrIntervals = false
+    package var hdrIntervals = false
     /// `--metrics-port`: where the run's figures go as Prometheus metrics; nil for none.
-    public var metrics: RunMetrics?
-    public var progress: Progress = .auto
+    package var metrics: RunMetrics?
+    package var progress: Progress = .auto
 
-    public init() {}
+    package init() {}
 
     /// Entries a consumer reads at once. With work to do, the batch is sized so that all of it finishes well
     /// inside the lock TTL: `concurrency × ⌊lockTTL / (2 × work)⌋`, at most 256.
-    public var effectiveBatch: Int {
+    package var effectiveBatch: Int {
         if let batch { return batch }
         return Self.defaultBatch(work: work, lockTTL: lockTTL, concurrency: concurrency)
     }
 
-    public static func defaultBatch(work: Duration, lockTTL: Duration, concurrency: Int) -> Int {
+    package static func defaultBatch(work: Duration, lockTTL: Duration, concurrency: Int) -> Int {
         guard work > .zero else { return 256 }
         let budget = min(lockTTL / 2, lockTTL - lockMargin)
         let perSlot = Int(budget.seconds / work.seconds)
@@ -108,22 +108,22 @@ public struct RunConfiguration: Sendable {
     }
 
     /// Time a batch's locks must outlast its work by, for the round trips around it on a loaded machine.
-    public static let lockMargin: Duration = .milliseconds(50)
+    package static let lockMargin: Duration = .milliseconds(50)
 
     /// The longest a batch holds its locks: its work, done `concurrency` keys at a time.
-    public var batchWorkTime: Duration {
+    package var batchWorkTime: Duration {
         let rounds = (effectiveBatch + concurrency - 1) / concurrency
         return work * rounds
     }
 
     /// The generator's pace: the stages, or one rate for every key; nil for as fast as the pipeline takes them.
-    public var schedule: RateSchedule? {
+    package var schedule: RateSchedule? {
         if !stages.isEmpty { return RateSchedule(stages: stages) }
         return rate > 0 ? RateSchedule(rate: rate, keys: keys) : nil
     }
 
     /// Keys generated but not committed, at most, before the generator waits.
-    public var effectiveMaxOutstanding: Int {
+    package var effectiveMaxOutstanding: Int {
         if maxOutstanding > 0 { return maxOutstanding }
         // A driver's consumers run in other processes: it assumes the default pool of 64 at least.
         let pool = role == .driver ? max(consumers, 64) : consumers
@@ -131,14 +131,14 @@ public struct RunConfiguration: Sendable {
     }
 
     /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
-    public var reclaimIdle: Duration { lockTTL * 2 }
+    package var reclaimIdle: Duration { lockTTL * 2 }
 
     /// A consumer's lease lasts this long without a heartbeat; heartbeats come every quarter of it, so three
     /// heartbeats in a row must be late (a loaded machine) before a live consumer is taken for dead.
-    public var leaseTTL: Duration { max(.seconds(2), lockTTL * 2) }
+    package var leaseTTL: Duration { max(.seconds(2), lockTTL * 2) }
 
     /// Problems with the values, each naming the flag and the accepted range. Empty when the configuration is usable.
-    public func problems() -> [String] {
+    package func problems() -> [String] {
         var found: [String] = []
         if keys < 1 || keys > 1_000_000_000 { found.append("--keys must be between 1 and 1000000000 (got \(keys))") }
         if role == .driver {

@@ -2,7 +2,7 @@ import Foundation
 import RedisClient
 
 /// The process exit codes (sysexits), as documented in README.md.
-public enum ExitStatus: Int32, Sendable {
+package enum ExitStatus: Int32, Sendable {
     case verified = 0
     case verificationFailed = 1
     case usage = 64
@@ -15,19 +15,19 @@ public enum ExitStatus: Int32, Sendable {
 }
 
 /// A failure that ends the run before a verdict: one line for the user and the exit code that goes with it.
-public struct RunError: Error, Sendable, CustomStringConvertible {
-    public let status: ExitStatus
-    public let message: String
+package struct RunError: Error, Sendable, CustomStringConvertible {
+    package let status: ExitStatus
+    package let message: String
 
-    public init(_ status: ExitStatus, _ message: String) {
+    package init(_ status: ExitStatus, _ message: String) {
         self.status = status
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 
     /// The exit code and wording for a Redis failure met while setting up.
-    public init(_ error: RedisError, endpoint: RedisEndpoint) {
+    package init(_ error: RedisError, endpoint: RedisEndpoint) {
         let server = (error.serverMessage ?? error.message).trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         switch error.code {
         case _ where error.serverSays("NOPERM"):

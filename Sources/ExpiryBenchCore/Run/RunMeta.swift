@@ -7,9 +7,9 @@ import RedisClient
 /// Fields: the settings (`keys`, `work_ms`, ...), `shards` (the shard tags), `state` (`running`, then `complete` or
 /// `stopped`), `member:<process>` (a consumer process that joined: its consumer count), `report:<process>` (what it
 /// measured, as JSON, written when it leaves).
-public enum RunMeta {
+package enum RunMeta {
     /// Where a run stands.
-    public enum State: String, Sendable {
+    package enum State: String, Sendable {
         case running, complete, stopped
     }
 
@@ -51,7 +51,7 @@ public enum RunMeta {
     }
 
     /// A driver beats (`driver_ms`, server clock) every second; consumer processes leave a run silent this long.
-    public static let driverSilence: Duration = .seconds(15)
+    package static let driverSilence: Duration = .seconds(15)
 
     /// Adds `amount` to `field` of the meta hash only while the run exists; returns the new value.
     static func add(_ field: String, _ amount: Int, keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
@@ -114,7 +114,7 @@ public enum RunMeta {
     }
 
     /// Whether a run's driver is alive: a run still marked running whose driver beat within `driverSilence`.
-    public enum Liveness: Sendable, Equatable {
+    package enum Liveness: Sendable, Equatable {
         /// No such run (no meta hash).
         case absent
         /// Still running: its driver beat this long ago.
@@ -129,7 +129,7 @@ public enum RunMeta {
     }
 
     /// Reads whether run `keyspace` exists and whether its driver is still beating (server clock).
-    public static func liveness(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Liveness {
+    package static func liveness(_ keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Liveness {
         let fields = try await read(keyspace, on: connection)
         if fields.isEmpty { return .absent }
         guard fields["state"].flatMap(State.init) ?? .running == .running, let beat = fields["driver_ms"].flatMap(Int64.init) else {
@@ -145,24 +145,24 @@ public enum RunMeta {
 }
 
 /// What a consumer process measured, left in the run's meta hash when it leaves, for the driver's report.
-public struct ProcessReport: Sendable, Codable, Equatable {
-    public var process: String
-    public var consumers: Int
+package struct ProcessReport: Sendable, Codable, Equatable {
+    package var process: String
+    package var consumers: Int
     /// First commits the commit script confirmed to this process's consumers.
-    public var committed = 0
-    public var duplicateDeliveries = 0
-    public var lockSkips = 0
-    public var fencedCommits = 0
-    public var reclaimed = 0
-    public var redeliveries = 0
-    public var failedWork = 0
-    public var consumerErrors = 0
-    public var leaseExpiries = 0
-    public var connectionReconnects = 0
+    package var committed = 0
+    package var duplicateDeliveries = 0
+    package var lockSkips = 0
+    package var fencedCommits = 0
+    package var reclaimed = 0
+    package var redeliveries = 0
+    package var failedWork = 0
+    package var consumerErrors = 0
+    package var leaseExpiries = 0
+    package var connectionReconnects = 0
     /// Deadline → commit latencies of its commits: (µs, count) pairs.
-    public var latency: [[UInt64]] = []
+    package var latency: [[UInt64]] = []
 
-    public init(process: String, consumers: Int) {
+    package init(process: String, consumers: Int) {
         self.process = process
         self.consumers = consumers
     }

@@ -1,14 +1,14 @@
 import Synchronization
 
 /// Tells a running benchmark to stop early (SIGINT/SIGTERM), and how urgently.
-public final class StopSignal: Sendable {
+package final class StopSignal: Sendable {
     private let requests = Atomic<Int>(0)
-    public init() {}
+    package init() {}
 
     /// Asks the run to stop; returns how many times it has been asked (1 the first time).
     @discardableResult
-    public func request() -> Int { requests.add(1, ordering: .relaxed).newValue }
+    package func request() -> Int { requests.add(1, ordering: .relaxed).newValue }
 
     /// True once a stop was requested.
-    public var isRequested: Bool { requests.load(ordering: .relaxed) > 0 }
+    package var isRequested: Bool { requests.load(ordering: .relaxed) > 0 }
 }
