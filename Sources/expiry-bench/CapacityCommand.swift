@@ -19,7 +19,7 @@ struct CapacityCommand: AsyncParsableCommand {
     var stepDuration: DurationArgument = DurationArgument(.seconds(10))
     @Option(name: .customLong("start-rate"), help: "The first step's rate (keys/s); each next is ×1.5 until one fails.") var startRate: Int = 2000
     @Option(name: .customLong("max-rate"), help: "No step goes above this rate (keys/s).") var maxRate: Int = 1_000_000
-    @Option(help: "Prefix of every key of the steps' runs.") var namespace: String = "expiry-bench"
+    @Option(help: "Prefix of every key of the steps' runs.") var namespace: String = runDefaults.namespace
     @Option(help: ArgumentHelp("Write the result as JSON to this file.", valueName: "path")) var json: String?
 
     func validate() throws {

@@ -11,7 +11,7 @@ struct InspectCommand: AsyncParsableCommand {
     )
 
     @OptionGroup(title: "Server") var server: ServerOptions
-    @Option(help: "The namespace the run used.") var namespace: String = "expiry-bench"
+    @Option(help: "The namespace the run used.") var namespace: String = runDefaults.namespace
     @Option(name: .customLong("run-id"), help: "The run to show (default: the latest under the namespace).") var runID: String?
     @Flag(help: "List the runs under the namespace instead.") var list = false
 
@@ -48,7 +48,7 @@ struct CleanupCommand: AsyncParsableCommand {
     )
 
     @OptionGroup(title: "Server") var server: ServerOptions
-    @Option(help: "The namespace the run used.") var namespace: String = "expiry-bench"
+    @Option(help: "The namespace the run used.") var namespace: String = runDefaults.namespace
     @Option(name: .customLong("run-id"), help: "The run whose keys to remove (expiry-bench inspect --list shows them).") var runID: String
     @Flag(help: "Remove the run's keys even while its driver is still running (that run then fails).") var force = false
 

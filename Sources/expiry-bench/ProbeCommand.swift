@@ -16,7 +16,7 @@ struct ProbeCommand: AsyncParsableCommand {
     var ttl: DurationArgument = DurationArgument(.milliseconds(100))
     @Option(help: ArgumentHelp("How long past its deadline a probe's event may come before it counts as missing.", valueName: "duration"))
     var window: DurationArgument = DurationArgument(.seconds(10))
-    @Option(help: "Prefix of the probe keys: <namespace>:probe-<id>:...") var namespace: String = "expiry-bench"
+    @Option(help: "Prefix of the probe keys: <namespace>:probe-<id>:...") var namespace: String = runDefaults.namespace
     @Option(help: ArgumentHelp("Write the result as JSON to this file.", valueName: "path")) var json: String?
 
     var options: ExpiryProbeRun.Options {

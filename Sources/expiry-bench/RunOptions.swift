@@ -3,6 +3,9 @@ import ExpiryBenchCore
 import Foundation
 import RedisClient
 
+/// The defaults of every option, declared once, in `RunConfiguration`.
+let runDefaults = RunConfiguration()
+
 /// Where the server is and how to reach it; shared by `run`, `inspect` and `cleanup`.
 struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("redis"), help: ArgumentHelp(
@@ -14,7 +17,7 @@ struct ServerOptions: ParsableArguments {
     var passwordFile: String?
 
     @Option(help: ArgumentHelp("How long connecting or one call to Redis may take, and how long Redis may stay unreachable, before the run gives up.", valueName: "duration"))
-    var timeout: DurationArgument = DurationArgument(.seconds(10))
+    var timeout = DurationArgument(runDefaults.timeout)
 
     func resolved() throws -> RunConfiguration.Server {
         if redis == "spawn" { return .spawn }
@@ -40,27 +43,27 @@ struct ServerOptions: ParsableArguments {
 
 /// What the run generates and how consumers work on it.
 struct WorkloadOptions: ParsableArguments {
-    @Option(help: "Keys to generate (default 3000000; with --duration or staged --rate, they decide).") var keys: Int?
-    @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = 64
+    @Option(help: "Keys to generate (default \(runDefaults.keys); with --duration or staged --rate, they decide).") var keys: Int?
+    @Option(help: "Consumers in the group, each on its own connection.") var consumers: Int = runDefaults.consumers
     @Option(help: ArgumentHelp("Time to live of each key: its deadline (a duration: 250ms, 2s, 1m).", valueName: "duration"))
-    var ttl: DurationArgument = DurationArgument(.milliseconds(100))
+    var ttl = DurationArgument(runDefaults.ttl)
     @Option(help: ArgumentHelp("Simulated work per key (an async sleep): 5ms, 1s...; 0 for none.", valueName: "duration"))
-    var work: DurationArgument = DurationArgument(.milliseconds(5))
+    var work = DurationArgument(runDefaults.work)
     @Option(name: .customLong("lock-ttl"), help: ArgumentHelp("Time to live of a consumer's per-key lock (a duration: 500ms, 2s).", valueName: "duration"))
-    var lockTTL: DurationArgument = DurationArgument(.milliseconds(500))
+    var lockTTL = DurationArgument(runDefaults.lockTTL)
     @Option(help: ArgumentHelp("Keys generated per second, open loop; 0 for as fast as the pipeline takes them. Or stages, each a rate held for a duration: 2000:10s,8000:10s,12000:10s (the run then generates their keys, and reports each stage).", valueName: "keys/s | rate:duration,..."))
     var rate: String = "0"
     @Option(help: ArgumentHelp("Generate at --rate for this long instead of a number of keys (--rate × duration keys), then drain and verify.", valueName: "duration"))
     var duration: DurationArgument?
     @Option(help: "Entries a consumer reads at once at most (default: as many as fit in half the lock TTL, at most 256; 256 with --work 0).")
     var batch: Int?
-    @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = 1
+    @Option(help: "Keys of a batch a consumer works on at once.") var concurrency: Int = runDefaults.concurrency
     @Option(name: .customLong("commit-every"), help: ArgumentHelp("Commit a batch's finished keys this often while the rest is still being worked on.", valueName: "duration"))
-    var commitEvery: DurationArgument = DurationArgument(.milliseconds(50))
+    var commitEvery = DurationArgument(runDefaults.commitEvery)
     @Option(name: .customLong("max-outstanding"), help: "Keys generated but not yet processed, at most, before the generator waits (0: automatic).")
-    var maxOutstanding: Int = 0
+    var maxOutstanding: Int = runDefaults.maxOutstanding
     @Option(name: .customLong("background-keys"), help: "Keys with a 1 h TTL written under the run's namespace first, to reproduce a real cache's expiry lag.")
-    var backgroundKeys: Int = 0
+    var backgroundKeys: Int = runDefaults.backgroundKeys
 
     func validate() throws {
         let parsed: (rate: Int, stages: [RateSchedule.Stage])
@@ -80,7 +83,7 @@ struct WorkloadOptions: ParsableArguments {
         } else if let duration {
             configuration.keys = Int((Double(parsed.rate) * duration.duration.seconds).rounded())
         } else {
-            configuration.keys = keys ?? 3_000_000
+            configuration.keys = keys ?? runDefaults.keys
         }
         configuration.consumers = consumers
         configuration.ttl = ttl.duration
@@ -97,17 +100,17 @@ struct WorkloadOptions: ParsableArguments {
 /// How the pipeline protects keys, and the faults it can be made to survive.
 struct ReliabilityOptions: ParsableArguments {
     @Option(help: "The deadline sweeper: on makes Redis expire keys that its own expiry has not reached by their deadline + --grace (so their expired events carry them), and rescues keys whose event was lost; off trusts Redis's expiry and notifications alone.")
-    var sweeper: Switch = .on
+    var sweeper: Switch = runDefaults.sweeper ? .on : .off
     @Option(help: ArgumentHelp("How long past its deadline a key may wait for Redis to expire it before the sweeper touches it (which makes Redis expire it and raise its event).", valueName: "duration"))
-    var grace: DurationArgument = DurationArgument(.milliseconds(50))
+    var grace = DurationArgument(runDefaults.grace)
     @Option(name: .customLong("rescue-after"), help: ArgumentHelp("How long after the sweeper's touch a key whose expired event never came (a lost notification) waits before the sweeper publishes it itself.", valueName: "duration"))
-    var rescueAfter: DurationArgument = DurationArgument(.seconds(1))
+    var rescueAfter = DurationArgument(runDefaults.rescueAfter)
     @Option(name: .customLong("probe-window"), help: ArgumentHelp("How long after its deadline a probe key's expired event may come before the probe counts as missing (Redis's own expiry lag).", valueName: "duration"))
-    var probeWindow: DurationArgument = DurationArgument(.seconds(10))
+    var probeWindow = DurationArgument(runDefaults.probeWindow)
     @Option(name: .customLong("fail-rate"), help: "Probability that a key's simulated work fails; a failed key is redelivered, and dead-lettered after --max-deliveries.")
-    var failRate: Double = 0
+    var failRate: Double = runDefaults.failRate
     @Option(name: .customLong("max-deliveries"), help: "Deliveries after which a failing key goes to the dead-letter stream.")
-    var maxDeliveries: Int = 3
+    var maxDeliveries: Int = runDefaults.maxDeliveries
     @Flag(help: "Inject faults while the run goes: consumer crashes and stalls past the lock TTL, subscriber disconnections.")
     var chaos = false
 
@@ -124,22 +127,22 @@ struct ReliabilityOptions: ParsableArguments {
 
 /// The run's identity, its limits, and what it leaves behind.
 struct RunControlOptions: ParsableArguments {
-    @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = "expiry-bench"
+    @Option(help: "Prefix of every key of the run: <namespace>:<run id>:...") var namespace: String = runDefaults.namespace
     @Option(name: .customLong("run-id"), help: "The run's id (default: a new one). Consumer processes join the run with the same id.") var runID: String?
     @Option(help: ArgumentHelp("What this process does: all (everything), driver (generator, bridge, sweeper, report and verdict; --consumers 0 for none of its own), or consumer (consumers that join the run --run-id from any machine and leave when it is over).", valueName: "role"))
-    var role: RoleArgument = RoleArgument(.all)
+    var role = RoleArgument(runDefaults.role)
     @Option(help: "Shards of the run, each with its own stream, due index and processed set (default: 1 on a single server, 3 per primary in a cluster).")
     var shards: Int?
     @Option(name: .customLong("join-timeout"), help: ArgumentHelp("How long a consumer process waits for its run to start.", valueName: "duration"))
-    var joinTimeout: DurationArgument = DurationArgument(.seconds(30))
+    var joinTimeout = DurationArgument(runDefaults.joinTimeout)
     @Flag(help: "Keep the run's keys at the end (for inspect); they are removed otherwise.") var keep = false
     @Flag(help: "Go on even if the run may not fit under the server's maxmemory.") var force = false
     @Option(name: .customLong("late-after"), help: ArgumentHelp("A key committed more than this after its deadline counts as late (missed its deadline).", valueName: "duration"))
-    var lateAfter: DurationArgument = DurationArgument(.seconds(1))
+    var lateAfter = DurationArgument(runDefaults.lateAfter)
     @Option(name: .customLong("max-duration"), help: ArgumentHelp("End the run with a failed verdict if it is still going after this long (0: no limit).", valueName: "duration"))
-    var maxDuration: DurationArgument = DurationArgument(.zero)
+    var maxDuration = DurationArgument(runDefaults.maxDuration)
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("End with a failed verdict when nothing progresses for this long.", valueName: "duration"))
-    var stallTimeout: DurationArgument = DurationArgument(.seconds(30))
+    var stallTimeout = DurationArgument(runDefaults.stallTimeout)
     @Option(name: .customLong("threshold"), help: ArgumentHelp("A pass/fail criterion checked at the end, repeatable: p50, p90, p99, p999 or max (deadline → commit) below a duration ('p99<250ms', 'max<=2s'), or lost, duplicates or late as a count or a percentage of the keys ('lost==0', 'late<1%'). A run that verifies but fails one exits 99.", valueName: "expr"))
     var thresholds: [String] = []
     @Flag(name: .customLong("abort-on-fail"), help: "Check the latency thresholds every second while the run goes, and stop the run (exit 99) as soon as one fails.")
@@ -196,7 +199,7 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .customLong("metrics-host"), help: ArgumentHelp("The address --metrics-port listens on: 127.0.0.1 for this machine only, 0.0.0.0 for every interface.", valueName: "address"))
     var metricsHost: String = "127.0.0.1"
     @Option(help: "Live progress: auto (one updating line on a terminal, plain lines otherwise), plain, or none.")
-    var progress: RunConfiguration.Progress = .auto
+    var progress: RunConfiguration.Progress = runDefaults.progress
     @Option(name: .customLong("log-level"), help: "Diagnostics on stderr: trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelArgument = LogLevelArgument(.warning)
 
