@@ -17,19 +17,15 @@ package struct RunInspector: Sendable {
 
     /// Runs under the namespace, newest first, with their start time (ms since the epoch).
     package func runs() async throws -> [(runID: String, startedMilliseconds: Int64)] {
-        var cursor = "0"
         var found: [(String, Int64)] = []
-        let pattern = RunCleanup.globEscaped(namespace + ":") + "*:meta"
-        repeat {
-            let reply = try await connection.send(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { break }
-            cursor = next
-            for key in parts[1].array?.compactMap(\.string) ?? [] {
+        try await connection.scan(matching: RedisConnection.globEscaped(namespace + ":") + "*:meta") { keys in
+            for key in keys {
                 let runID = String(key.dropFirst(namespace.count + 1).dropLast(":meta".count))
                 let started = try await connection.send(RedisCommand("HGET", key, "started_ms")).int ?? 0
                 found.append((runID, started))
             }
-        } while cursor != "0"
+            return true
+        }
         return found.sorted { $0.1 > $1.1 }
     }
 
