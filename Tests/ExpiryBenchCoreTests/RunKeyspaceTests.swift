@@ -4,12 +4,12 @@ import Testing
 
 @Suite("RunKeyspace key names")
 struct RunKeyspaceTests {
-    let keyspace = RunKeyspace(namespace: "bench", runID: "r1")
+    let keyspace = RunKeyspace(namespace: "bench", runID: "r1").shard(0, tag: nil)
 
     // MARK: Names
 
     @Test func everyKeySharesTheRunPrefix() {
-        #expect(keyspace.prefix == "bench:r1:")
+        #expect(keyspace.run.prefix == "bench:r1:")
         #expect(keyspace.dataPrefix == "bench:r1:k:")
         #expect(keyspace.lockPrefix == "bench:r1:lock:")
         #expect(keyspace.dueIndex == "bench:r1:due")
@@ -22,13 +22,13 @@ struct RunKeyspaceTests {
         #expect(keyspace.deadline(ofProbeKey: "bench:r1:k:400") == nil)
         #expect(keyspace.deadline(ofProbeKey: "bench:r2:probe:1:1") == nil)
         #expect(keyspace.deadLetters == "bench:r1:dead")
-        #expect(keyspace.meta == "bench:r1:meta")
+        #expect(keyspace.run.meta == "bench:r1:meta")
         #expect(keyspace.group == "workers")
     }
 
     @Test func keyNamesAreDistinct() {
         let names = [keyspace.dueIndex, keyspace.generatorMark, keyspace.stream, keyspace.processed, keyspace.deadLetters,
-                     keyspace.meta, keyspace.dataKey(0), keyspace.lockPrefix + "0", keyspace.commitRecords, keyspace.probeKey(deadline: 1, number: 0)]
+                     keyspace.run.meta, keyspace.dataKey(0), keyspace.lockPrefix + "0", keyspace.commitRecords, keyspace.probeKey(deadline: 1, number: 0)]
         #expect(Set(names).count == names.count)
     }
 
@@ -74,15 +74,15 @@ struct RunKeyspaceTests {
     }
 
     @Test func otherRunsDoNotMatchEachOther() {
-        let first = RunKeyspace(namespace: "ns", runID: "abc")
-        let second = RunKeyspace(namespace: "ns", runID: "abcd")
+        let first = RunKeyspace(namespace: "ns", runID: "abc").shard(0, tag: nil)
+        let second = RunKeyspace(namespace: "ns", runID: "abcd").shard(0, tag: nil)
         #expect(first.index(ofDataKey: second.dataKey(5)) == nil)
         #expect(second.index(ofDataKey: first.dataKey(5)) == nil)
         #expect(second.index(ofDataKey: second.dataKey(5)) == 5)
     }
 
     @Test func multiByteNamespace() {
-        let unicode = RunKeyspace(namespace: "bänch", runID: "r")
+        let unicode = RunKeyspace(namespace: "bänch", runID: "r").shard(0, tag: nil)
         #expect(unicode.dataKey(12) == "bänch:r:k:12")
         #expect(unicode.index(ofDataKey: "bänch:r:k:12") == 12)
         #expect(unicode.index(ofDataKey: "banch:r:k:12") == nil)

@@ -13,8 +13,8 @@ struct RunLayoutTests {
         #expect(shard.dataKey(7) == "bench:r1:{r1.1}:k:7")
         #expect(shard.lockPrefix == "bench:r1:{r1.1}:lock:")
         #expect(shard.tally == "bench:r1:{r1.1}:tally")
-        #expect(shard.meta == "bench:r1:{r1}:meta")
-        #expect(shard.leases == "bench:r1:{r1}:leases")
+        #expect(shard.run.meta == "bench:r1:{r1}:meta")
+        #expect(shard.run.leases == "bench:r1:{r1}:leases")
         // Every key a script touches is in the shard's slot.
         let slots = Set([shard.stream, shard.dueIndex, shard.processed, shard.deadBits, shard.deadLetters, shard.tally, shard.commitRecords, shard.probeKey(deadline: 1, number: 7),
                          shard.dataKey(7), shard.lockPrefix + "7", shard.overlap].map(HashSlot.of))

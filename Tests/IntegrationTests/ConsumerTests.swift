@@ -13,7 +13,7 @@ struct ConsumerTests {
         configuration.consumers = 2
         configuration.work = .zero
         configuration.timeout = .seconds(5)
-        return PipelineContext(keyspace: f.keyspace, scripts: f.scripts, configuration: configuration, counters: counters,
+        return PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, configuration: configuration, counters: counters,
                                latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: 0)
     }

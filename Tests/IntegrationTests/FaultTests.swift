@@ -91,7 +91,7 @@ extension Scenarios {
                 #expect(report.failedWork >= report.redeliveries + report.deadLettered)
                 // keep = false: the dead-letter stream went with every other key of the run.
                 let keyspace = RunKeyspace(namespace: Self.namespace, runID: "fail1")
-                #expect(try await control.send("EXISTS", keyspace.deadLetters) == .integer(0))
+                #expect(try await control.send("EXISTS", keyspace.shard(0, tag: nil).deadLetters) == .integer(0))
                 #expect(try await scanKeys(control, match: "\(Self.namespace):fail1:*") == [])
                 #expect(try await control.send("DBSIZE") == .integer(0))
             }
@@ -108,7 +108,7 @@ extension Scenarios {
                 expectExactlyOnce(report, keys: 4_000)
                 #expect(report.deadLettered > 0)
 
-                let keyspace = RunKeyspace(namespace: Self.namespace, runID: "fail2")
+                let keyspace = RunKeyspace(namespace: Self.namespace, runID: "fail2").shard(0, tag: nil)
                 #expect(try await control.send("XLEN", keyspace.deadLetters) == .integer(Int64(report.deadLettered)))
                 #expect(try await control.send("BITCOUNT", keyspace.deadBits) == .integer(Int64(report.deadLettered)))
                 #expect(try await control.send("BITCOUNT", keyspace.processed) == .integer(Int64(report.keysProcessed ?? -1)))
@@ -136,7 +136,7 @@ extension Scenarios {
                     #expect(try await control.send("GETBIT", keyspace.processed, String(sample)) == .integer(0))
                     #expect(try await control.send("GETBIT", keyspace.deadBits, String(sample)) == .integer(1))
                 }
-                try await RunCleanup.removeKeys(of: keyspace, on: control)
+                try await RunCleanup.removeKeys(of: keyspace.run, on: control)
             }
         }
 
@@ -194,8 +194,8 @@ extension Scenarios {
                 let processedAtCrash = Shared(-1)
                 let restartError = Shared<String?>(nil)
                 let fault = Task {
-                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.processed) >= 3_000 }) else { return }
-                    let atCrash = await bitCount(observer, keyspace.processed)
+                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.shard(0, tag: nil).processed) >= 3_000 }) else { return }
+                    let atCrash = await bitCount(observer, keyspace.shard(0, tag: nil).processed)
                     await server.crash()
                     processedAtCrash.update { $0 = atCrash }
                     try? await Task.sleep(for: .milliseconds(300))
@@ -231,7 +231,7 @@ extension Scenarios {
                 var configuration = configuration(server, keys: 20_000, consumers: 8, runID: "empty1")
                 configuration.timeout = .seconds(3)
                 let fault = Task {
-                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.processed) >= 3_000 }) else { return false }
+                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.shard(0, tag: nil).processed) >= 3_000 }) else { return false }
                     await server.crash()
                     try? await Task.sleep(for: .milliseconds(300))
                     return (try? await server.restart()) != nil
@@ -263,7 +263,7 @@ extension Scenarios {
                 configuration.timeout = .seconds(2)
                 let crashedAt = Shared<ContinuousClock.Instant?>(nil)
                 let fault = Task {
-                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.processed) >= 2_000 }) else { return }
+                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.shard(0, tag: nil).processed) >= 2_000 }) else { return }
                     await server.crash()
                     crashedAt.update { $0 = ContinuousClock.now }
                 }
@@ -293,11 +293,11 @@ extension Scenarios {
                 var configuration = RunConfiguration()
                 configuration.keys = 100
                 configuration.timeout = .seconds(2)
-                let context = PipelineContext(keyspace: f.keyspace, scripts: f.scripts, configuration: configuration, counters: RunCounters(),
+                let context = PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, configuration: configuration, counters: RunCounters(),
                                               latencies: LatencyRecorder(), orphans: OrphanBoard(),
                                               recoveries: RecoveryLog(), serverOffsetMilliseconds: 0)
                 let error = await #expect(throws: RedisError.self) {
-                    try await KeyGenerator(connection: f.connection, context: context).write(first: 0, count: 100, deadline: 4_000_000_000_000)
+                    try await KeyGenerator(connection: f.connection, context: context, shard: f.keyspace).write(first: 0, count: 100, deadline: 4_000_000_000_000)
                 }
                 let message = error?.message ?? ""
                 #expect(message.contains("OOM") || message.contains("maxmemory"),

@@ -28,11 +28,12 @@ struct GenerationTests {
             #expect(try await f.int("GET", k.generatorMark) == 150)
 
             // A short deadline really expires the key; its due entry stays until it is published.
-            let short = RunKeyspace(namespace: k.namespace, runID: k.runID + "short")
+            let short = RunKeyspace(namespace: k.run.namespace, runID: k.run.runID + "short")
             try await f.generate(keyspace: short, ttlMs: 50, first: 0, count: 10)
             try await Task.sleep(for: .milliseconds(200))
-            #expect(try await f.int("EXISTS", short.dataKey(0), short.dataKey(9)) == 0)
-            #expect(try await f.int("ZCARD", short.dueIndex) == 10, "expiry must not remove the due entry")
+            let shortShard = short.shard(0, tag: nil)
+            #expect(try await f.int("EXISTS", shortShard.dataKey(0), shortShard.dataKey(9)) == 0)
+            #expect(try await f.int("ZCARD", shortShard.dueIndex) == 10, "expiry must not remove the due entry")
         }
     }
 
@@ -48,7 +49,7 @@ struct GenerationTests {
             // The generator's connection is dropped; the same range is written again (as a retry would).
             let generatorID = try #require(try await g.send("CLIENT", "ID").int)
             #expect(try await f.int("CLIENT", "KILL", "ID", String(generatorID)) == 1)
-            try await KeyGenerator(connection: g, context: f.context()).write(first: 0, count: 100, deadline: deadline + 5000)
+            try await KeyGenerator(connection: g, context: f.context(), shard: f.keyspace).write(first: 0, count: 100, deadline: deadline + 5000)
             #expect(g.reconnectCount >= 1, "the killed connection was not noticed")
             // The retry saw the mark and wrote nothing: the consumed key is not brought back, nothing moved.
             #expect(try await f.int("EXISTS", k.dataKey(7)) == 0, "a retried write generated a consumed key again")
@@ -65,7 +66,7 @@ struct GenerationTests {
             let counters = RunCounters()
             let offset = try await ServerClock.offsetMilliseconds(f.connection)
             let before = try await f.serverMilliseconds()
-            let generator = KeyGenerator(connection: f.connection, context: f.context(keys: 2500, ttl: .seconds(30), counters: counters, offset: offset))
+            let generator = KeyGenerator(connection: f.connection, context: f.context(keys: 2500, ttl: .seconds(30), counters: counters, offset: offset), shard: f.keyspace)
             try await generator.run(shouldStop: { false })
             let after = try await f.serverMilliseconds()
             #expect(counters.generated.load(ordering: .relaxed) == 2500)
@@ -83,7 +84,7 @@ struct GenerationTests {
         try await ProtocolFixture.with { f in
             let k = f.keyspace
             let counters = RunCounters()
-            let generator = KeyGenerator(connection: f.connection, context: f.context(keys: 10_000, counters: counters))
+            let generator = KeyGenerator(connection: f.connection, context: f.context(keys: 10_000, counters: counters), shard: f.keyspace)
             let calls = Counter()
             // Stop after the second batch: exactly the keys counted as generated exist, with their due entries.
             try await generator.run(shouldStop: { calls.increment() > 2 })

@@ -9,14 +9,15 @@ struct ProtocolFixture: Sendable {
     let server: EmbeddedRedis
     let connection: RedisConnection
     let scripts: RunScripts
-    let keyspace: RunKeyspace
+    /// The run's only shard (a single server, no hash tags).
+    let keyspace: ShardKeyspace
 
     static func with<T: Sendable>(_ body: (ProtocolFixture) async throws -> T) async throws -> T {
         try await withRedis { server in
             let connection = try await connect(server, name: "itest-protocol")
             defer { connection.close() }
             let scripts = try await RunScripts.load(on: connection)
-            let keyspace = RunKeyspace(namespace: "itest", runID: "p\(Int.random(in: 1000...9999))")
+            let keyspace = RunKeyspace(namespace: "itest", runID: "p\(Int.random(in: 1000...9999))").shard(0, tag: nil)
             try await connection.send(RedisCommand(["XGROUP", "CREATE", keyspace.stream, keyspace.group, "0", "MKSTREAM"]))
             return try await body(ProtocolFixture(server: server, connection: connection, scripts: scripts, keyspace: keyspace))
         }
@@ -31,7 +32,7 @@ struct ProtocolFixture: Sendable {
         configuration.keys = keys
         configuration.ttl = ttl
         configuration.timeout = .seconds(5)
-        return PipelineContext(keyspace: keyspace ?? self.keyspace, scripts: scripts, configuration: configuration, counters: counters,
+        return PipelineContext(keyspace: keyspace ?? self.keyspace.run, scripts: scripts, configuration: configuration, counters: counters,
                                latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: offset)
     }
@@ -47,7 +48,8 @@ struct ProtocolFixture: Sendable {
     @discardableResult
     func generate(on c: RedisConnection? = nil, keyspace: RunKeyspace? = nil, ttlMs: Int64, first: Int, count: Int) async throws -> Int64 {
         let deadline = try await serverMilliseconds() + ttlMs
-        try await KeyGenerator(connection: c ?? connection, context: context(keyspace: keyspace)).write(first: first, count: count, deadline: deadline)
+        let generation = context(keyspace: keyspace)
+        try await KeyGenerator(connection: c ?? connection, context: generation, shard: generation.layout.shards[0]).write(first: first, count: count, deadline: deadline)
         return deadline
     }
 

@@ -74,7 +74,7 @@ struct RunTests {
             let report = try await BenchmarkRun(configuration: configuration(server, keys: 2000, consumers: 4, runID: "kept1", keep: true),
                                                 say: { _ in }).execute()
             expectVerified(report, keys: 2000, consumers: 4)
-            let keyspace = RunKeyspace(namespace: "itest-run", runID: "kept1")
+            let keyspace = RunKeyspace(namespace: "itest-run", runID: "kept1").shard(0, tag: nil)
             let kept = try await scanKeys(control, match: "itest-run:kept1:*")
             #expect(!kept.isEmpty)
             #expect(kept.contains(keyspace.processed))
@@ -82,7 +82,7 @@ struct RunTests {
             #expect(try await control.send("BITCOUNT", keyspace.processed) == .integer(2000))
             #expect(try await notifyKeyspaceEvents(control) == settingBefore)
             // Removing them afterwards takes exactly those keys.
-            let removed = try await RunCleanup.removeKeys(of: keyspace, on: control)
+            let removed = try await RunCleanup.removeKeys(of: keyspace.run, on: control)
             #expect(removed == kept.count)
             #expect(try await scanKeys(control, match: "itest-run:kept1:*") == [])
         }

@@ -95,7 +95,7 @@ struct ScriptTests {
     @Test func touchedKeysRaiseTheirExpiredEvents() async throws {
         try await ProtocolFixture.with { f in
             try await f.connection.send("CONFIG", "SET", "notify-keyspace-events", "Ex")
-            let layout = RunLayout(run: f.keyspace, tags: [nil])
+            let layout = RunLayout(run: f.keyspace.run, tags: [nil])
             let events = try await RedisSubscription<Int>.subscribe(
                 to: ExpirationBridge.channel(database: 0), endpoint: f.server.endpoint, name: "itest-events", timeout: .seconds(5)
             ) { key in layout.locate(dataKey: key)?.index }

@@ -9,7 +9,7 @@ package enum BackgroundKeys {
     /// Writes `count` keys `<shard prefix>bg:<i>` with a one-hour TTL, 1,000 per round trip (in a cluster, call it
     /// for each shard on that shard's connection).
     /// Stops early (keys written so far stay, under the run's prefix) when `shouldStop` says so.
-    package static func write(_ count: Int, keyspace: RunKeyspace, on connection: RedisConnection,
+    package static func write(_ count: Int, keyspace: ShardKeyspace, on connection: RedisConnection,
                              shouldStop: () -> Bool = { false }) async throws {
         var next = 0
         let ttl = String(Self.ttl.milliseconds)

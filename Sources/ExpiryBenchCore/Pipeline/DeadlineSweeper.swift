@@ -8,7 +8,7 @@ import RedisClient
 package struct DeadlineSweeper: Sendable {
     let connection: RedisConnection
     let script: LoadedScript
-    let keyspace: RunKeyspace
+    let keyspace: ShardKeyspace
     let grace: String
     let rescueAfter: String
     let interval: Duration
@@ -31,11 +31,11 @@ package struct DeadlineSweeper: Sendable {
         package var more = false
     }
 
-    /// - Parameter shard: the shard to sweep; nil for the first (the only one of a single-shard run).
-    package init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil) {
+    /// - Parameter shard: the shard to sweep.
+    package init(connection: RedisConnection, context: PipelineContext, shard: ShardKeyspace) {
         self.connection = connection
         self.script = context.scripts.sweep
-        self.keyspace = shard ?? context.layout.shards[0]
+        self.keyspace = shard
         self.grace = String(context.configuration.grace.milliseconds)
         self.rescueAfter = String(context.configuration.rescueAfter.milliseconds)
         self.interval = context.configuration.sweepInterval

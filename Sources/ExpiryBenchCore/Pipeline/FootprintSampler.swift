@@ -13,10 +13,10 @@ import RedisClient
 package final class FootprintSampler: Sendable {
     /// A shard, a connection that reaches its keys, and the server that holds them.
     package struct Shard: Sendable {
-        package let keyspace: RunKeyspace
+        package let keyspace: ShardKeyspace
         package let connection: RedisConnection
         package let node: String
-        package init(keyspace: RunKeyspace, connection: RedisConnection, node: String) {
+        package init(keyspace: ShardKeyspace, connection: RedisConnection, node: String) {
             self.keyspace = keyspace
             self.connection = connection
             self.node = node

@@ -10,7 +10,7 @@ import RedisClient
 package struct KeyGenerator: Sendable {
     let connection: RedisConnection
     let giveUpAfter: Duration
-    let keyspace: RunKeyspace
+    let keyspace: ShardKeyspace
     /// The data keys (indices) of this shard.
     let indices: Range<Int>
     var keys: Int { indices.count }
@@ -27,11 +27,10 @@ package struct KeyGenerator: Sendable {
     let serverOffsetMilliseconds: Int64
 
     /// - Parameters:
-    ///   - shard: the shard to write; nil for the first (the only one of a single-shard run).
+    ///   - shard: the shard to write.
     ///   - indices: the shard's data keys; nil for all of them (a single-shard run).
-    package init(connection: RedisConnection, context: PipelineContext, shard: RunKeyspace? = nil, indices: Range<Int>? = nil) {
+    package init(connection: RedisConnection, context: PipelineContext, shard keyspace: ShardKeyspace, indices: Range<Int>? = nil) {
         let configuration = context.configuration
-        let keyspace = shard ?? context.layout.shards[0]
         let counters = context.counters
         let indices = indices ?? 0..<configuration.keys
         self.serverOffsetMilliseconds = context.serverOffsetMilliseconds

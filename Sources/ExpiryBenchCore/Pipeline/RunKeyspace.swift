@@ -3,48 +3,67 @@ import RedisClient
 /// The names of every key a run owns. All of them start with `<namespace>:<run id>:`, so a run's data can be
 /// told from the user's and removed without touching anything else.
 ///
-/// A run is split into shards, each with its own stream, due index, processed bitmap, locks and data keys.
-/// On a single server the run has one shard whose keys carry no hash tag (`<prefix>stream`). In a cluster every
-/// shard's keys carry the shard's hash tag (`<prefix>{<tag>}:stream`), so that all keys one script touches sit
-/// in one slot, and the run-level keys (meta, leases) carry the run's tag (`<prefix>{<run id>}:meta`).
-/// A value of this type names one shard's keys, and the run-level keys of its run.
+/// A run is split into shards (`ShardKeyspace`), each with its own stream, due index, processed bitmap, locks and
+/// data keys. On a single server the run has one shard whose keys carry no hash tag (`<prefix>stream`). In a
+/// cluster every shard's keys carry the shard's hash tag (`<prefix>{<tag>}:stream`), so that all keys one script
+/// touches sit in one slot, and the run-level keys named here carry the run's tag (`<prefix>{<run id>}:meta`).
 package struct RunKeyspace: Sendable, Equatable {
     package let namespace: String
     package let runID: String
     /// Hash tag of the run-level keys; nil on a single server.
     package let runTag: String?
-    /// Hash tag of this shard's keys; nil for the untagged single shard.
-    package let shardTag: String?
-    /// This shard's number, 0 ..< shard count; data key `i` lives in shard `i % shard count`.
-    package let shardIndex: Int
 
     package init(namespace: String, runID: String, cluster: Bool = false) {
         self.namespace = namespace
         self.runID = runID
         self.runTag = cluster ? runID : nil
-        self.shardTag = nil
-        self.shardIndex = 0
-    }
-
-    private init(run: RunKeyspace, shardIndex: Int, shardTag: String?) {
-        self.namespace = run.namespace
-        self.runID = run.runID
-        self.runTag = run.runTag
-        self.shardTag = shardTag
-        self.shardIndex = shardIndex
     }
 
     /// The keys of shard `index`, tagged `tag` (nil: no tag, only for a run of one shard on a single server).
-    package func shard(_ index: Int, tag: String?) -> RunKeyspace {
-        RunKeyspace(run: self, shardIndex: index, shardTag: tag)
+    package func shard(_ index: Int, tag: String?) -> ShardKeyspace {
+        ShardKeyspace(run: self, index: index, tag: tag)
     }
 
     /// `<namespace>:<run id>:`, the prefix of every key of the run.
     package var prefix: String { "\(namespace):\(runID):" }
     /// Prefix of the run-level keys (meta, leases).
     package var runPrefix: String { runTag.map { prefix + "{\($0)}:" } ?? prefix }
+    /// A consumer's lease, kept alive by heartbeat while the consumer lives.
+    package func lease(_ consumer: String) -> String { leasePrefix + consumer }
+    /// Prefix of the lease keys.
+    package var leasePrefix: String { runPrefix + "lease:" }
+    /// Sorted set of consumers by lease deadline (ms, server clock): the sweeper's way to find dead consumers.
+    package var leases: String { runPrefix + "leases" }
+    /// Hash describing the run (settings, start time), for `inspect`.
+    package var meta: String { runPrefix + "meta" }
+    /// The run-level keys that have no TTL of their own.
+    package var runBookkeepingKeys: [String] { [meta, leases] }
+
+    /// A new run id: the time in base 36 and a random suffix, short and sortable by start time.
+    package static func newRunID() -> String {
+        let seconds = Int(WallClock.milliseconds() / 1000)
+        return String(seconds, radix: 36) + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
+    }
+}
+
+/// The keys of one shard of a run: its stream and group, due index, bitmaps, locks, data and probe keys, tally and
+/// commit records, all under the shard's hash tag in a cluster. The run-level keys are `run`'s.
+package struct ShardKeyspace: Sendable, Equatable {
+    /// The run this shard belongs to.
+    package let run: RunKeyspace
+    /// Hash tag of this shard's keys; nil for the untagged single shard.
+    package let shardTag: String?
+    /// This shard's number, 0 ..< shard count; data key `i` lives in shard `i % shard count`.
+    package let shardIndex: Int
+
+    package init(run: RunKeyspace, index: Int, tag: String?) {
+        self.run = run
+        self.shardIndex = index
+        self.shardTag = tag
+    }
+
     /// Prefix of this shard's keys.
-    package var shardPrefix: String { shardTag.map { prefix + "{\($0)}:" } ?? prefix }
+    package var shardPrefix: String { shardTag.map { run.prefix + "{\($0)}:" } ?? run.prefix }
     /// Prefix of the keys that expire (`<prefix>k:<index>`).
     package var dataPrefix: String { shardPrefix + "k:" }
     /// Prefix of the per-key locks (`<prefix>lock:<index>`).
@@ -83,18 +102,8 @@ package struct RunKeyspace: Sendable, Equatable {
     package var tally: String { shardPrefix + "tally" }
     /// Scratch key for the verification's bitmap overlap.
     package var overlap: String { shardPrefix + "overlap" }
-    /// A consumer's lease, kept alive by heartbeat while the consumer lives.
-    package func lease(_ consumer: String) -> String { leasePrefix + consumer }
-    /// Prefix of the lease keys.
-    package var leasePrefix: String { runPrefix + "lease:" }
-    /// Sorted set of consumers by lease deadline (ms, server clock): the sweeper's way to find dead consumers.
-    package var leases: String { runPrefix + "leases" }
-    /// Hash describing the run (settings, start time), for `inspect`.
-    package var meta: String { runPrefix + "meta" }
     /// This shard's keys that have no TTL of their own.
     package var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally, commitRecords] }
-    /// The run-level keys that have no TTL of their own.
-    package var runBookkeepingKeys: [String] { [meta, leases] }
     /// The consumer group's name.
     package var group: String { "workers" }
 
@@ -112,12 +121,6 @@ package struct RunKeyspace: Sendable, Equatable {
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
         }
         return value
-    }
-
-    /// A new run id: the time in base 36 and a random suffix, short and sortable by start time.
-    package static func newRunID() -> String {
-        let seconds = Int(WallClock.milliseconds() / 1000)
-        return String(seconds, radix: 36) + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
     }
 }
 

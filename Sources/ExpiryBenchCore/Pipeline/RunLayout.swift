@@ -8,7 +8,7 @@ package struct RunLayout: Sendable, Equatable {
     /// The run-level keys (meta, leases), and the run's names.
     package let run: RunKeyspace
     /// Every shard, by index.
-    package let shards: [RunKeyspace]
+    package let shards: [ShardKeyspace]
 
     package init(run: RunKeyspace, tags: [String?]) {
         self.run = run

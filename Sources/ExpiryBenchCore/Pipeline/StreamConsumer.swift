@@ -23,7 +23,7 @@ package struct StreamConsumer: Sendable {
     let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
     /// The shard whose stream it reads.
-    let keyspace: RunKeyspace
+    let keyspace: ShardKeyspace
 
     package init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
         let configuration = context.configuration

@@ -8,7 +8,7 @@ import RedisClient
 /// whether some entry has been pending longer than `reclaimIdle` (so consumers reclaim it).
 package final class StreamTrimmer: Sendable {
     let connection: RedisConnection
-    let keyspace: RunKeyspace
+    let keyspace: ShardKeyspace
     let interval: Duration
     private let state = Mutex((length: 0, maxLength: 0, pending: 0))
 
@@ -20,7 +20,7 @@ package final class StreamTrimmer: Sendable {
     ///   - gauges: where to publish what it reads, for consumers and the driver.
     ///   - expireAfter: when set, the shard's bookkeeping keys get this TTL, renewed every 10 s, so that a run killed
     ///     with SIGKILL (no cleanup) does not leave them on the server forever.
-    package init(connection: RedisConnection, keyspace: RunKeyspace, interval: Duration = .milliseconds(100), gauges: ShardGauges? = nil,
+    package init(connection: RedisConnection, keyspace: ShardKeyspace, interval: Duration = .milliseconds(100), gauges: ShardGauges? = nil,
                 reclaimIdle: Duration = .seconds(1), expireAfter: Duration? = nil) {
         self.connection = connection
         self.gauges = gauges

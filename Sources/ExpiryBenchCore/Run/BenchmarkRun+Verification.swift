@@ -10,7 +10,7 @@ extension BenchmarkRun {
     ///   - reportedCommits: first commits confirmed to the consumers of other processes that reported.
     ///   - patience: how long Redis may stay unreachable before the client's counts stand in; short after a
     ///     component already waited `--timeout` for it, so that the run ends within `--timeout` and a few seconds.
-    func verify(shards: [RunKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
+    func verify(shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
                 patience: Duration) async -> Verification {
         var verification = Verification(
             requested: configuration.keys, generated: counters.generated.load(ordering: .relaxed),
@@ -74,7 +74,7 @@ extension BenchmarkRun {
     }
 
     /// Sums the shards' tallies: first commits per consumer, and repeated commits.
-    func readTallies(shards: [RunKeyspace], connections: [RedisConnection]) async throws -> Tallies {
+    func readTallies(shards: [ShardKeyspace], connections: [RedisConnection]) async throws -> Tallies {
         var tallies = Tallies()
         for (shard, connection) in zip(shards, connections) {
             for (name, text) in try await connection.send(RedisCommand("HGETALL", shard.tally)).fieldMap {

@@ -136,7 +136,7 @@ package struct ExpiryProbeRun: Sendable {
         }
         var written: [String] = []
         do {
-            try await writeProbes(on: control, keyspace: keyspace, offset: offset, probes: probes, names: &written)
+            try await writeProbes(on: control, keyspace: layout.shards[0], offset: offset, probes: probes, names: &written)
             say("Wrote \(Format.count(written.count)) probe keys with a \(DurationText.format(options.ttl)) TTL; waiting up to \(DurationText.format(options.window)) past their deadlines for their expired events ...")
             while !probes.settled(serverNow: WallClock.milliseconds() + offset), !stop.isRequested {
                 try await Task.sleep(for: .milliseconds(20))
@@ -155,7 +155,7 @@ package struct ExpiryProbeRun: Sendable {
 
     /// Writes the probes in 100 batches over about a second, adding each batch's names to `names` before it is
     /// sent (so that a failure part way still removes what was written).
-    func writeProbes(on control: RedisConnection, keyspace: RunKeyspace, offset: Int64, probes: ExpiryProbes, names: inout [String]) async throws {
+    func writeProbes(on control: RedisConnection, keyspace: ShardKeyspace, offset: Int64, probes: ExpiryProbes, names: inout [String]) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         let batches = min(100, options.keys)

@@ -40,7 +40,7 @@ struct RunServers: Sendable {
     }
 
     /// The primary a shard's slot is on, for the report.
-    func node(of shard: RunKeyspace) -> String {
+    func node(of shard: ShardKeyspace) -> String {
         guard let cluster else { return endpoint.addressDescription }
         return cluster.owner(ofSlot: HashSlot.of(shard.stream)).addressDescription
     }
