@@ -3,223 +3,110 @@ import Synchronization
 import RedisClient
 
 extension BenchmarkRun {
-    /// Sets up the run's keys, runs every component as a child of one task group until the run is complete,
+    /// Sets up the run's keys and components, runs them as children of one task group until the run is complete,
     /// interrupted, failed or stalled, then verifies in Redis and builds the report.
     /// - Parameters:
     ///   - control: a connection for the run-level keys (meta, leases).
     ///   - nodes: one connection per primary (the server itself when not a cluster).
     func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool) async throws -> RunOutcome {
-        let configuration = self.configuration
-        let endpoint = servers.endpoint
-        let scripts = try await RunScripts.load(on: control)
-        let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
         let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
         defer { connections.closeAll() }
-        let shardControls = try await connections.openPerShard("control", layout: layout)
-        for (shard, connection) in zip(layout.shards, shardControls) {
-            try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
-        }
-        try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
-        if configuration.backgroundKeys > 0 {
-            say("Writing \(Format.count(configuration.backgroundKeys)) background keys with a 1 h TTL under \(keyspace.prefix) ...")
-            let stop = self.stop
-            for (shard, connection) in zip(layout.shards, shardControls) {
-                let count = configuration.backgroundKeys / layout.shards.count + (shard.shardIndex < configuration.backgroundKeys % layout.shards.count ? 1 : 0)
-                try await BackgroundKeys.write(count, keyspace: shard, on: connection, shouldStop: { stop.isRequested })
-            }
-        }
-        let context = PipelineContext(
-            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
-            serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
-        let counters = context.counters
-        let footprint = FootprintSampler(
-            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
-            script: scripts.footprint, database: endpoint.database, cluster: servers.cluster != nil)
-        do { try await footprint.start() } catch { log.debug("footprint not sampled: \(error)") }
+        let parts = try await assemble(servers: servers, control: control, keyspace: keyspace, connections: connections)
+        defer { parts.bridge.stop() }
+        let failure = FirstFailure()
+        let start = ContinuousClock.now
+        let startedAt = Double(WallClock.milliseconds()) / 1000
+        let ending = await run(parts, start: start, control: control, chaosNode: nodes[0], failure: failure)
+        parts.reporter.finishLine()
 
-        let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
-                                                      control: try await connections.open("bridge", for: keyspace.leases), context: context)
-        defer { bridge.stop() }
-        var generators: [KeyGenerator] = []
-        var sweepers: [DeadlineSweeper] = []
-        var trimmers: [StreamTrimmer] = []
-        // Keys go to the shards in proportion to their consumers here (a driver's consumers run elsewhere: evenly).
-        let weights = layout.shards.indices.map { shard in
-            configuration.role == .driver ? 1 : (0..<configuration.consumers).filter { layout.shard(forConsumer: $0) == shard }.count
+        let processes = await collectProcessReports(keyspace: keyspace, control: control, context: parts.context)
+        var verification = await verify(shards: parts.layout.shards, connections: parts.shardControls, counters: parts.counters, reportedCommits: processes.committed,
+                                        patience: failure.message == nil ? configuration.timeout : .seconds(1))
+        verification.interrupted = ending.interrupted
+        verification.stalledFor = ending.stalledFor
+        verification.componentFailure = failure.message
+        verification.exceededMaxDuration = ending.overTime ? configuration.maxDuration : nil
+        verification.abortedBy = ending.abort?.description
+        if ending.stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {
+            verification.componentFailure = "no consumer took part: this driver has --consumers 0 and no process joined with --role consumer --run-id \(keyspace.runID)"
         }
-        let ranges = RunLayout.ranges(keys: configuration.keys, weights: weights)
-        for shard in layout.shards {
-            let suffix = layout.shards.count == 1 ? "" : "-\(shard.shardIndex)"
-            generators.append(KeyGenerator(connection: try await connections.open("generator" + suffix, for: shard.stream), context: context, shard: shard,
-                                           indices: ranges[shard.shardIndex]))
-            if configuration.sweeper {
-                sweepers.append(DeadlineSweeper(connection: try await connections.open("sweeper" + suffix, for: shard.stream), context: context, shard: shard))
-            }
-            trimmers.append(StreamTrimmer(connection: try await connections.open("trimmer" + suffix, for: shard.stream), keyspace: shard, gauges: context.gauges,
-                                          reclaimIdle: configuration.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
+        let histogram = parts.context.latencies.snapshot()
+        let redis = embedded ? "private redis-server \(servers.endpoint.addressDescription)" : servers.cluster != nil ? "Redis Cluster \(servers.endpoint.description)" : servers.endpoint.description
+        var report = await makeReport(parts, verification: verification, duration: max((ending.end - start).seconds, 1e-6), histogram: histogram,
+                                      server: (redis, version, identity), processes: processes)
+        report.shards = zip(parts.layout.shards, verification.processedPerShard).map { shard, processed in
+            RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
-        let roster = ConsumerRoster()
-        var consumers: [StreamConsumer] = []
-        for index in 0..<configuration.consumers {
-            let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
-            roster.add(stats)
-            consumers.append(try await connections.consumer(stats, context: context))
-        }
-        let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
-        try await leases.renew()
-        let reporter = StatsReporter(counters: counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress, trimmers: trimmers,
-                                     metrics: configuration.metrics)
+        report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: ending.abort)
+        return RunOutcome(report: report, samples: parts.reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: parts.reporter.hdrIntervals)
+    }
 
+    /// Runs every component as a child of one task group (the reporter, trimmers and footprint sampler as tasks
+    /// cancelled at the end), watches the run, then stops it in order: generation first, the run's state for
+    /// consumer processes, consumption and the bridge, then waits for all of them.
+    private func run(_ parts: PipelineParts, start: ContinuousClock.Instant, control: RedisConnection, chaosNode: RedisConnection,
+                     failure: FirstFailure) async -> RunEnding {
         let stopGenerating = RunFlag()
         let stopConsuming = RunFlag()
-        let failure = FirstFailure()
-        let clock = ContinuousClock()
-        let start = clock.now
-        let startedAt = Double(WallClock.milliseconds()) / 1000
-        var end = start
-        var interrupted = false
-        var stalledFor: Duration?
-        var overTime = false
-        var abort: ThresholdWatch.Abort?
-
-        await withTaskGroup(of: Void.self) { group in
-            func child(_ name: String, _ body: @escaping @Sendable () async throws -> Void) {
-                group.addTask {
-                    do { try await body() } catch {
-                        failure.record("\(name): \(error)")
-                    }
-                }
+        return await withTaskGroup(of: Void.self) { group in
+            parts.context.stages?.begin(serverMilliseconds: parts.context.serverNowMilliseconds)
+            for (number, generator) in parts.generators.enumerated() {
+                Self.addChild(parts.generators.count == 1 ? "generator" : "generator \(number)", to: &group, failure: failure) { try await generator.run(shouldStop: { stopGenerating.isSet }) }
             }
-
-            context.stages?.begin(serverMilliseconds: context.serverNowMilliseconds)
-            for (number, generator) in generators.enumerated() {
-                child(generators.count == 1 ? "generator" : "generator \(number)") { try await generator.run(shouldStop: { stopGenerating.isSet }) }
+            let bridge = parts.bridge
+            Self.addChild("bridge", to: &group, failure: failure) { try await bridge.run() }
+            for (number, sweeper) in parts.sweepers.enumerated() {
+                Self.addChild(parts.sweepers.count == 1 ? "sweeper" : "sweeper \(number)", to: &group, failure: failure) { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
             }
-            child("bridge") { try await bridge.run() }
-            for (number, sweeper) in sweepers.enumerated() {
-                child(sweepers.count == 1 ? "sweeper" : "sweeper \(number)") { try await sweeper.run(shouldStop: { stopConsuming.isSet }) }
+            for consumer in parts.consumers {
+                Self.addChild(consumer.stats.name, to: &group, failure: failure) { try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet }) }
             }
-            for consumer in consumers {
-                child(consumer.stats.name) { try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet }) }
-            }
+            let leases = parts.leases
             group.addTask { await leases.run(shouldStop: { stopConsuming.isSet }) }
-            let reporting = Task { await reporter.run(start: start) }
-            let trimming = trimmers.map { trimmer in Task { await trimmer.run() } }
-            let sampling = Task { await footprint.run() }
-            var chaos = configuration.chaos ? ChaosMonkey(start: start) : nil
+            let (reporter, footprint) = (parts.reporter, parts.footprint)
+            let background = [Task { await reporter.run(start: start) }, Task { await footprint.run() }] + parts.trimmers.map { trimmer in Task { await trimmer.run() } }
 
-            // Watch: done, interrupted, failed or stalled; inject faults under --chaos.
-            var lastProgress = start
-            var lastFinished = 0
-            var lastGenerated = 0
-            var lastBeat = start
-            var watch = configuration.abortOnFail ? ThresholdWatch(configuration.thresholds, start: start) : nil
-            while true {
-                try? await Task.sleep(for: .milliseconds(5))
-                let now = clock.now
-                let finished = counters.finished
-                let generated = counters.generated.load(ordering: .relaxed)
-                if finished >= configuration.keys { end = now; break }
-                if stop.isRequested { interrupted = true; end = now; break }
-                if failure.message != nil { end = now; break }
-                if configuration.maxDuration > .zero, now - start > configuration.maxDuration { overTime = true; end = now; break }
-                if let failed = watch?.failure(at: now, latencies: context.latencies) { abort = failed; interrupted = true; end = now; break }
-                if finished != lastFinished || generated != lastGenerated {
-                    lastProgress = now
-                    lastFinished = finished
-                    lastGenerated = generated
-                }
-                // Keys still inside their TTL are not a stall: wait for them first.
-                if now - (lastProgress + configuration.ttl) > configuration.stallTimeout {
-                    stalledFor = now - lastProgress
-                    end = now
-                    break
-                }
-                // A heartbeat for consumer processes, and the same safety TTL for the run-level keys as the
-                // shards' (see StreamTrimmer).
-                if now - lastBeat > .seconds(1) {
-                    lastBeat = now
-                    var commands = [RedisCommand("HSET", keyspace.meta, "driver_ms", String(context.serverNowMilliseconds))]
-                    if !configuration.keep { commands += keyspace.runBookkeepingKeys.map { RedisCommand("PEXPIRE", $0, "3600000") } }
-                    _ = try? await control.pipeline(commands)
-                }
-                if let fault = chaos?.due(at: now) {
-                    log.info("chaos: \(fault)")
-                    switch fault {
-                    case .crash:
-                        guard let victim = roster.alive.filter({ !$0.crash.isSet }).randomElement() else { break }
-                        victim.crash.set()
-                        victim.alive.set(false)
-                        context.recoveries.crashed(victim.name, at: now)
-                        counters.chaosCrashes.add(1, ordering: .relaxed)
-                        let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name), shard: victim.shard)
-                        roster.add(replacement)
-                        child(replacement.name) {
-                            let consumer = try await connections.consumer(replacement, context: context)
-                            try await consumer.runUntilStoppedOrCrashed(shouldStop: { stopConsuming.isSet })
-                        }
-                    case .stall:
-                        roster.alive.filter { !$0.crash.isSet }.randomElement()?.stall.set()
-                    case .killSubscriber:
-                        do {
-                            if try await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(keyspace), using: nodes[0]) {
-                                counters.chaosSubscriberKills.add(1, ordering: .relaxed)
-                            }
-                        } catch let error as RedisError where error.serverSays("NOPERM") {
-                            if chaos?.warnedPermission == false {
-                                chaos?.warnedPermission = true
-                                Diagnostics.warn("--chaos cannot disconnect the subscriber: this user may not run CLIENT LIST and CLIENT KILL (\(error.serverMessage ?? "")); grant +client|list +client|kill to have it. Crashes and stalls go on.")
-                            }
-                        } catch {}
-                    }
-                }
-            }
+            let ending = await watch(parts, start: start, control: control, chaosNode: chaosNode, failure: failure, stopConsuming: stopConsuming, group: &group)
             stopGenerating.set()
-            if counters.finished >= configuration.keys { await waitForProbes(context) }
-            // Consumer processes leave when they read this. After a component failed (Redis may be gone for
-            // longer than --timeout already), one attempt: consumer processes also leave when the heartbeat stops.
-            let state: RunMeta.State = counters.finished >= configuration.keys ? .complete : .stopped
-            let markEnd = RedisCommand("HSET", keyspace.meta, "state", state.rawValue)
-            if failure.message == nil {
-                _ = try? await withRetries(giveUpAfter: configuration.timeout) { try await control.send(markEnd) }
-            } else {
-                _ = try? await control.send(markEnd)
-            }
+            await markEnd(parts, control: control, failure: failure)
             stopConsuming.set()
             bridge.stop()
             await group.waitForAll()
-            reporting.cancel()
-            for task in trimming { task.cancel() }
-            sampling.cancel()
-            _ = await sampling.value
-            _ = await reporting.value
-            for task in trimming { _ = await task.value }
+            for task in background { task.cancel() }
+            for task in background { _ = await task.value }
+            return ending
         }
-        reporter.finishLine()
+    }
 
-        let processes = await collectProcessReports(keyspace: keyspace, control: control, context: context)
-        var verification = await verify(shards: layout.shards, connections: shardControls, counters: counters, reportedCommits: processes.committed,
-                                        patience: failure.message == nil ? configuration.timeout : .seconds(1))
-        verification.interrupted = interrupted
-        verification.stalledFor = stalledFor
-        verification.componentFailure = failure.message
-        verification.exceededMaxDuration = overTime ? configuration.maxDuration : nil
-        verification.abortedBy = abort?.description
-        if stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {
-            verification.componentFailure = "no consumer took part: this driver has --consumers 0 and no process joined with --role consumer --run-id \(keyspace.runID)"
+    /// Once generation stopped: waits for the probes if every key is processed, then writes the run's state
+    /// (complete or stopped), which consumer processes leave on. After a component failed (Redis may be gone for
+    /// longer than --timeout already), one attempt: consumer processes also leave when the heartbeat stops.
+    private func markEnd(_ parts: PipelineParts, control: RedisConnection, failure: FirstFailure) async {
+        let complete = parts.counters.finished >= configuration.keys
+        if complete { await waitForProbes(parts.context) }
+        let state: RunMeta.State = complete ? .complete : .stopped
+        let markEnd = RedisCommand("HSET", parts.layout.run.meta, "state", state.rawValue)
+        if failure.message == nil {
+            _ = try? await withRetries(giveUpAfter: configuration.timeout) { try await control.send(markEnd) }
+        } else {
+            _ = try? await control.send(markEnd)
         }
+    }
 
-        let duration = max((end - start).seconds, 1e-6)
-        // Rows from the tallies (every process); if Redis is gone, this process's own counts.
-        let tallies = (try? await readTallies(shards: layout.shards, connections: shardControls))?.perConsumer
+    /// The report of a run that ended and was verified: its figures, from this process's counters and what the
+    /// verification read in Redis; rows of consumers from the shards' tallies (every process), or this process's
+    /// own counts when Redis is gone.
+    private func makeReport(_ parts: PipelineParts, verification: Verification, duration: Double, histogram: Histogram<UInt64>,
+                            server: (description: String, version: String, identity: ServerIdentity),
+                            processes: (joined: Int, reported: Int, reconnects: Int, committed: Int)) async -> RunReport {
+        let (counters, context, roster) = (parts.counters, parts.context, parts.roster)
+        let tallies = (try? await readTallies(shards: parts.layout.shards, connections: parts.shardControls))?.perConsumer
             ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +)
         let rows = Self.consumerRows(tallies: tallies, local: roster.members.map(\.name))
         let recoveries = context.recoveries.recoveries
-        let histogram = context.latencies.snapshot()
         var report = RunReport(
-            verdict: verification.verdict, problems: verification.problems, runID: keyspace.runID,
-            redis: embedded ? "private redis-server \(endpoint.addressDescription)" : servers.cluster != nil ? "Redis Cluster \(endpoint.description)" : endpoint.description,
-            redisVersion: version, server: identity,
+            verdict: verification.verdict, problems: verification.problems, runID: parts.layout.run.runID,
+            redis: server.description, redisVersion: server.version, server: server.identity,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
             duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),
             lockSkips: counters.lockSkips.load(ordering: .relaxed), fencedCommits: counters.fencedCommits.load(ordering: .relaxed),
@@ -228,7 +115,7 @@ extension BenchmarkRun {
             redeliveries: counters.redeliveries.load(ordering: .relaxed), failedWork: counters.failedWork.load(ordering: .relaxed),
             publishedByNotification: counters.publishedByNotification.load(ordering: .relaxed),
             publishedBySweeper: counters.publishedBySweeper.load(ordering: .relaxed),
-            subscriberReconnects: bridge.reconnects, connectionReconnects: connections.reconnects + processes.reconnects,
+            subscriberReconnects: parts.bridge.reconnects, connectionReconnects: parts.connections.reconnects + processes.reconnects,
             consumerErrors: counters.consumerErrors.load(ordering: .relaxed),
             generatorWaits: counters.generatorWaits.load(ordering: .relaxed),
             chaos: RunReport.Chaos(crashes: counters.chaosCrashes.load(ordering: .relaxed), stalls: counters.chaosStalls.load(ordering: .relaxed),
@@ -241,22 +128,18 @@ extension BenchmarkRun {
             throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
             maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed),
             lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
-            maxStreamLength: trimmers.reduce(0) { $0 + $1.maxLength },
+            maxStreamLength: parts.trimmers.reduce(0) { $0 + $1.maxLength },
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
-        report.shards = zip(layout.shards, verification.processedPerShard).map { shard, processed in
-            RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
-        }
         report.keysProcessedByClients = verification.clientsProcessed
-        report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - counters.expiredBySweeper.load(ordering: .relaxed)),
-                                               sweeper: counters.expiredBySweeper.load(ordering: .relaxed))
+        let expiredBySweeper = counters.expiredBySweeper.load(ordering: .relaxed)
+        report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)
         report.expiryLagMs = context.probes.summary()
         report.saturated = report.generatorWaits > 0
-        report.footprint = footprint.footprint
+        report.footprint = parts.footprint.footprint
         report.consumerProcesses = processes.joined
         report.consumerProcessesReported = processes.reported
-        report.stages = context.stages?.figures(samples: reporter.samples)
-        report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: abort)
-        return RunOutcome(report: report, samples: reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: reporter.hdrIntervals)
+        report.stages = context.stages?.figures(samples: parts.reporter.samples)
+        return report
     }
 
     /// Every key is processed: waits, at most the probe window, for the probes' events still to come, so that

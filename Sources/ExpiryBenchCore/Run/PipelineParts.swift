@@ -1,0 +1,99 @@
+import RedisClient
+
+/// Every component of a run's pipeline in this process, built and connected, not yet running: what
+/// `BenchmarkRun.assemble` makes and `runPipeline` runs, watches and reports on.
+struct PipelineParts {
+    let layout: RunLayout
+    let context: PipelineContext
+    let connections: ConnectionSet
+    /// One connection per shard, for the run's set-up, its verification and its tallies.
+    let shardControls: [RedisConnection]
+    let footprint: FootprintSampler
+    let bridge: ExpirationBridge
+    let generators: [KeyGenerator]
+    let sweepers: [DeadlineSweeper]
+    let trimmers: [StreamTrimmer]
+    let roster: ConsumerRoster
+    let consumers: [StreamConsumer]
+    let leases: LeaseKeeper
+    let reporter: StatsReporter
+
+    var counters: RunCounters { context.counters }
+}
+
+extension BenchmarkRun {
+    /// Creates the run's groups and meta, writes the background keys, and builds every component of the pipeline
+    /// on connections of its own (`connections`, closed by the caller).
+    func assemble(servers: RunServers, control: RedisConnection, keyspace: RunKeyspace, connections: ConnectionSet) async throws -> PipelineParts {
+        let configuration = self.configuration
+        let scripts = try await RunScripts.load(on: control)
+        let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
+        let shardControls = try await connections.openPerShard("control", layout: layout)
+        for (shard, connection) in zip(layout.shards, shardControls) {
+            try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
+        }
+        try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
+        try await writeBackgroundKeys(layout: layout, shardControls: shardControls)
+        let context = PipelineContext(
+            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
+            serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
+        let footprint = FootprintSampler(
+            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
+            script: scripts.footprint, database: servers.endpoint.database, cluster: servers.cluster != nil)
+        do { try await footprint.start() } catch { log.debug("footprint not sampled: \(error)") }
+
+        let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
+                                                      control: try await connections.open("bridge", for: keyspace.leases), context: context)
+        let (generators, sweepers, trimmers) = try await shardComponents(context: context, connections: connections)
+        let roster = ConsumerRoster()
+        var consumers: [StreamConsumer] = []
+        for index in 0..<configuration.consumers {
+            let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
+            roster.add(stats)
+            consumers.append(try await connections.consumer(stats, context: context))
+        }
+        let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
+        try await leases.renew()
+        let reporter = StatsReporter(counters: context.counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
+                                     trimmers: trimmers, metrics: configuration.metrics)
+        return PipelineParts(layout: layout, context: context, connections: connections, shardControls: shardControls, footprint: footprint,
+                             bridge: bridge, generators: generators, sweepers: sweepers, trimmers: trimmers, roster: roster,
+                             consumers: consumers, leases: leases, reporter: reporter)
+    }
+
+    /// `--background-keys`, spread evenly over the shards.
+    private func writeBackgroundKeys(layout: RunLayout, shardControls: [RedisConnection]) async throws {
+        let total = configuration.backgroundKeys
+        guard total > 0 else { return }
+        say("Writing \(Format.count(total)) background keys with a 1 h TTL under \(layout.run.prefix) ...")
+        let stop = self.stop
+        for (shard, connection) in zip(layout.shards, shardControls) {
+            let count = total / layout.shards.count + (shard.shardIndex < total % layout.shards.count ? 1 : 0)
+            try await BackgroundKeys.write(count, keyspace: shard, on: connection, shouldStop: { stop.isRequested })
+        }
+    }
+
+    /// Each shard's generator, sweeper (unless `--sweeper off`) and trimmer. Keys go to the shards in proportion
+    /// to their consumers here (a driver's consumers run elsewhere: evenly).
+    private func shardComponents(context: PipelineContext, connections: ConnectionSet) async throws -> ([KeyGenerator], [DeadlineSweeper], [StreamTrimmer]) {
+        let layout = context.layout
+        let weights = layout.shards.indices.map { shard in
+            configuration.role == .driver ? 1 : (0..<configuration.consumers).filter { layout.shard(forConsumer: $0) == shard }.count
+        }
+        let ranges = RunLayout.ranges(keys: configuration.keys, weights: weights)
+        var generators: [KeyGenerator] = []
+        var sweepers: [DeadlineSweeper] = []
+        var trimmers: [StreamTrimmer] = []
+        for shard in layout.shards {
+            let suffix = layout.shards.count == 1 ? "" : "-\(shard.shardIndex)"
+            generators.append(KeyGenerator(connection: try await connections.open("generator" + suffix, for: shard.stream), context: context, shard: shard,
+                                           indices: ranges[shard.shardIndex]))
+            if configuration.sweeper {
+                sweepers.append(DeadlineSweeper(connection: try await connections.open("sweeper" + suffix, for: shard.stream), context: context, shard: shard))
+            }
+            trimmers.append(StreamTrimmer(connection: try await connections.open("trimmer" + suffix, for: shard.stream), keyspace: shard, gauges: context.gauges,
+                                          reclaimIdle: configuration.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
+        }
+        return (generators, sweepers, trimmers)
+    }
+}
