@@ -6,34 +6,50 @@ import Glibc
 ///
 /// About eighty threads (one per connection) allocate and free hiredis replies and Swift buffers some sixty times
 /// a key. With glibc's per-thread caches (tcache) and fast bins, freed chunks are kept apart instead of merged,
-/// and two arenas creep upward for as long as a run goes: at 10,000 keys/s the process grew from 32.1 MiB at
-/// 10 s to 37.5 MiB at 180 s while the heap in use stayed at 3.5 MB (heaptrack); jemalloc stayed flat. With both
-/// caches off it stayed at 29.0 to 30.0 MiB over 180 s, for about 8 % more client CPU (README, `--duration`).
-/// The fast bins are switched off here (`mallopt`); the tcache can only be chosen before the process starts
-/// (`GLIBC_TUNABLES`, read by the loader), so the command starts itself again once with it set. A user who sets
-/// any `glibc.malloc.` tunable keeps theirs, and the restart is skipped.
+/// and two arenas creep upward for as long as a run goes: over 10 min at 10,000 keys/s the process grew from
+/// 31.3 MiB to 38.7 MiB while the heap in use stayed at 3.2 to 3.5 MB (heaptrack); jemalloc stayed flat. With
+/// both caches off it stayed at 30.1 to 31.3 MB, for about 9 % more client CPU (README, `--duration`).
+///
+/// The fast bins are switched off with `mallopt`. The tcache can only be chosen before the process starts
+/// (`GLIBC_TUNABLES`, read by the loader), so the command starts itself again once with it set, then puts the
+/// variable back as it was, so that the processes it starts (a private redis-server) do not inherit it.
+/// Left alone: a user who sets any `glibc.malloc.` tunable, or `EXPIRY_BENCH_MALLOC=default`.
 enum AllocatorTuning {
     static let tunable = "glibc.malloc.tcache_count=0"
+    /// Set across the restart: `unset`, or `set:` and the user's value of `GLIBC_TUNABLES`.
+    static let marker = "EXPIRY_BENCH_RESTARTED_TUNABLES"
+    /// `default` leaves glibc's allocator as it comes (for profilers that follow one process image).
+    static let optOut = "EXPIRY_BENCH_MALLOC"
 
-    /// In a process started with `tunable` set, switches the fast bins off; otherwise, unless the user set a malloc
-    /// tunable of their own, restarts this process with `tunable` added to `GLIBC_TUNABLES`. Returns only when
-    /// nothing was restarted.
+    /// In the restarted process, switches the fast bins off and restores the environment; otherwise, unless the
+    /// user chose the allocator's settings, restarts this process with `tunable` added to `GLIBC_TUNABLES`.
+    /// Returns only when nothing was restarted.
     static func apply() {
         #if os(Linux)
-        let current = getenv("GLIBC_TUNABLES").map { String(cString: $0) } ?? ""
-        if current.contains(tunable) {
+        if let before = variable(marker) {
+            unsetenv(marker)
+            if before.hasPrefix("set:") { setenv("GLIBC_TUNABLES", String(before.dropFirst(4)), 1) } else { unsetenv("GLIBC_TUNABLES") }
             switchFastBinsOff()
             return
         }
-        guard !current.contains("glibc.malloc.") else { return }
-        setenv("GLIBC_TUNABLES", current.isEmpty ? tunable : current + ":" + tunable, 1)
+        let current = variable("GLIBC_TUNABLES")
+        guard variable(optOut) != "default", !(current ?? "").contains("glibc.malloc.") else { return }
+        setenv(marker, current.map { "set:" + $0 } ?? "unset", 1)
+        setenv("GLIBC_TUNABLES", (current ?? "").isEmpty ? tunable : current! + ":" + tunable, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // Only reached when the restart failed: go on with the allocator as it is.
-        if current.isEmpty { unsetenv("GLIBC_TUNABLES") } else { setenv("GLIBC_TUNABLES", current, 1) }
+        // Only reached when the restart failed (no /proc): go on with the fast bins off and the tcache as it is.
+        unsetenv(marker)
+        if let current { setenv("GLIBC_TUNABLES", current, 1) } else { unsetenv("GLIBC_TUNABLES") }
+        switchFastBinsOff()
         #endif
     }
 
-    /// `mallopt(M_MXFAST, 0)`; malloc.h is not part of Swift's Glibc module, so it is looked up by name.
+    private static func variable(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// `mallopt(M_MXFAST, 0)`. malloc.h is not part of Swift's Glibc module, so it is looked up by name; and in a
+    /// `GLIBC_TUNABLES` value beside `tcache_count`, glibc 2.36 applied only the first tunable here.
     private static func switchFastBinsOff() {
         #if os(Linux)
         typealias MallOpt = @convention(c) (Int32, Int32) -> Int32

@@ -34,15 +34,11 @@ func endpoint(_ server: EmbeddedRedis, username: String? = nil, password: String
 
 /// Every key matching the glob `pattern`, collected with SCAN (never KEYS).
 func scanKeys(_ connection: RedisConnection, match pattern: String) async throws -> [String] {
-    var cursor = "0"
     var found: [String] = []
-    repeat {
-        let reply = try await connection.send(RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]))
-        let parts = try #require(reply.array)
-        try #require(parts.count == 2)
-        cursor = try #require(parts[0].string)
-        found += (parts[1].array ?? []).compactMap(\.string)
-    } while cursor != "0"
+    try await connection.scan(matching: pattern) { keys in
+        found += keys
+        return true
+    }
     return found
 }
 

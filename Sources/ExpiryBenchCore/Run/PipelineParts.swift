@@ -44,21 +44,28 @@ extension BenchmarkRun {
 
         let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
                                                       control: try await connections.open("bridge", for: keyspace.leases), context: context)
-        let (generators, sweepers, trimmers) = try await shardComponents(context: context, connections: connections)
-        let roster = ConsumerRoster()
-        var consumers: [StreamConsumer] = []
-        for index in 0..<configuration.consumers {
-            let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
-            roster.add(stats)
-            consumers.append(try await connections.consumer(stats, context: context))
+        do {
+            let (generators, sweepers, trimmers) = try await shardComponents(context: context, connections: connections)
+            let roster = ConsumerRoster()
+            var consumers: [StreamConsumer] = []
+            for index in 0..<configuration.consumers {
+                let stats = ConsumerStats(name: "consumer-\(index)", shard: layout.shard(forConsumer: index))
+                roster.add(stats)
+                consumers.append(try await connections.consumer(stats, context: context))
+            }
+            let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
+            try await leases.renew()
+            let reporter = StatsReporter(counters: context.counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
+                                         trimmers: trimmers, metrics: configuration.metrics)
+            return PipelineParts(layout: layout, context: context, connections: connections, shardControls: shardControls, footprint: footprint,
+                                 bridge: bridge, generators: generators, sweepers: sweepers, trimmers: trimmers, roster: roster,
+                                 consumers: consumers, leases: leases, reporter: reporter)
+        } catch {
+            // The subscribers run on threads of their own: stop them, or a reconnection could turn the expired
+            // events back on after the run's cleanup restored the setting.
+            bridge.stop()
+            throw error
         }
-        let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
-        try await leases.renew()
-        let reporter = StatsReporter(counters: context.counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
-                                     trimmers: trimmers, metrics: configuration.metrics)
-        return PipelineParts(layout: layout, context: context, connections: connections, shardControls: shardControls, footprint: footprint,
-                             bridge: bridge, generators: generators, sweepers: sweepers, trimmers: trimmers, roster: roster,
-                             consumers: consumers, leases: leases, reporter: reporter)
     }
 
     /// `--background-keys`, spread evenly over the shards.
