@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import ExpiryBenchCore
 @testable import RedisClient
@@ -77,7 +78,8 @@ struct RunLayoutTests {
 
     @Test func processReportsRoundTripAndMergeLatencies() throws {
         let counters = RunCounters()
-        counters.lockSkips.add(3, ordering: .relaxed)
+        counters.add(\.lockSkips, 3)
+        counters.add(\.committed, 5)
         let latencies = LatencyRecorder()
         latencies.record(microseconds: [1000, 2000, 2000])
         let report = ProcessReport(process: "p1", consumers: 2, counters: counters, latencies: latencies, reconnects: 1)
@@ -86,7 +88,30 @@ struct RunLayoutTests {
         let driver = RunCounters()
         let merged = LatencyRecorder()
         decoded.merge(into: driver, latencies: merged)
-        #expect(driver.lockSkips.load(ordering: .relaxed) == 3)
+        #expect(driver[\.lockSkips] == 3)
+        // Another process's first commits are counted apart (the verdict compares them with Redis).
+        #expect(driver[\.committed] == 0)
+        #expect(decoded.figures.committed == 5)
         #expect(merged.snapshot().totalCount == 3)
+        #expect(report.json.contains("\"lock_skips\":3"), "\(report.json)")
+    }
+
+    @Test func figuresAddUpFieldByFieldAndEveryFieldIsListed() throws {
+        // Every encoded field but the peak is in `additive`, so that `+` cannot silently drop a new counter.
+        let names = try #require(try JSONSerialization.jsonObject(with: RunFigures.encoder.encode(RunFigures())) as? [String: Int]).keys
+        #expect(names.count == RunFigures.additive.count + 1, "\(names.sorted())")
+        var one = RunFigures()
+        for (n, field) in RunFigures.additive.enumerated() { one[keyPath: field] = n + 1 }
+        one.maxUnexpired = 7
+        var other = RunFigures()
+        other.maxUnexpired = 9
+        other.lockSkips = 100
+        let sum = one + other
+        for (n, field) in RunFigures.additive.enumerated() where field != \RunFigures.lockSkips {
+            #expect(sum[keyPath: field] == n + 1)
+        }
+        #expect(sum.lockSkips == one.lockSkips + 100)
+        #expect(sum.maxUnexpired == 9)
+        #expect(Set(RunFigures.additive.map { $0 as PartialKeyPath<RunFigures> }).count == RunFigures.additive.count)
     }
 }

@@ -40,8 +40,8 @@ struct ConsumerTests {
             let consumer = StreamConsumer(connection: connection, context: consumerContext(f, keys: 300, counters: counters), stats: stats)
             try await runUntilDone(consumer, counters: counters, keys: 300)
             #expect(stats.processed.load(ordering: .relaxed) == 300)
-            #expect(counters.committed.load(ordering: .relaxed) == 300)
-            #expect(counters.duplicateCommits.load(ordering: .relaxed) == 0)
+            #expect(counters[\.committed] == 300)
+            #expect(counters[\.duplicateCommits] == 0)
             #expect(try await f.int("BITCOUNT", f.keyspace.processed) == 300)
             #expect(try await f.pending() == 0)
             #expect(try await scanKeys(f.connection, match: f.keyspace.lockPrefix + "*").isEmpty)
@@ -63,8 +63,8 @@ struct ConsumerTests {
             // Nothing raises the shard's idle gauge here, so XAUTOCLAIM never runs: only the take-over can bring these back.
             try await runUntilDone(StreamConsumer(connection: connection, context: context, stats: stats), counters: counters, keys: 40)
             #expect(stats.processed.load(ordering: .relaxed) == 40)
-            #expect(counters.reclaimed.load(ordering: .relaxed) == 40)
-            #expect(counters.duplicateCommits.load(ordering: .relaxed) == 0)
+            #expect(counters[\.reclaimed] == 40)
+            #expect(counters[\.duplicateCommits] == 0)
             #expect(try await f.int("BITCOUNT", f.keyspace.processed) == 40)
             #expect(try await f.pending() == 0)
             #expect(context.orphans.take() == nil)
@@ -84,7 +84,7 @@ struct ConsumerTests {
             let connection = try await f.open("itest-consumer-0")
             defer { connection.close() }
             try await runUntilDone(StreamConsumer(connection: connection, context: context, stats: stats), counters: counters, keys: 20)
-            #expect(counters.duplicateCommits.load(ordering: .relaxed) == 0,
+            #expect(counters[\.duplicateCommits] == 0,
                     "keys committed twice: the batch held the same entries twice (read, then taken over from itself)")
             #expect(stats.processed.load(ordering: .relaxed) == 20)
             #expect(try await f.int("BITCOUNT", f.keyspace.processed) == 20)

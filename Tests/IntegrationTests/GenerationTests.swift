@@ -69,7 +69,7 @@ struct GenerationTests {
             let generator = KeyGenerator(connection: f.connection, context: f.context(keys: 2500, ttl: .seconds(30), counters: counters, offset: offset), shard: f.keyspace)
             try await generator.run(shouldStop: { false })
             let after = try await f.serverMilliseconds()
-            #expect(counters.generated.load(ordering: .relaxed) == 2500)
+            #expect(counters[\.generated] == 2500)
             #expect(try await f.int("ZCARD", k.dueIndex) == 2500)
             #expect(try await f.int("GET", k.generatorMark) == 2500)
             let earliest = try #require(try await f.connection.send("ZRANGE", k.dueIndex, "0", "0", "WITHSCORES").array?.last?.int)
@@ -88,7 +88,7 @@ struct GenerationTests {
             let calls = Counter()
             // Stop after the second batch: exactly the keys counted as generated exist, with their due entries.
             try await generator.run(shouldStop: { calls.increment() > 2 })
-            let generated = counters.generated.load(ordering: .relaxed)
+            let generated = counters[\.generated]
             #expect(generated > 0 && generated < 10_000)
             #expect(try await f.int("ZCARD", k.dueIndex) == Int64(generated))
             #expect(try await f.int("GET", k.generatorMark) == Int64(generated))

@@ -14,7 +14,7 @@ package final class RunMetrics: Sendable {
     private let streamLength: Gauge
     private let latency: ValueHistogram
     /// Fault and recovery counters, each fed from the run's counter of the same meaning.
-    private let faults: [(counter: Counter, read: @Sendable (RunCounters) -> Int)]
+    private let faults: [(counter: Counter, field: KeyPath<RunFigures, Int> & Sendable)]
     /// What the counters had reached at the last update, in the order: generated, processed, then `faults`.
     private let last = Mutex<[Int]>([])
 
@@ -29,20 +29,20 @@ package final class RunMetrics: Sendable {
         latency = registry.makeValueHistogram(name: "expiry_bench_deadline_to_commit_seconds",
                                               buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
                                               help: "From a key's deadline (its expiry) to its commit.")
-        let fault = { (name: String, help: String, read: @escaping @Sendable (RunCounters) -> Int) in
-            (counter: registry.makeCounter(name: "expiry_bench_\(name)_total", help: help), read: read)
+        let fault = { (name: String, help: String, field: KeyPath<RunFigures, Int> & Sendable) in
+            (counter: registry.makeCounter(name: "expiry_bench_\(name)_total", help: help), field: field)
         }
         faults = [
-            fault("chaos_crashes", "Consumers crashed by --chaos.") { $0.chaosCrashes.load(ordering: .relaxed) },
-            fault("chaos_stalls", "Consumers stalled by --chaos.") { $0.chaosStalls.load(ordering: .relaxed) },
-            fault("chaos_subscriber_kills", "Subscriber connections killed by --chaos.") { $0.chaosSubscriberKills.load(ordering: .relaxed) },
-            fault("consumer_errors", "Consumer calls that failed and were retried.") { $0.consumerErrors.load(ordering: .relaxed) },
-            fault("redeliveries", "Keys handed back for another delivery.") { $0.redeliveries.load(ordering: .relaxed) },
-            fault("failed_work", "Keys whose simulated work failed.") { $0.failedWork.load(ordering: .relaxed) },
-            fault("reclaimed", "Entries taken over from another consumer.") { $0.reclaimed.load(ordering: .relaxed) },
-            fault("lease_expiries", "Consumer leases that lapsed.") { $0.leaseExpiries.load(ordering: .relaxed) },
-            fault("rescued", "Keys the sweeper published because no expired event came.") { $0.publishedBySweeper.load(ordering: .relaxed) },
-            fault("duplicate_commits", "Commits of keys already processed (must stay 0).") { $0.duplicateCommits.load(ordering: .relaxed) },
+            fault("chaos_crashes", "Consumers crashed by --chaos.", \.chaosCrashes),
+            fault("chaos_stalls", "Consumers stalled by --chaos.", \.chaosStalls),
+            fault("chaos_subscriber_kills", "Subscriber connections killed by --chaos.", \.chaosSubscriberKills),
+            fault("consumer_errors", "Consumer calls that failed and were retried.", \.consumerErrors),
+            fault("redeliveries", "Keys handed back for another delivery.", \.redeliveries),
+            fault("failed_work", "Keys whose simulated work failed.", \.failedWork),
+            fault("reclaimed", "Entries taken over from another consumer.", \.reclaimed),
+            fault("lease_expiries", "Consumer leases that lapsed.", \.leaseExpiries),
+            fault("rescued", "Keys the sweeper published because no expired event came.", \.publishedBySweeper),
+            fault("duplicate_commits", "Commits of keys already processed (must stay 0).", \.duplicateCommits),
         ]
     }
 
@@ -53,7 +53,8 @@ package final class RunMetrics: Sendable {
 
     /// Brings counters and gauges up to the run's figures (once a second).
     func update(counters: RunCounters, sample: StatsReporter.Sample) {
-        let now = [counters.generated.load(ordering: .relaxed), sample.processed] + faults.map { $0.read(counters) }
+        let figures = counters.snapshot()
+        let now = [figures.generated, sample.processed] + faults.map { figures[keyPath: $0.field] }
         let before = last.withLock { last in
             defer { last = now }
             return last.isEmpty ? Array(repeating: 0, count: now.count) : last

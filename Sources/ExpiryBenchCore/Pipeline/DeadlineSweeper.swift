@@ -72,10 +72,10 @@ package struct DeadlineSweeper: Sendable {
         }
         let sweep = Sweep(rescued: Int(rescued), touched: Int(touched), expired: Int(expired), cursor: next, more: more == 1)
         if sweep.rescued > 0 {
-            counters.publishedBySweeper.add(sweep.rescued, ordering: .relaxed)
+            counters.add(\.publishedBySweeper, sweep.rescued)
             gauges.update(keyspace.shardIndex) { $0.published += sweep.rescued }
         }
-        if sweep.expired > 0 { counters.expiredBySweeper.add(sweep.expired, ordering: .relaxed) }
+        if sweep.expired > 0 { counters.add(\.expiredBySweeper, sweep.expired) }
         return sweep
     }
 }

@@ -107,7 +107,7 @@ package struct ExpirationBridge: Sendable {
                 let published = try await withRetries(giveUpAfter: context.configuration.timeout) {
                     try await publish(wanted, shard: shard)
                 }
-                counters.publishedByNotification.add(published, ordering: .relaxed)
+                counters.add(\.publishedByNotification, published)
                 context.gauges.update(shard) { $0.published += published }
             }
             if !lapsed.isEmpty {

@@ -71,17 +71,17 @@ package struct KeyGenerator: Sendable {
                 if shouldStop() { break }
             }
             var waited = false
-            while counters.generated.load(ordering: .relaxed) - counters.finished + count > maxOutstanding, !shouldStop() {
+            while counters[\.generated] - counters.finished + count > maxOutstanding, !shouldStop() {
                 waited = true
                 try await Task.sleep(for: .milliseconds(1))
             }
-            if waited { counters.generatorWaits.add(1, ordering: .relaxed) }
+            if waited { counters.add(\.generatorWaits, 1) }
             if shouldStop() { break }
             let first = next
             let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
             try await write(first: first, count: count, deadline: deadline)
             next += count
-            counters.generated.add(count, ordering: .relaxed)
+            counters.add(\.generated, count)
             counters.noteUnexpired()
         }
     }

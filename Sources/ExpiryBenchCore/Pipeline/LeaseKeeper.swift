@@ -84,7 +84,7 @@ package struct LeaseKeeper: Sendable {
         guard !members.isEmpty else { return }
         let replies = try await connection.pipeline(members.map { RedisCommand("ZREM", context.keyspace.leases, $0.description) })
         for (member, reply) in zip(members, replies) where reply.int == 1 {
-            context.counters.leaseExpiries.add(1, ordering: .relaxed)
+            context.counters.add(\.leaseExpiries, 1)
             context.orphans.add(member.consumer, shard: member.shard)
         }
     }

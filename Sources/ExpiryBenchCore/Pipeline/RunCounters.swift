@@ -1,42 +1,87 @@
 import Synchronization
+import Foundation
 
-/// The run's shared counters. Every component adds to them; the reporter and the verdict read them.
-/// All are atomics, so no lock is ever held on a hot path.
-package final class RunCounters: Sendable {
-    package let generated = Atomic<Int>(0)
-    package let publishedByNotification = Atomic<Int>(0)
+/// The run's counters, as one value: what `RunCounters` holds while the run goes, what a consumer process reports
+/// to its driver (JSON in the run's meta hash, snake_case by the encoder) and what the report is built from. A new
+/// counter is a new field here, and nothing else: taking a snapshot, adding a process's figures and encoding
+/// them all go through this type.
+package struct RunFigures: Sendable, Codable, Equatable {
+    package var generated = 0
+    package var publishedByNotification = 0
     /// Keys the sweeper published itself because their expired event never came (rescued).
-    package let publishedBySweeper = Atomic<Int>(0)
+    package var publishedBySweeper = 0
     /// Keys that Redis expired because the sweeper touched them (the others it expired on its own).
-    package let expiredBySweeper = Atomic<Int>(0)
+    package var expiredBySweeper = 0
     /// Keys committed for the first time (the processed bit went from 0 to 1).
-    package let committed = Atomic<Int>(0)
+    package var committed = 0
     /// Commits of keys that were already processed: each one is a key done twice.
-    package let duplicateCommits = Atomic<Int>(0)
+    package var duplicateCommits = 0
     /// Deliveries of keys already processed, caught at claim time and acknowledged without work.
-    package let duplicateDeliveries = Atomic<Int>(0)
+    package var duplicateDeliveries = 0
     /// Deliveries skipped because another consumer held the key's lock.
-    package let lockSkips = Atomic<Int>(0)
+    package var lockSkips = 0
     /// Commits refused because the claim's lock had lapsed (the key stays pending and is redone).
-    package let fencedCommits = Atomic<Int>(0)
-    package let deadLettered = Atomic<Int>(0)
+    package var fencedCommits = 0
+    package var deadLettered = 0
     /// Entries taken over from another consumer (XAUTOCLAIM).
-    package let reclaimed = Atomic<Int>(0)
-    package let maxUnexpired = Atomic<Int>(0)
+    package var reclaimed = 0
+    /// The most keys generated but not yet published at once (a peak: added as a maximum).
+    package var maxUnexpired = 0
     /// Times the generator waited because `--max-outstanding` keys were in flight.
-    package let generatorWaits = Atomic<Int>(0)
+    package var generatorWaits = 0
     /// Failed keys handed back for another delivery.
-    package let redeliveries = Atomic<Int>(0)
+    package var redeliveries = 0
     /// Keys whose simulated work failed (`--fail-rate`).
-    package let failedWork = Atomic<Int>(0)
+    package var failedWork = 0
     /// Faults injected by `--chaos`.
-    package let chaosCrashes = Atomic<Int>(0)
-    package let chaosStalls = Atomic<Int>(0)
-    package let chaosSubscriberKills = Atomic<Int>(0)
+    package var chaosCrashes = 0
+    package var chaosStalls = 0
+    package var chaosSubscriberKills = 0
     /// Consumers found dead by their lapsed lease.
-    package let leaseExpiries = Atomic<Int>(0)
+    package var leaseExpiries = 0
     /// Consumer round trips that failed and were retried.
-    package let consumerErrors = Atomic<Int>(0)
+    package var consumerErrors = 0
+
+    package init() {}
+
+    /// Keys generated whose event has not yet been published to the stream.
+    package var unexpired: Int { generated - publishedByNotification - publishedBySweeper }
+
+    /// The figures of two processes together: counts add up, peaks take the higher.
+    package static func + (lhs: RunFigures, rhs: RunFigures) -> RunFigures {
+        var sum = lhs
+        for field in additive { sum[keyPath: field] += rhs[keyPath: field] }
+        sum.maxUnexpired = max(lhs.maxUnexpired, rhs.maxUnexpired)
+        return sum
+    }
+
+    /// Every field that adds up (all but the peak `maxUnexpired`). `fieldsAreAllListed` in the tests checks that
+    /// this list and the encoded fields agree.
+    package static let additive: [WritableKeyPath<RunFigures, Int> & Sendable] = [
+        \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits,
+        \.duplicateDeliveries, \.lockSkips, \.fencedCommits, \.deadLettered, \.reclaimed, \.generatorWaits, \.redeliveries,
+        \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors,
+    ]
+
+    /// JSON with snake_case names, for the run's meta hash.
+    package static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }()
+
+    package static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+}
+
+/// The run's shared counters: every component adds to them, the reporter and the verdict read them. One lock over
+/// one `RunFigures`; components add once per batch, never per key, so it is never held long or often.
+package final class RunCounters: Sendable {
+    private let figures = Mutex(RunFigures())
 
     /// The shards' gauges, once a pipeline context is made: they add what other processes finished.
     private let shardGauges = Mutex<ShardGauges?>(nil)
@@ -47,25 +92,37 @@ package final class RunCounters: Sendable {
 
     package init() {}
 
-    /// Keys generated whose event has not yet been published to the stream.
-    package var unexpired: Int {
-        generated.load(ordering: .relaxed) - publishedByNotification.load(ordering: .relaxed) - publishedBySweeper.load(ordering: .relaxed)
+    /// Adds `amount` to one counter.
+    package func add(_ field: WritableKeyPath<RunFigures, Int>, _ amount: Int = 1) {
+        figures.withLock { $0[keyPath: field] += amount }
     }
+
+    /// Adds another process's figures (counts add up, peaks take the higher).
+    package func add(_ other: RunFigures) {
+        figures.withLock { $0 = $0 + other }
+    }
+
+    /// One counter's value now.
+    package subscript(_ field: KeyPath<RunFigures, Int>) -> Int {
+        figures.withLock { $0[keyPath: field] }
+    }
+
+    /// Every counter, read at one instant.
+    package func snapshot() -> RunFigures {
+        figures.withLock { $0 }
+    }
+
+    /// Keys generated whose event has not yet been published to the stream.
+    package var unexpired: Int { figures.withLock { $0.unexpired } }
 
     /// Keys that reached their end, a first commit or a dead letter: this process's count, or every process's
     /// as last read from the shards' tallies if that is higher.
     package var finished: Int {
-        max(committed.load(ordering: .relaxed) + deadLettered.load(ordering: .relaxed), gauges?.finished ?? 0)
+        max(figures.withLock { $0.committed + $0.deadLettered }, gauges?.finished ?? 0)
     }
 
     /// Raises `maxUnexpired` to the current unexpired count if that is higher.
     package func noteUnexpired() {
-        let now = unexpired
-        var seen = maxUnexpired.load(ordering: .relaxed)
-        while now > seen {
-            let (exchanged, original) = maxUnexpired.compareExchange(expected: seen, desired: now, ordering: .relaxed)
-            if exchanged { return }
-            seen = original
-        }
+        figures.withLock { $0.maxUnexpired = max($0.maxUnexpired, $0.unexpired) }
     }
 }

@@ -36,7 +36,7 @@ extension StreamConsumer {
             if done == claimed.count, stats.stall.isSet {
                 // Chaos: stall past the lock TTL, then try to commit anyway (the commit is fenced).
                 stats.stall.set(false)
-                counters.chaosStalls.add(1, ordering: .relaxed)
+                counters.add(\.chaosStalls, 1)
                 try await Task.sleep(for: lockTTL + .milliseconds(100))
             }
             chunk += 1
@@ -84,8 +84,8 @@ extension StreamConsumer {
             default: locked += 1
             }
         }
-        if alreadyDone > 0 { counters.duplicateDeliveries.add(alreadyDone, ordering: .relaxed) }
-        if locked > 0 { counters.lockSkips.add(locked, ordering: .relaxed) }
+        if alreadyDone > 0 { counters.add(\.duplicateDeliveries, alreadyDone) }
+        if locked > 0 { counters.add(\.lockSkips, locked) }
         return claimed
     }
 
@@ -160,15 +160,15 @@ extension StreamConsumer {
             context.latencies.record(microseconds: latencies)
             context.stages?.record(deadlines: deadlines, microseconds: latencies)
             context.configuration.metrics?.record(microseconds: latencies)
-            counters.committed.add(latencies.count, ordering: .relaxed)
+            counters.add(\.committed, latencies.count)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }
-        if repeats > 0 { counters.duplicateCommits.add(repeats, ordering: .relaxed) }
-        if fenced > 0 { counters.fencedCommits.add(fenced, ordering: .relaxed) }
-        if dead > 0 { counters.deadLettered.add(dead, ordering: .relaxed) }
-        if !handedBack.isEmpty { counters.redeliveries.add(handedBack.count, ordering: .relaxed) }
+        if repeats > 0 { counters.add(\.duplicateCommits, repeats) }
+        if fenced > 0 { counters.add(\.fencedCommits, fenced) }
+        if dead > 0 { counters.add(\.deadLettered, dead) }
+        if !handedBack.isEmpty { counters.add(\.redeliveries, handedBack.count) }
         let failures = succeeded.count - succeeded.filter { $0 }.count
-        if failures > 0 { counters.failedWork.add(failures, ordering: .relaxed) }
+        if failures > 0 { counters.add(\.failedWork, failures) }
         return handedBack
     }
 }

@@ -117,7 +117,7 @@ package struct StreamConsumer: Sendable {
                 let now = clock.now
                 if let since = failingSince, now - since > giveUpAfter { throw error }
                 if failingSince == nil { failingSince = now }
-                counters.consumerErrors.add(1, ordering: .relaxed)
+                counters.add(\.consumerErrors, 1)
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
             }
         }
@@ -166,7 +166,7 @@ package struct StreamConsumer: Sendable {
             "XAUTOCLAIM", keyspace.stream, keyspace.group, stats.name, String(reclaimIdle.milliseconds), "0-0", "COUNT", String(batch),
         ]))
         let entries = StreamEntry.fromAutoClaim(reply).entries
-        counters.reclaimed.add(entries.count, ordering: .relaxed)
+        counters.add(\.reclaimed, entries.count)
         return entries
     }
 
@@ -180,7 +180,7 @@ package struct StreamConsumer: Sendable {
         }
         let claimed = try await connection.send(RedisCommand(["XCLAIM", keyspace.stream, keyspace.group, stats.name, "0"] + ids))
         let entries = (claimed.array ?? []).compactMap(StreamEntry.init)
-        counters.reclaimed.add(entries.count, ordering: .relaxed)
+        counters.add(\.reclaimed, entries.count)
         if ids.count == batch {
             context.orphans.add(orphan, shard: stats.shard)  // more than one batch: the next free consumer takes the rest
         } else {

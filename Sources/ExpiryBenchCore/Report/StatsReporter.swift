@@ -97,7 +97,7 @@ package final class StatsReporter: Sendable {
         let pending = sample.pending >= 0 ? Format.count(sample.pending) : "?"
         let line = "Progress: \(Format.count(sample.processed))/\(Format.count(total)) (\(String(format: "%.1f", percent))%)"
             + " | rate \(Format.count(Int(sample.rate)))/s (avg \(Format.count(Int(average)))/s)"
-            + " | unexpired \(Format.count(sample.unexpired)) (max \(Format.count(counters.maxUnexpired.load(ordering: .relaxed))))"
+            + " | unexpired \(Format.count(sample.unexpired)) (max \(Format.count(counters[\.maxUnexpired])))"
             + " | pending \(pending) | stream \(sample.streamLength >= 0 ? Format.count(sample.streamLength) : "?")"
             + " | p99 \(Format.milliseconds(sample.p99Milliseconds))"
         if mode == .auto && isTerminal {

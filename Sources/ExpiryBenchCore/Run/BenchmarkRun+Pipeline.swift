@@ -99,7 +99,8 @@ extension BenchmarkRun {
     private func makeReport(_ parts: PipelineParts, verification: Verification, duration: Double, histogram: Histogram<UInt64>,
                             server: (description: String, version: String, identity: ServerIdentity),
                             processes: (joined: Int, reported: Int, reconnects: Int, committed: Int)) async -> RunReport {
-        let (counters, context, roster) = (parts.counters, parts.context, parts.roster)
+        let (context, roster) = (parts.context, parts.roster)
+        let figures = parts.counters.snapshot()
         let tallies = (try? await readTallies(shards: parts.layout.shards, connections: parts.shardControls))?.perConsumer
             ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +)
         let rows = Self.consumerRows(tallies: tallies, local: roster.members.map(\.name))
@@ -108,30 +109,30 @@ extension BenchmarkRun {
             verdict: verification.verdict, problems: verification.problems, runID: parts.layout.run.runID,
             redis: server.description, redisVersion: server.version, server: server.identity,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
-            duplicateCommits: verification.duplicateCommits, duplicateDeliveries: counters.duplicateDeliveries.load(ordering: .relaxed),
-            lockSkips: counters.lockSkips.load(ordering: .relaxed), fencedCommits: counters.fencedCommits.load(ordering: .relaxed),
+            duplicateCommits: verification.duplicateCommits, duplicateDeliveries: figures.duplicateDeliveries,
+            lockSkips: figures.lockSkips, fencedCommits: figures.fencedCommits,
             lost: verification.lost, deadLettered: verification.deadLettered, pendingAtEnd: verification.pending, dueAtEnd: verification.due,
-            reclaimed: counters.reclaimed.load(ordering: .relaxed),
-            redeliveries: counters.redeliveries.load(ordering: .relaxed), failedWork: counters.failedWork.load(ordering: .relaxed),
-            publishedByNotification: counters.publishedByNotification.load(ordering: .relaxed),
-            publishedBySweeper: counters.publishedBySweeper.load(ordering: .relaxed),
+            reclaimed: figures.reclaimed,
+            redeliveries: figures.redeliveries, failedWork: figures.failedWork,
+            publishedByNotification: figures.publishedByNotification,
+            publishedBySweeper: figures.publishedBySweeper,
             subscriberReconnects: parts.bridge.reconnects, connectionReconnects: parts.connections.reconnects + processes.reconnects,
-            consumerErrors: counters.consumerErrors.load(ordering: .relaxed),
-            generatorWaits: counters.generatorWaits.load(ordering: .relaxed),
-            chaos: RunReport.Chaos(crashes: counters.chaosCrashes.load(ordering: .relaxed), stalls: counters.chaosStalls.load(ordering: .relaxed),
-                                   subscriberKills: counters.chaosSubscriberKills.load(ordering: .relaxed),
-                                   leaseExpiries: counters.leaseExpiries.load(ordering: .relaxed),
+            consumerErrors: figures.consumerErrors,
+            generatorWaits: figures.generatorWaits,
+            chaos: RunReport.Chaos(crashes: figures.chaosCrashes, stalls: figures.chaosStalls,
+                                   subscriberKills: figures.chaosSubscriberKills,
+                                   leaseExpiries: figures.leaseExpiries,
                                    recoveries: recoveries.count,
                                    recoveryMaxMs: (recoveries.max()?.seconds ?? 0) * 1000,
                                    recoveryMeanMs: recoveries.isEmpty ? 0 : recoveries.reduce(.zero, +).seconds * 1000 / Double(recoveries.count)),
             durationSec: (duration * 1000).rounded() / 1000,
-            throughputKeysPerSec: (Double(counters.finished) / duration).rounded(),
-            maxUnexpired: counters.maxUnexpired.load(ordering: .relaxed),
+            throughputKeysPerSec: (Double(parts.counters.finished) / duration).rounded(),
+            maxUnexpired: figures.maxUnexpired,
             lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
             maxStreamLength: parts.trimmers.reduce(0) { $0 + $1.maxLength },
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
         report.keysProcessedByClients = verification.clientsProcessed
-        let expiredBySweeper = counters.expiredBySweeper.load(ordering: .relaxed)
+        let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)
         report.expiryLagMs = context.probes.summary()
         report.saturated = report.generatorWaits > 0

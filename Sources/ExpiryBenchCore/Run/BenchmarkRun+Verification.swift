@@ -13,11 +13,11 @@ extension BenchmarkRun {
     func verify(shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
                 patience: Duration) async -> Verification {
         var verification = Verification(
-            requested: configuration.keys, generated: counters.generated.load(ordering: .relaxed),
-            processedBits: counters.committed.load(ordering: .relaxed), firstCommitsCounted: counters.committed.load(ordering: .relaxed),
-            duplicateCommits: counters.duplicateCommits.load(ordering: .relaxed), deadLettered: counters.deadLettered.load(ordering: .relaxed),
+            requested: configuration.keys, generated: counters[\.generated],
+            processedBits: counters[\.committed], firstCommitsCounted: counters[\.committed],
+            duplicateCommits: counters[\.duplicateCommits], deadLettered: counters[\.deadLettered],
             pending: 0, due: 0)
-        let confirmed = counters.committed.load(ordering: .relaxed) + reportedCommits
+        let confirmed = counters[\.committed] + reportedCommits
         verification.clientsProcessed = confirmed
         do {
             var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)
@@ -120,7 +120,7 @@ extension BenchmarkRun {
         for report in reports {
             report.merge(into: context.counters, latencies: context.latencies)
             reconnects += report.connectionReconnects
-            committed += report.committed
+            committed += report.figures.committed
         }
         return (meta.keys.filter { $0.hasPrefix("member:") }.count, reports.count, reconnects, committed)
     }

@@ -148,16 +148,8 @@ package enum RunMeta {
 package struct ProcessReport: Sendable, Codable, Equatable {
     package var process: String
     package var consumers: Int
-    /// First commits the commit script confirmed to this process's consumers.
-    package var committed = 0
-    package var duplicateDeliveries = 0
-    package var lockSkips = 0
-    package var fencedCommits = 0
-    package var reclaimed = 0
-    package var redeliveries = 0
-    package var failedWork = 0
-    package var consumerErrors = 0
-    package var leaseExpiries = 0
+    /// Its counters; `committed` holds the first commits the commit script confirmed to its consumers.
+    package var figures = RunFigures()
     package var connectionReconnects = 0
     /// Deadline → commit latencies of its commits: (µs, count) pairs.
     package var latency: [[UInt64]] = []
@@ -170,38 +162,25 @@ package struct ProcessReport: Sendable, Codable, Equatable {
     /// This process's figures.
     init(process: String, consumers: Int, counters: RunCounters, latencies: LatencyRecorder, reconnects: Int) {
         self.init(process: process, consumers: consumers)
-        committed = counters.committed.load(ordering: .relaxed)
-        duplicateDeliveries = counters.duplicateDeliveries.load(ordering: .relaxed)
-        lockSkips = counters.lockSkips.load(ordering: .relaxed)
-        fencedCommits = counters.fencedCommits.load(ordering: .relaxed)
-        reclaimed = counters.reclaimed.load(ordering: .relaxed)
-        redeliveries = counters.redeliveries.load(ordering: .relaxed)
-        failedWork = counters.failedWork.load(ordering: .relaxed)
-        consumerErrors = counters.consumerErrors.load(ordering: .relaxed)
-        leaseExpiries = counters.leaseExpiries.load(ordering: .relaxed)
+        figures = counters.snapshot()
         connectionReconnects = reconnects
         latency = latencies.recordedPairs()
     }
 
-    /// Adds this process's figures to the driver's (its first commits are kept apart: `RunCounters.committed`
-    /// counts this process's own, which drive its progress).
+    /// Adds this process's figures to the driver's, but for its first commits: `RunCounters.committed` counts this
+    /// process's own, which drive its progress, and the verdict counts the others' apart.
     func merge(into counters: RunCounters, latencies: LatencyRecorder) {
-        counters.duplicateDeliveries.add(duplicateDeliveries, ordering: .relaxed)
-        counters.lockSkips.add(lockSkips, ordering: .relaxed)
-        counters.fencedCommits.add(fencedCommits, ordering: .relaxed)
-        counters.reclaimed.add(reclaimed, ordering: .relaxed)
-        counters.redeliveries.add(redeliveries, ordering: .relaxed)
-        counters.failedWork.add(failedWork, ordering: .relaxed)
-        counters.consumerErrors.add(consumerErrors, ordering: .relaxed)
-        counters.leaseExpiries.add(leaseExpiries, ordering: .relaxed)
+        var others = figures
+        others.committed = 0
+        counters.add(others)
         latencies.merge(pairs: latency)
     }
 
     var json: String {
-        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? RunFigures.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     static func decode(_ text: String) -> ProcessReport? {
-        try? JSONDecoder().decode(ProcessReport.self, from: Data(text.utf8))
+        try? RunFigures.decoder.decode(ProcessReport.self, from: Data(text.utf8))
     }
 }

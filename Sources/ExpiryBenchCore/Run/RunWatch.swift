@@ -105,7 +105,7 @@ extension BenchmarkRun {
             ending.interrupted = true
             return ending
         }
-        if let stalled = stall.stalledFor(at: now, finished: finished, generated: counters.generated.load(ordering: .relaxed)) {
+        if let stalled = stall.stalledFor(at: now, finished: finished, generated: counters[\.generated]) {
             ending.stalledFor = stalled
             return ending
         }
@@ -124,7 +124,7 @@ extension BenchmarkRun {
             victim.crash.set()
             victim.alive.set(false)
             context.recoveries.crashed(victim.name, at: now)
-            counters.chaosCrashes.add(1, ordering: .relaxed)
+            counters.add(\.chaosCrashes, 1)
             let replacement = ConsumerStats(name: ChaosMonkey.replacementName(for: victim.name), shard: victim.shard)
             roster.add(replacement)
             let connections = parts.connections
@@ -137,7 +137,7 @@ extension BenchmarkRun {
         case .killSubscriber:
             do {
                 if try await ChaosMonkey.killClient(named: ExpirationBridge.subscriberName(parts.layout.run), using: node) {
-                    counters.chaosSubscriberKills.add(1, ordering: .relaxed)
+                    counters.add(\.chaosSubscriberKills, 1)
                 }
             } catch let error as RedisError where error.serverSays("NOPERM") {
                 if !chaos.warnedPermission {
