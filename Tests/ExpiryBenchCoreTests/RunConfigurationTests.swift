@@ -133,6 +133,26 @@ struct RunConfigurationTests {
         #expect(problems.count == 1)
         #expect(problems.first?.hasPrefix("--keys") == true)
     }
+
+    // MARK: What joining processes take over
+
+    @Test func sharedSettingsGoThroughTheMetaHashAndOwnSettingsStay() throws {
+        let driver = configuration {
+            $0.keys = 12_345; $0.ttl = .milliseconds(250); $0.work = .microseconds(1500); $0.lockTTL = .seconds(2)
+            $0.concurrency = 4; $0.commitEvery = .milliseconds(20); $0.failRate = 0.05; $0.maxDeliveries = 5; $0.consumers = 8
+        }
+        let fields = RunMeta.fields(driver, layout: RunLayout(run: RunKeyspace(namespace: "n", runID: "r"), tags: [nil]))
+        let meta = Dictionary(uniqueKeysWithValues: stride(from: 0, to: fields.count, by: 2).map { (fields[$0], fields[$0 + 1]) })
+        #expect(meta["settings"]?.contains("\"work_us\":1500") == true, "\(meta["settings"] ?? "")")
+        let own = configuration { $0.consumers = 3; $0.timeout = .seconds(4) }
+        let joined = try RunMeta.joiningConfiguration(own, meta: meta)
+        #expect(joined.keys == 12_345 && joined.ttl == .milliseconds(250) && joined.work == .microseconds(1500))
+        #expect(joined.lockTTL == .seconds(2) && joined.concurrency == 4 && joined.commitEvery == .milliseconds(20))
+        #expect(joined.failRate == 0.05 && joined.maxDeliveries == 5 && joined.batch == driver.effectiveBatch)
+        // The process's own consumer count and connection settings are its own.
+        #expect(joined.consumers == 3 && joined.timeout == .seconds(4))
+        #expect(throws: RunError.self) { try RunMeta.joiningConfiguration(own, meta: ["keys": "10", "work_ms": "5"]) }
+    }
 }
 
 @Suite("RunConfiguration lock margin")

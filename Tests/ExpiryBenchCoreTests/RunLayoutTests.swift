@@ -98,7 +98,7 @@ struct RunLayoutTests {
 
     @Test func figuresAddUpFieldByFieldAndEveryFieldIsListed() throws {
         // Every encoded field but the peak is in `additive`, so that `+` cannot silently drop a new counter.
-        let names = try #require(try JSONSerialization.jsonObject(with: RunFigures.encoder.encode(RunFigures())) as? [String: Int]).keys
+        let names = try #require(try JSONSerialization.jsonObject(with: SnakeCaseJSON.encoder.encode(RunFigures())) as? [String: Int]).keys
         #expect(names.count == RunFigures.additive.count + 1, "\(names.sorted())")
         var one = RunFigures()
         for (n, field) in RunFigures.additive.enumerated() { one[keyPath: field] = n + 1 }

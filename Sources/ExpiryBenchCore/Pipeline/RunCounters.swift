@@ -63,7 +63,11 @@ package struct RunFigures: Sendable, Codable, Equatable {
         \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors,
     ]
 
-    /// JSON with snake_case names, for the run's meta hash.
+}
+
+/// JSON with snake_case names from Swift's camelCase ones (the encoder's, not written by hand), for the values
+/// kept in the run's meta hash.
+package enum SnakeCaseJSON {
     package static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

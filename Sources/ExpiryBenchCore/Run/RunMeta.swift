@@ -4,7 +4,7 @@ import RedisClient
 /// The run's meta hash: the settings every process of the run follows, its shard tags, its state, and what each
 /// consumer process reports when it leaves.
 ///
-/// Fields: the settings (`keys`, `work_ms`, ...), `shards` (the shard tags), `state` (`running`, then `complete` or
+/// Fields: `settings` (the `SharedSettings`, as JSON), `consumers` (the driver's), `shards` (the shard tags), `state` (`running`, then `complete` or
 /// `stopped`), `member:<process>` (a consumer process that joined: its consumer count), `report:<process>` (what it
 /// measured, as JSON, written when it leaves).
 package enum RunMeta {
@@ -16,37 +16,19 @@ package enum RunMeta {
     /// The fields the driver writes when the run starts.
     static func fields(_ configuration: RunConfiguration, layout: RunLayout) -> [String] {
         [
-            "keys", String(configuration.keys), "consumers", String(configuration.consumers),
-            "ttl_ms", String(configuration.ttl.milliseconds), "work_ms", String(configuration.work.milliseconds),
-            "work_us", String(Int(configuration.work.seconds * 1_000_000)),
-            "lock_ms", String(configuration.lockTTL.milliseconds), "batch", String(configuration.effectiveBatch),
-            "concurrency", String(configuration.concurrency), "commit_every_ms", String(configuration.commitEvery.milliseconds),
-            "fail_rate", String(configuration.failRate), "max_deliveries", String(configuration.maxDeliveries),
-            "timeout_ms", String(configuration.timeout.milliseconds),
-            "shards", layout.storedTags, "state", State.running.rawValue,
-            "started_ms", String(WallClock.milliseconds()),
+            "settings", SharedSettings(configuration).json, "consumers", String(configuration.consumers),
+            "shards", layout.storedTags, "state", State.running.rawValue, "started_ms", String(WallClock.milliseconds()),
         ]
     }
 
     /// A consumer process's configuration: the run's settings from `meta`, with the process's own connection
     /// settings and consumer count.
     static func joiningConfiguration(_ own: RunConfiguration, meta: [String: String]) throws -> RunConfiguration {
-        func number(_ field: String) throws -> Int {
-            guard let text = meta[field], let value = Int(text) else {
-                throw RunError(.configuration, "run \(own.runID ?? "?") has no '\(field)' in its meta hash: it was started by another version of expiry-bench")
-            }
-            return value
+        guard let settings = meta["settings"].flatMap(SharedSettings.decode) else {
+            throw RunError(.configuration, "run \(own.runID ?? "?") has no readable 'settings' in its meta hash: it was started by another version of expiry-bench")
         }
         var joined = own
-        joined.keys = try number("keys")
-        joined.ttl = .milliseconds(try number("ttl_ms"))
-        if let micros = meta["work_us"].flatMap(Int.init) { joined.work = .microseconds(micros) } else { joined.work = .milliseconds(try number("work_ms")) }
-        joined.lockTTL = .milliseconds(try number("lock_ms"))
-        joined.batch = try number("batch")
-        joined.concurrency = try number("concurrency")
-        joined.commitEvery = .milliseconds(try number("commit_every_ms"))
-        joined.failRate = Double(meta["fail_rate"] ?? "0") ?? 0
-        joined.maxDeliveries = try number("max_deliveries")
+        settings.apply(to: &joined)
         return joined
     }
 
@@ -177,10 +159,54 @@ package struct ProcessReport: Sendable, Codable, Equatable {
     }
 
     var json: String {
-        (try? RunFigures.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     static func decode(_ text: String) -> ProcessReport? {
-        try? RunFigures.decoder.decode(ProcessReport.self, from: Data(text.utf8))
+        try? SnakeCaseJSON.decoder.decode(ProcessReport.self, from: Data(text.utf8))
     }
+}
+
+/// The settings every process of a run follows, as the driver chose them: one value, stored as JSON in the run's
+/// meta hash, that consumer processes joining the run take over. Durations in microseconds.
+struct SharedSettings: Codable, Equatable, Sendable {
+    var keys: Int
+    var ttlUs: Int64
+    var workUs: Int64
+    var lockTtlUs: Int64
+    var batch: Int
+    var concurrency: Int
+    var commitEveryUs: Int64
+    var failRate: Double
+    var maxDeliveries: Int
+
+    init(_ configuration: RunConfiguration) {
+        keys = configuration.keys
+        ttlUs = Self.microseconds(configuration.ttl)
+        workUs = Self.microseconds(configuration.work)
+        lockTtlUs = Self.microseconds(configuration.lockTTL)
+        batch = configuration.effectiveBatch
+        concurrency = configuration.concurrency
+        commitEveryUs = Self.microseconds(configuration.commitEvery)
+        failRate = configuration.failRate
+        maxDeliveries = configuration.maxDeliveries
+    }
+
+    func apply(to configuration: inout RunConfiguration) {
+        configuration.keys = keys
+        configuration.ttl = .microseconds(ttlUs)
+        configuration.work = .microseconds(workUs)
+        configuration.lockTTL = .microseconds(lockTtlUs)
+        configuration.batch = batch
+        configuration.concurrency = concurrency
+        configuration.commitEvery = .microseconds(commitEveryUs)
+        configuration.failRate = failRate
+        configuration.maxDeliveries = maxDeliveries
+    }
+
+    static func microseconds(_ duration: Duration) -> Int64 { Int64((duration.seconds * 1_000_000).rounded()) }
+
+    var json: String { (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
+
+    static func decode(_ text: String) -> SharedSettings? { try? SnakeCaseJSON.decoder.decode(SharedSettings.self, from: Data(text.utf8)) }
 }
