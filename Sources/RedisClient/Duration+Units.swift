@@ -10,4 +10,10 @@ extension Duration {
         let (s, attoseconds) = components
         return Int(s) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
+
+    /// The duration in whole microseconds (rounded down).
+    package var microseconds: Int64 {
+        let (s, attoseconds) = components
+        return s * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
 }

@@ -35,7 +35,7 @@ enum AllocatorTuning {
         let current = variable("GLIBC_TUNABLES")
         guard variable(optOut) != "default", !(current ?? "").contains("glibc.malloc.") else { return }
         setenv(marker, current.map { "set:" + $0 } ?? "unset", 1)
-        setenv("GLIBC_TUNABLES", (current ?? "").isEmpty ? tunable : current! + ":" + tunable, 1)
+        setenv("GLIBC_TUNABLES", current.map { $0.isEmpty ? tunable : $0 + ":" + tunable } ?? tunable, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Only reached when the restart failed (no /proc): go on with the fast bins off and the tcache as it is.
         unsetenv(marker)

@@ -12,12 +12,13 @@ extension BenchmarkRun {
     ///     component already waited `--timeout` for it, so that the run ends within `--timeout` and a few seconds.
     func verify(shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
                 patience: Duration) async -> Verification {
+        let figures = counters.snapshot()
         var verification = Verification(
-            requested: configuration.keys, generated: counters[\.generated],
-            processedBits: counters[\.committed], firstCommitsCounted: counters[\.committed],
-            duplicateCommits: counters[\.duplicateCommits], deadLettered: counters[\.deadLettered],
+            requested: configuration.keys, generated: figures.generated,
+            processedBits: figures.committed, firstCommitsCounted: figures.committed,
+            duplicateCommits: figures.duplicateCommits, deadLettered: figures.deadLettered,
             pending: 0, due: 0)
-        let confirmed = counters[\.committed] + reportedCommits
+        let confirmed = figures.committed + reportedCommits
         verification.clientsProcessed = confirmed
         do {
             var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)

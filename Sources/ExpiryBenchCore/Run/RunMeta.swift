@@ -182,12 +182,12 @@ struct SharedSettings: Codable, Equatable, Sendable {
 
     init(_ configuration: RunConfiguration) {
         keys = configuration.keys
-        ttlUs = Self.microseconds(configuration.ttl)
-        workUs = Self.microseconds(configuration.work)
-        lockTtlUs = Self.microseconds(configuration.lockTTL)
+        ttlUs = configuration.ttl.microseconds
+        workUs = configuration.work.microseconds
+        lockTtlUs = configuration.lockTTL.microseconds
         batch = configuration.effectiveBatch
         concurrency = configuration.concurrency
-        commitEveryUs = Self.microseconds(configuration.commitEvery)
+        commitEveryUs = configuration.commitEvery.microseconds
         failRate = configuration.failRate
         maxDeliveries = configuration.maxDeliveries
     }
@@ -203,8 +203,6 @@ struct SharedSettings: Codable, Equatable, Sendable {
         configuration.failRate = failRate
         configuration.maxDeliveries = maxDeliveries
     }
-
-    static func microseconds(_ duration: Duration) -> Int64 { Int64((duration.seconds * 1_000_000).rounded()) }
 
     var json: String { (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
 
