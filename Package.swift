@@ -28,10 +28,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The expiry pipeline, the run and its report, on top of the client.
+        // The expiry pipeline: generator, bridge, sweeper, consumers, trimmers, leases and the run's counters, on
+        // the client. It knows the run's keys and settings, not how a run is configured, supervised or reported.
+        .target(
+            name: "ExpiryPipeline",
+            dependencies: [
+                "RedisClient",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The run on top of the pipeline: configuration, server set-up, supervision, verification, report, metrics.
         .target(
             name: "ExpiryBenchCore",
             dependencies: [
+                "ExpiryPipeline",
                 "RedisClient",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,12 +66,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ExpiryBenchCoreTests",
-            dependencies: ["ExpiryBenchCore", "RedisClient"]
+            dependencies: ["ExpiryBenchCore", "ExpiryPipeline", "RedisClient"]
         ),
         .testTarget(
             name: "IntegrationTests",
             // The end-to-end tests run the built `expiry-bench` binary, so it must be built first.
-            dependencies: ["ExpiryBenchCore", "RedisClient", "TestSupport", "expiry-bench"]
+            dependencies: ["ExpiryBenchCore", "ExpiryPipeline", "RedisClient", "TestSupport", "expiry-bench"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExpiryBenchCore
+import ExpiryPipeline
 import Foundation
 
 /// `expiry-bench capacity`: the highest rate this server and these consumers sustain on time.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExpiryBenchCore
+import ExpiryPipeline
 import Logging
 
 /// The `expiry-bench` command: `run` (the default) drives a benchmark; more subcommands come with later features.

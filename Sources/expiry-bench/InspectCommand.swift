@@ -1,6 +1,7 @@
 import ArgumentParser
 import ExpiryBenchCore
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// `expiry-bench inspect`: what a kept (or running) run holds in Redis.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExpiryBenchCore
+import ExpiryPipeline
 import Foundation
 
 /// `expiry-bench probe`: how late this server's own expired events are, with a footprint fit for production.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ExpiryBenchCore
+import ExpiryPipeline
 import Foundation
 
 /// `expiry-bench run`: the benchmark itself.

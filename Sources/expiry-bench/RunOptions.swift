@@ -1,6 +1,7 @@
 import ArgumentParser
 import ExpiryBenchCore
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// The defaults of every option, declared once, in `RunConfiguration`.

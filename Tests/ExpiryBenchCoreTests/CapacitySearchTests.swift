@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// `expiry-bench capacity`'s search, on a stand-in for the runs (the runs themselves are tested end to end): it
 /// rises ×1.5, narrows between the last rate that held and the first that failed, and reports the highest held.

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 @Suite("DurationText parsing and formatting")
 struct DurationTextTests {

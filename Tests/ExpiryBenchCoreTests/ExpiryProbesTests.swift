@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// Redis's own expiry lag from probe events, the footprint's INFO parsing, and the suggested rate of a saturated run.
 @Suite("Expiry probes and footprint")

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// Hash slots as the Redis Cluster specification defines them (values checked against `CLUSTER KEYSLOT` of

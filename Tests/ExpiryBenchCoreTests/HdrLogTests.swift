@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 @Suite("HdrHistogram interval log (.hlog)")
 struct HdrLogTests {

@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// A histogram shaped like the recorder's: microseconds up to one hour, three significant digits.
 private func makeHistogram(_ microseconds: [UInt64]) -> Histogram<UInt64> {

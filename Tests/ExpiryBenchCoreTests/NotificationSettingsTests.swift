@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 @Suite("NotificationSettings.missingFlags")
 struct NotificationSettingsTests {

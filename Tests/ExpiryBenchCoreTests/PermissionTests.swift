@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// A least-privilege user: NOPERM is a permission to grant, never bad credentials; HELLO stands in for INFO.

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// `--rate` as one rate or stages: how many keys, when each is due, which stage a key or a moment belongs to.
 @Suite("RateSchedule")

@@ -2,6 +2,7 @@ import Foundation
 import Histogram
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// Hand-built reports for the report tests.

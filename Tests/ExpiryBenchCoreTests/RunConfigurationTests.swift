@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 @Suite("RunConfiguration defaults, batch sizing and validation")
 struct RunConfigurationTests {
@@ -67,7 +68,7 @@ struct RunConfigurationTests {
     @Test func derivedQuantities() {
         let base = RunConfiguration()
         #expect(base.batchWorkTime == .milliseconds(250))       // 50 keys × 5ms, one at a time
-        #expect(base.reclaimIdle == .seconds(1))
+        #expect(base.pipelineSettings.reclaimIdle == .seconds(1))
         #expect(base.effectiveMaxOutstanding == 64 * 50 * 2 + 10_000)
         let parallel = configuration { $0.concurrency = 4 }
         #expect(parallel.batchWorkTime == .milliseconds(250))   // 200 keys, 4 at a time

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 @Suite("RunKeyspace key names")

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The server is named as it names itself: Valkey reports `redis_version:7.2.4` for compatibility, and the report

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// `--threshold`: what load testers write is read as they mean it, bad input names what is accepted, and the
 /// check reads the report's own figures.

@@ -1,5 +1,6 @@
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 @Suite("Verification verdicts")
 struct VerificationTests {

@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Testing
 
 extension Scenarios {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// A private Redis Cluster: `nodes.count` primaries, no replicas, each a `redis-server` on a free loopback port in a

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The connection layer against a real three-primary Redis Cluster: discovery, hash slots as the server computes

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// `RedisConnection` against a real `redis-server`: round trips, pipelines, error replies, failures to connect,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// `StreamConsumer` on a real server, one loop at a time: it processes what it reads exactly once, takes over the
 /// entries of a consumer whose lease lapsed, and never processes a key twice when the lapsed lease is its own.
@@ -13,7 +14,7 @@ struct ConsumerTests {
         configuration.consumers = 2
         configuration.work = .zero
         configuration.timeout = .seconds(5)
-        return PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, configuration: configuration, counters: counters,
+        return PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, settings: configuration.pipelineSettings, counters: counters,
                                latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: 0)
     }

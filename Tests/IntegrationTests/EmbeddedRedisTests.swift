@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The private `redis-server` that `--redis spawn` (and every test here) relies on: started on a free loopback

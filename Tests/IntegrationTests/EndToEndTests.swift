@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The built `expiry-bench` binary, run as a user would: exit codes, stdout/stderr and the JSON report.

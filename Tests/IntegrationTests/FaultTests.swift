@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 import TestSupport
 
@@ -293,7 +294,7 @@ extension Scenarios {
                 var configuration = RunConfiguration()
                 configuration.keys = 100
                 configuration.timeout = .seconds(2)
-                let context = PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, configuration: configuration, counters: RunCounters(),
+                let context = PipelineContext(keyspace: f.keyspace.run, scripts: f.scripts, settings: configuration.pipelineSettings, counters: RunCounters(),
                                               latencies: LatencyRecorder(), orphans: OrphanBoard(),
                                               recoveries: RecoveryLog(), serverOffsetMilliseconds: 0)
                 let error = await #expect(throws: RedisError.self) {

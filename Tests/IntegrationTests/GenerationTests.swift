@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// Generation on a real server: `KeyGenerator` writes each key with its deadline (PXAT on the server's clock) and

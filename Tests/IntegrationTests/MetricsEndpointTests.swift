@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

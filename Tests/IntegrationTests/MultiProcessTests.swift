@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 extension Scenarios {
     /// One run across several processes of the built binary: a driver and consumer processes that join it by

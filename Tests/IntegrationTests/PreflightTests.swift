@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 extension Scenarios {
     /// The checks made before any key is written, through the built binary: credentials, the notification

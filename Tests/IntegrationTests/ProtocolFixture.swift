@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// A server with the run's scripts loaded and its stream and group created, and thin wrappers that call each
@@ -32,7 +33,7 @@ struct ProtocolFixture: Sendable {
         configuration.keys = keys
         configuration.ttl = ttl
         configuration.timeout = .seconds(5)
-        return PipelineContext(keyspace: keyspace ?? self.keyspace.run, scripts: scripts, configuration: configuration, counters: counters,
+        return PipelineContext(keyspace: keyspace ?? self.keyspace.run, scripts: scripts, settings: configuration.pipelineSettings, counters: counters,
                                latencies: LatencyRecorder(), orphans: OrphanBoard(), recoveries: RecoveryLog(),
                                serverOffsetMilliseconds: offset)
     }

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// Starts a private `redis-server` (free loopback port, temporary directory, no persistence), runs `body` with it,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 /// Whole runs through the library (`BenchmarkRun.execute()`) against a real server: the verdict and counts, and
 /// that the run leaves the user's data and settings as it found them.

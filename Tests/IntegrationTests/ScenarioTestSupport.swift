@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The fault, preflight, signal and tool scenarios (FaultTests, PreflightTests, SignalAndToolsTests) run one test

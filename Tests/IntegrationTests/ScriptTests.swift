@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// The Lua scripts of Sources/ExpiryBenchCore/Pipeline/Scripts.swift, called directly through EVALSHA on a real

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 extension Scenarios {
     /// The built binary as a user drives it: Ctrl-C in the middle of a run, `--keep` then `inspect` and `cleanup`,

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 
 extension Scenarios {
     /// `--threshold` and `--abort-on-fail` through the built binary, as a CI pipeline uses them: the exit code,

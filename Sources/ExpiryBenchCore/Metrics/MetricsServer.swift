@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Prometheus
 import Synchronization
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Prometheus
+import ExpiryPipeline
 import Synchronization
 
 /// `--metrics-port`: a run's figures as Prometheus metrics, for runs long enough to watch. Counters and gauges

@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Logging
 
 /// The tool's logger. Warnings and errors go to stderr (see `OneLineLogHandler`), so stdout carries only

@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Histogram
 
 /// HdrHistogram's interval log format (`.hlog`, "Histogram log format version 1.3"), as written by

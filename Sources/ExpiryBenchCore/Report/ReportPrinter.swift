@@ -1,3 +1,4 @@
+import ExpiryPipeline
 
 /// Renders the final report for the terminal: totals, latency percentiles, the per-consumer table, the verdict.
 package enum ReportPrinter {

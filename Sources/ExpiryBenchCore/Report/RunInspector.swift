@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// Reads a run's state from Redis, for `expiry-bench inspect` (a run kept with `--keep`, or one still going).
@@ -60,14 +61,14 @@ package struct RunInspector: Sendable {
         lines.append("  generated \(replies[3].int ?? 0), processed \(replies[2].int ?? 0), due (not yet published) \(replies[1].int ?? 0), dead letters \(replies[4].int ?? 0)")
         lines.append("  stream \(keyspace.stream): \(replies[0].int ?? 0) entries")
         for group in replies[5].array ?? [] {
-            let fields = Self.fields(group)
+            let fields = group.fieldMap
             lines.append("  group \(fields["name"] ?? "?"): \(fields["consumers"] ?? "0") consumers, \(fields["pending"] ?? "0") pending, last delivered \(fields["last-delivered-id"] ?? "?")")
         }
         let consumers = replies[6].array ?? []
         if !consumers.isEmpty {
             lines.append("  consumers (name, pending, idle):")
             for consumer in consumers {
-                let fields = Self.fields(consumer)
+                let fields = consumer.fieldMap
                 lines.append("    \((fields["name"] ?? "?").padding(14)) \((fields["pending"] ?? "0").leftPadded(to: 7, with: " "))  \(Format.milliseconds(Double(fields["idle"] ?? "0") ?? 0))")
             }
         }
@@ -87,17 +88,5 @@ package struct RunInspector: Sendable {
         }
         }
         return lines.joined(separator: "\n")
-    }
-
-    /// The fields of an XINFO reply element as a dictionary of strings.
-    static func fields(_ value: RESPValue) -> [String: String] {
-        let items = value.array ?? []
-        var out: [String: String] = [:]
-        var i = 0
-        while i + 1 < items.count {
-            if let key = items[i].string { out[key] = items[i + 1].string }
-            i += 2
-        }
-        return out
     }
 }

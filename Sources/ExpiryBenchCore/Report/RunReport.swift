@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// The final report of a run: what the checks read (`--json`) and what the terminal report prints.

@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Synchronization
 
 /// Once a second: reads the groups' state (pending entries, stream lengths, from the shards' trimmers) and prints a

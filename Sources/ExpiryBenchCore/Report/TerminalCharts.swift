@@ -1,4 +1,5 @@
 import Histogram
+import ExpiryPipeline
 
 /// Charts for the final report, drawn with Unicode blocks on labelled axes: throughput over time (columns) and the
 /// latency distribution (horizontal bars). Colour only when asked for (a terminal, and no NO_COLOR).

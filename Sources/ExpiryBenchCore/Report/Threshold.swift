@@ -1,3 +1,4 @@
+import ExpiryPipeline
 
 /// A pass/fail criterion on a run's result, as load testers write them (`--threshold 'p99<250ms'`): a metric, a
 /// comparison and a limit. Latency metrics (`p50`, `p90`, `p99`, `p999`, `max`, deadline → commit) take a

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 /// What a consumer process did in a run it joined.
@@ -68,7 +69,7 @@ extension BenchmarkRun {
         let layout = RunLayout(run: keyspace, storedTags: meta["shards"] ?? "")
         let process = "p" + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
         let scripts = try await RunScripts.load(on: control)
-        var context = PipelineContext(keyspace: keyspace, layout: layout, scripts: scripts, configuration: joined, counters: RunCounters(),
+        var context = PipelineContext(keyspace: keyspace, layout: layout, scripts: scripts, settings: joined.pipelineSettings, counters: RunCounters(),
                                       latencies: LatencyRecorder(), serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         guard try await RunMeta.set("member:\(process)", String(joined.consumers), keyspace: keyspace, on: control) else {
             throw RunError(.usage, "run \(runID) ended before this process could join.")
@@ -95,7 +96,7 @@ extension BenchmarkRun {
         var trimmers: [StreamTrimmer] = []
         for shard in layout.shards {
             trimmers.append(StreamTrimmer(connection: try await connections.open("\(process).gauge-\(shard.shardIndex)", for: shard.stream), keyspace: shard,
-                                          gauges: context.gauges, reclaimIdle: joined.reclaimIdle))
+                                          gauges: context.gauges, reclaimIdle: context.settings.reclaimIdle))
         }
 
         let stopConsuming = RunFlag()

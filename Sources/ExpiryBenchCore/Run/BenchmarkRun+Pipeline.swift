@@ -1,5 +1,6 @@
 import Histogram
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 extension BenchmarkRun {

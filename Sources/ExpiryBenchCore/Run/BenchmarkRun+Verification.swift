@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// The end of a run: what Redis holds, what every process counted, and what the consumer processes reported.

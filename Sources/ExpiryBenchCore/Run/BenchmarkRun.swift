@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 /// One benchmark run, start to verdict: finds or starts the server, checks it, sets up the run's namespace,
@@ -163,14 +164,6 @@ package struct RunOutcome: Sendable {
     package let startedAt: Double
     /// `--hdr-log`: one interval log line per second of the run (empty unless asked for).
     package var hdrIntervals: [String] = []
-}
-
-/// A switch shared between tasks.
-package final class RunFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    package init() {}
-    package func set(_ on: Bool = true) { value.store(on, ordering: .releasing) }
-    package var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// The first error any child task of the run ended with.

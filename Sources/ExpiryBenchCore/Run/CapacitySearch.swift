@@ -1,3 +1,4 @@
+import ExpiryPipeline
 
 /// `expiry-bench capacity`: the highest rate that stays on time, found as the OpenMessaging Benchmark finds it:
 /// short runs at a rising rate (×1.5 a step) until one fails, then halving the gap between the last rate that

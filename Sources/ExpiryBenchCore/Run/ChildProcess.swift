@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import Synchronization
 
 /// A child process started with `posix_spawn`, with every signal unblocked and at its default disposition.

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 /// A private `redis-server` on a free loopback port in a temporary directory, without persistence unless asked.

@@ -1,4 +1,5 @@
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 /// What to undo if the process must quit at once (a second SIGINT): put the server setting back and remove the

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// `expiry-bench probe`: how late this server's own `expired` events are, and nothing else.

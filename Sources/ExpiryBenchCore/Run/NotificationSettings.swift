@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// Makes sure the server publishes expired-key events (`notify-keyspace-events` with `E` and `x`), adding only

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// The record, kept in Redis, of the runs that need expired-key events on one server, so that runs sharing a

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// Every component of a run's pipeline in this process, built and connected, not yet running: what
@@ -35,7 +36,7 @@ extension BenchmarkRun {
         try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
         try await writeBackgroundKeys(layout: layout, shardControls: shardControls)
         let context = PipelineContext(
-            keyspace: keyspace, layout: layout, scripts: scripts, configuration: configuration, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
+            keyspace: keyspace, layout: layout, scripts: scripts, settings: configuration.pipelineSettings, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
         let footprint = FootprintSampler(
             shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
@@ -43,7 +44,8 @@ extension BenchmarkRun {
         do { try await footprint.start() } catch { log.debug("footprint not sampled: \(error)") }
 
         let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
-                                                      control: try await connections.open("bridge", for: keyspace.leases), context: context)
+                                                      control: try await connections.open("bridge", for: keyspace.leases), context: context,
+                                                      prepare: { NotificationSettings.reapply($0) })
         do {
             let (generators, sweepers, trimmers) = try await shardComponents(context: context, connections: connections)
             let roster = ConsumerRoster()
@@ -99,7 +101,7 @@ extension BenchmarkRun {
                 sweepers.append(DeadlineSweeper(connection: try await connections.open("sweeper" + suffix, for: shard.stream), context: context, shard: shard))
             }
             trimmers.append(StreamTrimmer(connection: try await connections.open("trimmer" + suffix, for: shard.stream), keyspace: shard, gauges: context.gauges,
-                                          reclaimIdle: configuration.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
+                                          reclaimIdle: context.settings.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
         }
         return (generators, sweepers, trimmers)
     }

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// What the server says about itself (INFO), read once before any key is written.

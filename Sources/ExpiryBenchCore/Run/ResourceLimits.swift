@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 
 /// The process's limits that a run with many consumers can meet.
 package enum ResourceLimits {

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// Everything a run needs to know, already validated. Built by the command line, or directly by tests.
@@ -116,12 +117,6 @@ package struct RunConfiguration: Sendable {
         return work * rounds
     }
 
-    /// The generator's pace: the stages, or one rate for every key; nil for as fast as the pipeline takes them.
-    package var schedule: RateSchedule? {
-        if !stages.isEmpty { return RateSchedule(stages: stages) }
-        return rate > 0 ? RateSchedule(rate: rate, keys: keys) : nil
-    }
-
     /// Keys generated but not committed, at most, before the generator waits.
     package var effectiveMaxOutstanding: Int {
         if maxOutstanding > 0 { return maxOutstanding }
@@ -130,12 +125,15 @@ package struct RunConfiguration: Sendable {
         return max(10_000, pool * effectiveBatch * 2 + 10_000)
     }
 
-    /// An entry idle this long is reclaimed from its consumer: by then its lock has certainly lapsed.
-    package var reclaimIdle: Duration { lockTTL * 2 }
-
-    /// A consumer's lease lasts this long without a heartbeat; heartbeats come every quarter of it, so three
-    /// heartbeats in a row must be late (a loaded machine) before a live consumer is taken for dead.
-    package var leaseTTL: Duration { max(.seconds(2), lockTTL * 2) }
+    /// What the pipeline's components take of this configuration.
+    package var pipelineSettings: PipelineSettings {
+        var settings = PipelineSettings(keys: keys, consumers: consumers, ttl: ttl, work: work, lockTTL: lockTTL, batch: effectiveBatch, concurrency: concurrency,
+                                commitEvery: commitEvery, failRate: failRate, maxDeliveries: maxDeliveries, rate: rate, stages: stages,
+                                maxOutstanding: effectiveMaxOutstanding, grace: grace, rescueAfter: rescueAfter, sweepInterval: sweepInterval,
+                                probeWindow: probeWindow, timeout: timeout)
+        if let metrics { settings.observeLatencies = { metrics.record(microseconds: $0) } }
+        return settings
+    }
 
     /// Problems with the values, each naming the flag and the accepted range. Empty when the configuration is usable.
     package func problems() -> [String] {

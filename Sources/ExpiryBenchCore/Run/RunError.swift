@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// The process exit codes (sysexits), as documented in README.md.

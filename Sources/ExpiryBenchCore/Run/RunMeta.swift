@@ -1,4 +1,5 @@
 import Foundation
+import ExpiryPipeline
 import RedisClient
 
 /// The run's meta hash: the settings every process of the run follows, its shard tags, its state, and what each

@@ -1,4 +1,5 @@
 import Synchronization
+import ExpiryPipeline
 import RedisClient
 
 /// Where a run's connections go: one server, or the primaries of a Redis Cluster.

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// How the watch ended a run: complete, or why not.

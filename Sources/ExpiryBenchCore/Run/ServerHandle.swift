@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// The server a run talks to: the one at `--redis`, or a private one started for the run.

@@ -1,4 +1,5 @@
 import Synchronization
+import ExpiryPipeline
 
 /// Tells a running benchmark to stop early (SIGINT/SIGTERM), and how urgently.
 package final class StopSignal: Sendable {

@@ -1,3 +1,4 @@
+import ExpiryPipeline
 import RedisClient
 
 /// Removing a whole run by name, on a single server or on every primary of a cluster (`expiry-bench cleanup`).

@@ -56,7 +56,10 @@ package struct ExpirationBridge: Sendable {
     /// - Parameters:
     ///   - publishers: one connection per shard of `context.layout`, by shard index.
     ///   - control: a connection for the run-level keys (the lease index).
-    package static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext) async throws -> ExpirationBridge {
+    ///   - prepare: runs on every (re)connection of a subscriber before it subscribes (the run turns the expired
+    ///     events back on there, should a restarted server have lost them).
+    package static func start(sources: [Source], publishers: [RedisConnection], control: RedisConnection, context: PipelineContext,
+                              prepare: ConnectionPreparation? = nil) async throws -> ExpirationBridge {
         let layout = context.layout
         let offset = context.serverOffsetMilliseconds
         var subscriptions: [RedisSubscription<Expired>] = []
@@ -64,8 +67,8 @@ package struct ExpirationBridge: Sendable {
             for (number, source) in sources.enumerated() {
                 subscriptions.append(try await RedisSubscription<Expired>.subscribe(
                     to: channel(database: source.endpoint.database), endpoint: source.endpoint, name: subscriberName(layout.run, number: number),
-                    timeout: context.configuration.timeout, route: source.route,
-                    prepare: { NotificationSettings.reapply($0) }
+                    timeout: context.settings.timeout, route: source.route,
+                    prepare: prepare
                 ) { key in Expired.parse(key, layout: layout, serverOffsetMilliseconds: offset) })
             }
         } catch {
@@ -104,14 +107,14 @@ package struct ExpirationBridge: Sendable {
                 }
             }
             for (shard, wanted) in indices.enumerated() where !wanted.isEmpty {
-                let published = try await withRetries(giveUpAfter: context.configuration.timeout) {
+                let published = try await withRetries(giveUpAfter: context.settings.timeout) {
                     try await publish(wanted, shard: shard)
                 }
                 counters.add(\.publishedByNotification, published)
                 context.gauges.update(shard) { $0.published += published }
             }
             if !lapsed.isEmpty {
-                try await withRetries(giveUpAfter: context.configuration.timeout) {
+                try await withRetries(giveUpAfter: context.settings.timeout) {
                     try await LeaseKeeper.lapsed(lapsed, context: context, connection: control)
                 }
             }

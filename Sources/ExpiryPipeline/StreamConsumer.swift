@@ -11,7 +11,7 @@ import RedisClient
 package struct StreamConsumer: Sendable {
     let connection: RedisConnection
     let context: PipelineContext
-    let stats: ConsumerStats
+    package let stats: ConsumerStats
     let batch: Int
     let work: Duration
     let concurrency: Int
@@ -26,21 +26,21 @@ package struct StreamConsumer: Sendable {
     let keyspace: ShardKeyspace
 
     package init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
-        let configuration = context.configuration
+        let settings = context.settings
         self.keyspace = context.layout.shards[stats.shard]
         self.connection = connection
         self.context = context
         self.stats = stats
-        self.batch = configuration.effectiveBatch
-        self.work = configuration.work
-        self.concurrency = configuration.concurrency
-        self.failRate = configuration.failRate
-        self.lockTTL = configuration.lockTTL
-        self.reclaimIdle = configuration.reclaimIdle
-        self.commitEvery = configuration.commitEvery
+        self.batch = settings.batch
+        self.work = settings.work
+        self.concurrency = settings.concurrency
+        self.failRate = settings.failRate
+        self.lockTTL = settings.lockTTL
+        self.reclaimIdle = settings.reclaimIdle
+        self.commitEvery = settings.commitEvery
         // Consumers of this process reading the same shard (those of other processes are not known here).
-        self.consumers = max(1, (configuration.consumers + context.layout.shards.count - 1) / context.layout.shards.count)
-        self.giveUpAfter = configuration.timeout
+        self.consumers = max(1, (settings.consumers + context.layout.shards.count - 1) / context.layout.shards.count)
+        self.giveUpAfter = settings.timeout
     }
 
     var counters: RunCounters { context.counters }

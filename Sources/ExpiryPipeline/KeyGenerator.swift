@@ -30,19 +30,19 @@ package struct KeyGenerator: Sendable {
     ///   - shard: the shard to write.
     ///   - indices: the shard's data keys; nil for all of them (a single-shard run).
     package init(connection: RedisConnection, context: PipelineContext, shard keyspace: ShardKeyspace, indices: Range<Int>? = nil) {
-        let configuration = context.configuration
+        let settings = context.settings
         let counters = context.counters
-        let indices = indices ?? 0..<configuration.keys
+        let indices = indices ?? 0..<settings.keys
         self.serverOffsetMilliseconds = context.serverOffsetMilliseconds
         self.connection = connection
-        self.giveUpAfter = configuration.timeout
+        self.giveUpAfter = settings.timeout
         self.keyspace = keyspace
         self.indices = indices
-        self.ttl = configuration.ttl
+        self.ttl = settings.ttl
         // The shards share the rate in proportion to their keys.
-        self.schedule = configuration.schedule
-        self.share = Double(max(1, configuration.keys)) / Double(max(1, indices.count))
-        self.maxOutstanding = configuration.effectiveMaxOutstanding
+        self.schedule = settings.schedule
+        self.share = Double(max(1, settings.keys)) / Double(max(1, indices.count))
+        self.maxOutstanding = settings.maxOutstanding
         self.counters = counters
         self.probes = context.probes
     }

@@ -9,7 +9,7 @@ package struct PipelineContext: Sendable {
     /// The run's shards.
     package let layout: RunLayout
     package let scripts: RunScripts
-    package let configuration: RunConfiguration
+    package let settings: PipelineSettings
     package let counters: RunCounters
     package let latencies: LatencyRecorder
     /// Per shard, what the trimmers sampled: lag, finished keys, entries idle past `reclaimIdle`.
@@ -28,14 +28,14 @@ package struct PipelineContext: Sendable {
     package var consumerOffset = 0
 
     /// - Parameter layout: the run's shards; nil for one untagged shard named by `keyspace`.
-    package init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, configuration: RunConfiguration, counters: RunCounters,
+    package init(keyspace: RunKeyspace, layout: RunLayout? = nil, scripts: RunScripts, settings: PipelineSettings, counters: RunCounters,
                 latencies: LatencyRecorder, orphans: OrphanBoard = OrphanBoard(), recoveries: RecoveryLog = RecoveryLog(),
                 serverOffsetMilliseconds: Int64) {
         let layout = layout ?? RunLayout(run: keyspace, tags: [nil])
         self.keyspace = keyspace
         self.layout = layout
         self.scripts = scripts
-        self.configuration = configuration
+        self.settings = settings
         self.counters = counters
         self.latencies = latencies
         self.gauges = ShardGauges(shards: layout.shards.count)
@@ -43,8 +43,8 @@ package struct PipelineContext: Sendable {
         self.orphans = orphans
         self.recoveries = recoveries
         self.serverOffsetMilliseconds = serverOffsetMilliseconds
-        self.probes = ExpiryProbes(window: configuration.probeWindow)
-        self.stages = configuration.stages.isEmpty ? nil : StageRecorder(schedule: RateSchedule(stages: configuration.stages), ttl: configuration.ttl)
+        self.probes = ExpiryProbes(window: settings.probeWindow)
+        self.stages = settings.stages.isEmpty ? nil : StageRecorder(schedule: RateSchedule(stages: settings.stages), ttl: settings.ttl)
     }
 
     /// Now, in milliseconds of the server's clock.

@@ -39,7 +39,7 @@ package struct LeaseKeeper: Sendable {
 
     /// Renews leases and looks for lapsed ones until cancelled or `shouldStop`. Failures are retried at the next beat.
     package func run(shouldStop: @Sendable () -> Bool) async {
-        let ttl = context.configuration.leaseTTL
+        let ttl = context.settings.leaseTTL
         while !shouldStop(), !Task.isCancelled {
             _ = try? await renew()
             _ = try? await findLapsed()
@@ -49,7 +49,7 @@ package struct LeaseKeeper: Sendable {
 
     /// One heartbeat for every live consumer.
     package func renew() async throws {
-        let ttl = context.configuration.leaseTTL
+        let ttl = context.settings.leaseTTL
         let alive = roster.alive
         guard !alive.isEmpty else { return }
         let deadline = String(context.serverNowMilliseconds + Int64(ttl.milliseconds))
@@ -69,7 +69,7 @@ package struct LeaseKeeper: Sendable {
     /// Consumers whose lease deadline passed, of any process: on the orphan board (for when their lease key's
     /// expired event is late, or heard by a process without consumers).
     func findLapsed() async throws {
-        guard context.configuration.consumers > 0 else { return }
+        guard context.settings.consumers > 0 else { return }
         let now = String(context.serverNowMilliseconds)
         let reply = try await connection.send(RedisCommand(["ZRANGEBYSCORE", context.keyspace.leases, "-inf", now, "LIMIT", "0", "100"]))
         try await Self.lapsed((reply.array ?? []).compactMap { $0.string.flatMap(Member.init) }, context: context, connection: connection)
@@ -79,7 +79,7 @@ package struct LeaseKeeper: Sendable {
     /// two paths, and no two processes, hand out the same lapse). A process without consumers leaves them to others.
     static func lapsed(_ members: [Member], context: PipelineContext, connection: RedisConnection) async throws {
         // Only lapses this process can act on: a consumer of the same shard takes the entries over.
-        let shards = Set(members.isEmpty ? [] : (0..<context.configuration.consumers).map { context.layout.shard(forConsumer: $0, after: context.consumerOffset) })
+        let shards = Set(members.isEmpty ? [] : (0..<context.settings.consumers).map { context.layout.shard(forConsumer: $0, after: context.consumerOffset) })
         let members = members.filter { shards.contains($0.shard) }
         guard !members.isEmpty else { return }
         let replies = try await connection.pipeline(members.map { RedisCommand("ZREM", context.keyspace.leases, $0.description) })

@@ -95,7 +95,7 @@ extension StreamConsumer {
     /// Returns the entries handed back to this consumer for another delivery, and the new entries claimed.
     func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String,
                      read: (count: Int, token: String)? = nil) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
-        let configuration = context.configuration
+        let settings = context.settings
         let reading = read.map { $0.count > 0 } ?? false
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
             try await connection.evalsha(reading ? context.scripts.settleAndRead : context.scripts.commit,
@@ -105,7 +105,7 @@ extension StreamConsumer {
                 command.append(keyspace.lockPrefix)
                 command.append(token)
                 command.append(record)
-                command.append(configuration.maxDeliveries)
+                command.append(settings.maxDeliveries)
                 command.append(stats.name)
                 if let read, reading {
                     command.append(read.count)
@@ -159,7 +159,7 @@ extension StreamConsumer {
         if !latencies.isEmpty {
             context.latencies.record(microseconds: latencies)
             context.stages?.record(deadlines: deadlines, microseconds: latencies)
-            context.configuration.metrics?.record(microseconds: latencies)
+            context.settings.observeLatencies?(latencies)
             counters.add(\.committed, latencies.count)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }

@@ -36,11 +36,11 @@ package struct DeadlineSweeper: Sendable {
         self.connection = connection
         self.script = context.scripts.sweep
         self.keyspace = shard
-        self.grace = String(context.configuration.grace.milliseconds)
-        self.rescueAfter = String(context.configuration.rescueAfter.milliseconds)
-        self.interval = context.configuration.sweepInterval
+        self.grace = String(context.settings.grace.milliseconds)
+        self.rescueAfter = String(context.settings.rescueAfter.milliseconds)
+        self.interval = context.settings.sweepInterval
         self.counters = context.counters
-        self.giveUpAfter = context.configuration.timeout
+        self.giveUpAfter = context.settings.timeout
         self.gauges = context.gauges
     }
 
