@@ -25,6 +25,11 @@ package struct BenchmarkRun: Sendable {
         try await executeWithSeries().report
     }
 
+    /// `--role consumer`: joins the run `--run-id` with this process's consumers (see `ConsumerProcess`).
+    package func join() async throws -> JoinOutcome {
+        try await ConsumerProcess(configuration: configuration, stop: stop, say: say).join()
+    }
+
     /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
     package func executeWithSeries() async throws -> RunOutcome {
         // Every consumer holds a connection; the other components about a dozen more.
@@ -60,52 +65,11 @@ package struct BenchmarkRun: Sendable {
             : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
         defer { if servers.cluster != nil { runControl.close() } }
 
-        // The run removes everything under its prefix at the end, so it must own the prefix from the start: the
-        // prefix is empty, and this driver claims the run id before it writes anything else (a driver started at
-        // the same instant with the same --run-id loses the claim and touches nothing).
-        for node in nodes {
-            guard let existing = try await RunCleanup.firstKey(of: keyspace, on: node) else { continue }
-            throw try await Self.prefixTaken(keyspace, example: existing, control: runControl)
-        }
-        let owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(8))"
-        guard try await RunMeta.claim(keyspace, owner: owner, on: runControl) else {
-            throw RunError(.usage, "run id \(keyspace.runID) was just claimed by another driver started at the same moment: that run is still running. Choose another --run-id (or none: a new one is made).")
-        }
-        if configuration.keep, server.embedded != nil {
-            Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
-        }
-        var notifications: [NotificationSettings] = []
-        do {
-            for (node, primary) in zip(nodes, servers.primaries) {
-                notifications.append(try await NotificationSettings.prepare(control: node, endpoint: primary, keyspace: keyspace,
-                                                                            recordKey: servers.notificationRecordKey(on: primary),
-                                                                            timeout: configuration.timeout, say: say))
-            }
-        } catch {
-            // Nothing of the run may stay: the settings already changed go back, and the claim is given up.
-            for (node, settings) in zip(nodes, notifications) { _ = try? await settings.release(on: node) }
-            _ = try? await runControl.send(RedisCommand("DEL", keyspace.meta))
-            throw error
-        }
-        let describedEndpoint = server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
-            : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description
-        say("expiry-bench: run \(keyspace.runID) on \(describedEndpoint): \(Format.count(configuration.keys)) keys, \(configuration.consumers) consumers\(configuration.role == .driver ? " in this process" : ""), ttl \(DurationText.format(configuration.ttl)), work \(DurationText.format(configuration.work)), lock \(DurationText.format(configuration.lockTTL)), batch \(configuration.effectiveBatch), concurrency \(configuration.concurrency), rate \(!configuration.stages.isEmpty ? "in stages " + configuration.stages.map(\.description).joined(separator: ",") : configuration.rate == 0 ? "max" : Format.count(configuration.rate) + "/s")")
-        for (settings, primary) in zip(notifications, servers.primaries) {
-            let on = servers.cluster != nil ? " on \(primary.addressDescription)" : ""
-            if settings.others > 0, let value = settings.value {
-                say("notify-keyspace-events is '\(value)'\(on), shared with \(settings.others) other run\(settings.others == 1 ? "" : "s") on this server; the last to end puts back '\(settings.original ?? "")'.")
-            } else if let applied = settings.applied {
-                say("notify-keyspace-events was '\(settings.original ?? "")'\(on): set to '\(applied)' for the run, put back when the last run using it ends.")
-            }
-        }
-
-        if let embedded = server.embedded {
-            EmergencyCleanup.shared.register(runID: keyspace.runID) { await embedded.stop() }
-        } else {
-            let undos = zip(servers.primaries, notifications).map { EmergencyCleanup.undo(endpoint: $0.0, keyspace: keyspace, notifications: $0.1, keep: configuration.keep) }
-            EmergencyCleanup.shared.register(runID: keyspace.runID) { for undo in undos { await undo() } }
-        }
-        defer { EmergencyCleanup.shared.clear() }
+        let claim = try await RunClaim.take(keyspace, configuration: configuration, servers: servers, nodes: nodes, control: runControl, embedded: server.embedded, say: say)
+        say(announcement(keyspace, on: server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
+                            : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description))
+        claim.describeNotifications()
+        claim.registerEmergencyCleanup()
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
@@ -113,43 +77,15 @@ package struct BenchmarkRun: Sendable {
         } catch {
             outcome = .failure(error)
         }
-        // Clean up whatever happened: the run's keys (unless kept) and the server setting.
-        // Connections idle during the run (a cluster's admin connections) may have been closed by the server's idle
-        // `timeout` or by someone: each step is retried, and the retry reopens the connection. All of them share
-        // a 2 s bound (each gets 200 ms at least), so a server that is gone does not hold the exit back.
-        let endDeadline = ContinuousClock.now + .seconds(2)
-        var endPatience: Duration { max(.milliseconds(200), endDeadline - ContinuousClock.now) }
-        if !configuration.keep, server.embedded == nil {
-            do { for node in nodes { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
-            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
-        } else if configuration.keep, server.embedded == nil {
-            say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
-        }
-        for (node, settings) in zip(nodes, notifications) {
-            do {
-                if let line = try await withRetries(giveUpAfter: endPatience, { try await settings.release(on: node) }) {
-                    say(servers.cluster != nil ? "\(node.endpoint.addressDescription): \(line)" : line)
-                }
-            } catch {
-                settings.share?.close()
-                Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore)")
-            }
-        }
+        await claim.giveBack()
         return try outcome.get()
     }
-}
 
-extension BenchmarkRun {
-    /// The error for a prefix that already holds keys: a run still running, a kept run, or keys of unknown origin.
-    static func prefixTaken(_ keyspace: RunKeyspace, example: String, control: RedisConnection) async throws -> RunError {
-        switch try await RunMeta.liveness(keyspace, on: control) {
-        case .running(let beatAgo):
-            return RunError(.usage, "run \(keyspace.runID) is still running under \(keyspace.prefix) (\(RunMeta.lastBeat(beatAgo))): choose another --run-id or --namespace.")
-        case .ended:
-            return RunError(.usage, "a kept run \(keyspace.runID) holds keys under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
-        case .absent:
-            return RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace.")
-        }
+    /// The run's first line: where, and with which settings.
+    private func announcement(_ keyspace: RunKeyspace, on server: String) -> String {
+        let c = configuration
+        let rate = !c.stages.isEmpty ? "in stages " + c.stages.map(\.description).joined(separator: ",") : c.rate == 0 ? "max" : Format.count(c.rate) + "/s"
+        return "expiry-bench: run \(keyspace.runID) on \(server): \(Format.count(c.keys)) keys, \(c.consumers) consumers\(c.role == .driver ? " in this process" : ""), ttl \(DurationText.format(c.ttl)), work \(DurationText.format(c.work)), lock \(DurationText.format(c.lockTTL)), batch \(c.effectiveBatch), concurrency \(c.concurrency), rate \(rate)"
     }
 }
 
@@ -166,7 +102,7 @@ package struct RunOutcome: Sendable {
     package var hdrIntervals: [String] = []
 }
 
-/// The first error any child task of the run ended with.
+/// The first error any component of the run ended with.
 final class FirstFailure: Sendable {
     private let first = Mutex<String?>(nil)
     func record(_ message: String) { first.withLock { if $0 == nil { $0 = message } } }

@@ -2,7 +2,7 @@ import ExpiryPipeline
 import RedisClient
 
 /// Every component of a run's pipeline in this process, built and connected, not yet running: what
-/// `BenchmarkRun.assemble` makes and `runPipeline` runs, watches and reports on.
+/// `assemble` makes, `RunSupervisor` runs and watches, and `BenchmarkRun.runPipeline` reports on.
 struct PipelineParts {
     let layout: RunLayout
     let context: PipelineContext
@@ -22,11 +22,11 @@ struct PipelineParts {
     var counters: RunCounters { context.counters }
 }
 
-extension BenchmarkRun {
+extension PipelineParts {
     /// Creates the run's groups and meta, writes the background keys, and builds every component of the pipeline
     /// on connections of its own (`connections`, closed by the caller).
-    func assemble(servers: RunServers, control: RedisConnection, keyspace: RunKeyspace, connections: ConnectionSet) async throws -> PipelineParts {
-        let configuration = self.configuration
+    static func assemble(_ configuration: RunConfiguration, servers: RunServers, control: RedisConnection, keyspace: RunKeyspace, connections: ConnectionSet,
+                         stop: StopSignal, say: @Sendable (String) -> Void) async throws -> PipelineParts {
         let scripts = try await RunScripts.load(on: control)
         let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
         let shardControls = try await connections.openPerShard("control", layout: layout)
@@ -34,7 +34,7 @@ extension BenchmarkRun {
             try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
         }
         try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
-        try await writeBackgroundKeys(layout: layout, shardControls: shardControls)
+        try await writeBackgroundKeys(configuration.backgroundKeys, layout: layout, shardControls: shardControls, stop: stop, say: say)
         let context = PipelineContext(
             keyspace: keyspace, layout: layout, scripts: scripts, settings: configuration.pipelineSettings, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
@@ -47,7 +47,7 @@ extension BenchmarkRun {
                                                       control: try await connections.open("bridge", for: keyspace.leases), context: context,
                                                       prepare: { NotificationSettings.reapply($0) })
         do {
-            let (generators, sweepers, trimmers) = try await shardComponents(context: context, connections: connections)
+            let (generators, sweepers, trimmers) = try await shardComponents(configuration, context: context, connections: connections)
             let roster = ConsumerRoster()
             var consumers: [StreamConsumer] = []
             for index in 0..<configuration.consumers {
@@ -71,11 +71,10 @@ extension BenchmarkRun {
     }
 
     /// `--background-keys`, spread evenly over the shards.
-    private func writeBackgroundKeys(layout: RunLayout, shardControls: [RedisConnection]) async throws {
-        let total = configuration.backgroundKeys
+    private static func writeBackgroundKeys(_ total: Int, layout: RunLayout, shardControls: [RedisConnection], stop: StopSignal,
+                                            say: @Sendable (String) -> Void) async throws {
         guard total > 0 else { return }
         say("Writing \(Format.count(total)) background keys with a 1 h TTL under \(layout.run.prefix) ...")
-        let stop = self.stop
         for (shard, connection) in zip(layout.shards, shardControls) {
             let count = total / layout.shards.count + (shard.shardIndex < total % layout.shards.count ? 1 : 0)
             try await BackgroundKeys.write(count, keyspace: shard, on: connection, shouldStop: { stop.isRequested })
@@ -84,7 +83,7 @@ extension BenchmarkRun {
 
     /// Each shard's generator, sweeper (unless `--sweeper off`) and trimmer. Keys go to the shards in proportion
     /// to their consumers here (a driver's consumers run elsewhere: evenly).
-    private func shardComponents(context: PipelineContext, connections: ConnectionSet) async throws -> ([KeyGenerator], [DeadlineSweeper], [StreamTrimmer]) {
+    private static func shardComponents(_ configuration: RunConfiguration, context: PipelineContext, connections: ConnectionSet) async throws -> ([KeyGenerator], [DeadlineSweeper], [StreamTrimmer]) {
         let layout = context.layout
         let weights = layout.shards.indices.map { shard in
             configuration.role == .driver ? 1 : (0..<configuration.consumers).filter { layout.shard(forConsumer: $0) == shard }.count

@@ -3,7 +3,7 @@ import ExpiryPipeline
 import RedisClient
 
 /// The end of a run: what Redis holds, what every process counted, and what the consumer processes reported.
-extension BenchmarkRun {
+extension Verification {
     /// Reads the end state from Redis, shard by shard: processed and dead-letter bitmaps (and their overlap), the
     /// due index, the group's pending entries, and the tallies of first commits and repeats that every process's
     /// commits kept. If Redis cannot be reached, the client's own counts stand in, and say so.
@@ -11,11 +11,11 @@ extension BenchmarkRun {
     ///   - reportedCommits: first commits confirmed to the consumers of other processes that reported.
     ///   - patience: how long Redis may stay unreachable before the client's counts stand in; short after a
     ///     component already waited `--timeout` for it, so that the run ends within `--timeout` and a few seconds.
-    func verify(shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
-                patience: Duration) async -> Verification {
+    static func read(requested: Int, shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
+                     patience: Duration) async -> Verification {
         let figures = counters.snapshot()
         var verification = Verification(
-            requested: configuration.keys, generated: figures.generated,
+            requested: requested, generated: figures.generated,
             processedBits: figures.committed, firstCommitsCounted: figures.committed,
             duplicateCommits: figures.duplicateCommits, deadLettered: figures.deadLettered,
             pending: 0, due: 0)
@@ -52,7 +52,7 @@ extension BenchmarkRun {
                 totals.dead += Int(values[3].int ?? 0)
                 totals.overlap += Int(values[5].int ?? 0)
             }
-            let tallies = try await withRetries(giveUpAfter: patience) { try await readTallies(shards: shards, connections: connections) }
+            let tallies = try await withRetries(giveUpAfter: patience) { try await Tallies.read(shards: shards, connections: connections) }
             verification.processedBits = totals.processed
             verification.processedPerShard = perShard
             verification.due = totals.due
@@ -69,14 +69,15 @@ extension BenchmarkRun {
         return verification
     }
 
-    /// What the commit script counted in the shards' tallies, over every process.
-    struct Tallies {
-        var perConsumer: [String: Int] = [:]
-        var repeats = 0
-    }
+}
+
+/// What the commit script counted in the shards' tallies, over every process.
+struct Tallies {
+    var perConsumer: [String: Int] = [:]
+    var repeats = 0
 
     /// Sums the shards' tallies: first commits per consumer, and repeated commits.
-    func readTallies(shards: [ShardKeyspace], connections: [RedisConnection]) async throws -> Tallies {
+    static func read(shards: [ShardKeyspace], connections: [RedisConnection]) async throws -> Tallies {
         var tallies = Tallies()
         for (shard, connection) in zip(shards, connections) {
             for (name, text) in try await connection.send(RedisCommand("HGETALL", shard.tally)).fieldMap {
@@ -91,9 +92,12 @@ extension BenchmarkRun {
         return tallies
     }
 
+}
+
+extension RunReport.Consumer {
     /// The report's consumer rows: every consumer that committed (from any process) and every consumer of this
     /// process, in a natural order (`consumer-2` before `consumer-10`).
-    static func consumerRows(tallies: [String: Int], local: [String]) -> [RunReport.Consumer] {
+    static func rows(tallies: [String: Int], local: [String]) -> [RunReport.Consumer] {
         var counts = tallies
         for name in local where counts[name] == nil { counts[name] = 0 }
         let total = counts.values.reduce(0, +)
@@ -103,11 +107,21 @@ extension BenchmarkRun {
         }
     }
 
-    /// Waits (up to 10 s, or `--timeout` if longer) for every consumer process that joined to leave its figures in
+}
+
+/// What the consumer processes that joined a run reported at its end.
+struct ProcessReports {
+    var joined = 0
+    var reported = 0
+    var reconnects = 0
+    /// First commits confirmed to their consumers.
+    var committed = 0
+
+    /// Waits (up to 10 s, or `timeout` if longer) for every consumer process that joined to leave its figures in
     /// the meta hash, and adds them to this process's counters and latencies.
-    func collectProcessReports(keyspace: RunKeyspace, control: RedisConnection, context: PipelineContext) async -> (joined: Int, reported: Int, reconnects: Int, committed: Int) {
+    static func collect(keyspace: RunKeyspace, control: RedisConnection, context: PipelineContext, timeout: Duration, stop: StopSignal) async -> ProcessReports {
         let clock = ContinuousClock()
-        let deadline = clock.now + max(.seconds(10), configuration.timeout)
+        let deadline = clock.now + max(.seconds(10), timeout)
         var meta: [String: String] = [:]
         while true {
             meta = (try? await RunMeta.read(keyspace, on: control)) ?? [:]
@@ -124,6 +138,6 @@ extension BenchmarkRun {
             reconnects += report.connectionReconnects
             committed += report.figures.committed
         }
-        return (meta.keys.filter { $0.hasPrefix("member:") }.count, reports.count, reconnects, committed)
+        return ProcessReports(joined: meta.keys.filter { $0.hasPrefix("member:") }.count, reported: reports.count, reconnects: reconnects, committed: committed)
     }
 }
