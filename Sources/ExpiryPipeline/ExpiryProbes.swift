@@ -115,11 +115,6 @@ package struct ExpiryLag: Sendable, Codable, Equatable {
         self.windowMs = windowMs
     }
 
-    enum CodingKeys: String, CodingKey {
-        case p50, p90, p99, max, count, missing
-        case windowMs = "window_ms"
-    }
-
     /// One percentile for people: "≥ 10.0 s" when it lands on missing probes.
     package func describe(_ value: Double) -> String {
         (missing > 0 && value >= windowMs ? "≥ " : "") + Format.milliseconds(value)

@@ -111,11 +111,4 @@ package struct Footprint: Sendable, Codable, Equatable {
     package var samples = 0
 
     package init() {}
-
-    enum CodingKeys: String, CodingKey {
-        case samples
-        case ownTTLKeysPeak = "own_ttl_keys_peak"
-        case dataKeysPeak = "data_keys_peak"
-        case ttlKeysBefore = "ttl_keys_before"
-    }
 }

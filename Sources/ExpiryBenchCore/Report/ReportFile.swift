@@ -4,13 +4,14 @@ import Histogram
 
 /// Writes the JSON report.
 package enum ReportFile {
-    /// Encodes `report` (snake_case fields, sorted keys) and writes it atomically to `path`.
+    /// Encodes `report` (fields named in snake_case by the encoder, sorted keys) and writes it atomically to `path`.
     package static func write(_ report: some Encodable, to path: String) throws {
         try encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     package static func encode(_ report: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(report)
     }

@@ -3,8 +3,38 @@ import ExpiryPipeline
 import RedisClient
 
 /// The final report of a run: what the checks read (`--json`) and what the terminal report prints.
-/// Field names follow NOTES.md section 5 and stay stable.
-package struct RunReport: Sendable, Codable {
+///
+/// Two values: the run's counters (`figures`, one `RunFigures`, with the figures verified in Redis in place of the
+/// client's own counts where they differ) and everything else (`findings`). Both read as the report's own fields
+/// (`report.verdict`, `report.lockSkips`). In the JSON, every field is named by the encoder (snake_case of the
+/// Swift name, `ReportFile`) and the counters are top-level fields, but for those the report shows in another
+/// form (`RunFigures.shownElsewhere`): a new counter in `RunFigures` is in the report with nothing else written.
+/// The names follow NOTES.md section 5 and stay stable.
+@dynamicMemberLookup
+package struct RunReport: Sendable, Encodable {
+    package var findings: Findings
+    package var figures: RunFigures
+
+    package init(_ findings: Findings, figures: RunFigures) {
+        self.findings = findings
+        self.figures = figures
+    }
+
+    package subscript<T>(dynamicMember path: WritableKeyPath<Findings, T>) -> T {
+        get { findings[keyPath: path] }
+        set { findings[keyPath: path] = newValue }
+    }
+
+    package subscript(dynamicMember path: WritableKeyPath<RunFigures, Int>) -> Int {
+        get { figures[keyPath: path] }
+        set { figures[keyPath: path] = newValue }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        try findings.encode(to: encoder)
+        try figures.encodeReported(to: encoder)
+    }
+
     package enum Verdict: String, Sendable, Codable {
         case exactlyOnce = "exactly-once"
         case failed
@@ -17,72 +47,58 @@ package struct RunReport: Sendable, Codable {
         package var share: Double
     }
 
-    package var verdict: Verdict
-    /// Why the verdict is not exactly-once: each problem found, in words.
-    package var problems: [String]
-    package var runID: String
-    package var redis: String
-    /// The Redis version the server reports for compatibility (`redis_version`; 7.2.4 on any Valkey).
-    package var redisVersion: String
-    /// The server as it names itself: JSON `server` {`name`, `version`}.
-    package var server: ServerIdentity
-    package var keysRequested: Int
-    package var keysGenerated: Int
-    /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
-    /// the JSON) when Redis could not be read, or lost the run's data.
-    package var keysProcessed: Int?
-    /// First commits confirmed to the consumers of every process that reported: the clients' own count.
-    package var keysProcessedByClients = 0
-    package var duplicateCommits: Int
-    package var duplicateDeliveries: Int
-    package var lockSkips: Int
-    package var fencedCommits: Int
-    package var lost: Int
-    package var deadLettered: Int
-    package var pendingAtEnd: Int
-    package var dueAtEnd: Int
-    package var reclaimed: Int
-    /// Failed keys handed back for another delivery.
-    package var redeliveries: Int
-    /// Keys whose simulated work failed (`--fail-rate`).
-    package var failedWork: Int
-    /// Keys published from their expired event (raised by Redis's own expiry or by the sweeper's touch).
-    package var publishedByNotification: Int
-    /// Keys the sweeper published itself because their event never came (rescued).
-    package var publishedBySweeper: Int
-    package var subscriberReconnects: Int
-    /// Reconnections of every other connection of the run.
-    package var connectionReconnects: Int
-    package var consumerErrors: Int
-    package var generatorWaits: Int
-    package var chaos: Chaos
-    package var durationSec: Double
-    package var throughputKeysPerSec: Double
-    package var maxUnexpired: Int
-    /// Keys committed more than `lateAfterMs` after their deadline.
-    package var lateKeys: Int
-    package var lateAfterMs: Double
-    package var maxStreamLength: Int
-    package var latencyMs: LatencySummary
-    /// Each stage of a staged `--rate`; nil (absent) for one rate.
-    package var stages: [Stage]?
-    /// `--threshold` results; nil (absent) when none was given.
-    package var thresholds: [ThresholdResult]?
-    package var settings: Settings
-    package var consumers: [Consumer]
-    /// The run's shards: where each was and how many keys it processed.
-    package var shards: [Shard] = []
-    /// Consumer processes (`--role consumer`) that joined the run, and how many of them reported back.
-    package var consumerProcesses = 0
-    package var consumerProcessesReported = 0
-    /// Who made Redis expire the published keys: its own expiry cycle, or the sweeper's touch.
-    package var expiredBy = ExpiredBy()
-    /// How late this server's own expired events were during the run (the probes, which nothing touches).
-    package var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
-    /// True when the generator was held back by the pipeline: latency is then mostly queueing.
-    package var saturated = false
-    /// The run's own keys with a TTL beside its data keys, at their peaks.
-    package var footprint = Footprint()
+    /// Everything in the report but the counters.
+    package struct Findings: Sendable, Encodable {
+        package var verdict: Verdict
+        /// Why the verdict is not exactly-once: each problem found, in words.
+        package var problems: [String]
+        package var runID: String
+        package var redis: String
+        /// The Redis version the server reports for compatibility (`redis_version`; 7.2.4 on any Valkey).
+        package var redisVersion: String
+        /// The server as it names itself: JSON `server` {`name`, `version`}.
+        package var server: ServerIdentity
+        package var keysRequested: Int
+        package var keysGenerated: Int
+        /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
+        /// the JSON) when Redis could not be read, or lost the run's data.
+        package var keysProcessed: Int?
+        /// First commits confirmed to the consumers of every process that reported: the clients' own count.
+        package var keysProcessedByClients = 0
+        package var lost: Int
+        package var pendingAtEnd: Int
+        package var dueAtEnd: Int
+        package var subscriberReconnects: Int
+        /// Reconnections of every other connection of the run.
+        package var connectionReconnects: Int
+        package var chaos: Chaos
+        package var durationSec: Double
+        package var throughputKeysPerSec: Double
+        /// Keys committed more than `lateAfterMs` after their deadline.
+        package var lateKeys: Int
+        package var lateAfterMs: Double
+        package var maxStreamLength: Int
+        package var latencyMs: LatencySummary
+        /// Each stage of a staged `--rate`; nil (absent) for one rate.
+        package var stages: [Stage]?
+        /// `--threshold` results; nil (absent) when none was given.
+        package var thresholds: [ThresholdResult]?
+        package var settings: Settings
+        package var consumers: [Consumer]
+        /// The run's shards: where each was and how many keys it processed.
+        package var shards: [Shard] = []
+        /// Consumer processes (`--role consumer`) that joined the run, and how many of them reported back.
+        package var consumerProcesses = 0
+        package var consumerProcessesReported = 0
+        /// Who made Redis expire the published keys: its own expiry cycle, or the sweeper's touch.
+        package var expiredBy = ExpiredBy()
+        /// How late this server's own expired events were during the run (the probes, which nothing touches).
+        package var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
+        /// True when the generator was held back by the pipeline: latency is then mostly queueing.
+        package var saturated = false
+        /// The run's own keys with a TTL beside its data keys, at their peaks.
+        package var footprint = Footprint()
+    }
 
     /// Who made Redis expire a key (every published key was expired by one of them).
     package struct ExpiredBy: Sendable, Codable, Equatable {
@@ -96,7 +112,7 @@ package struct RunReport: Sendable, Codable {
 
     /// For a saturated run: a rate a little under the one reached, at which keys should be processed on time.
     package var suggestedRate: Int {
-        let target = throughputKeysPerSec * 0.9
+        let target = findings.throughputKeysPerSec * 0.9
         guard target >= 10 else { return max(1, Int(target)) }
         let scale = pow(10, floor(log10(target)) - 1)
         return Int((target / scale).rounded(.down) * scale)
@@ -116,10 +132,6 @@ package struct RunReport: Sendable, Codable {
             self.keysProcessed = keysProcessed
         }
 
-        enum CodingKeys: String, CodingKey {
-            case name, node
-            case keysProcessed = "keys_processed"
-        }
     }
 
     /// Faults injected (`--chaos`) and how the run recovered from them.
@@ -134,13 +146,6 @@ package struct RunReport: Sendable, Codable {
         package var recoveryMaxMs: Double
         package var recoveryMeanMs: Double
 
-        enum CodingKeys: String, CodingKey {
-            case crashes, stalls, recoveries
-            case subscriberKills = "subscriber_kills"
-            case leaseExpiries = "lease_expiries"
-            case recoveryMaxMs = "recovery_max_ms"
-            case recoveryMeanMs = "recovery_mean_ms"
-        }
     }
 
     package struct Settings: Sendable, Codable {
@@ -161,56 +166,33 @@ package struct RunReport: Sendable, Codable {
         package var rescueAfterMs: Double = 0
         package var probeWindowMs: Double = 0
 
-        enum CodingKeys: String, CodingKey {
-            case consumers, rate, batch, concurrency
-            case ttlMs = "ttl_ms"
-            case workMs = "work_ms"
-            case lockTtlMs = "lock_ttl_ms"
-            case maxOutstanding = "max_outstanding"
-            case sweeper, chaos
-            case graceMs = "grace_ms"
-            case failRate = "fail_rate"
-            case maxDeliveries = "max_deliveries"
-            case backgroundKeys = "background_keys"
-            case rescueAfterMs = "rescue_after_ms"
-            case probeWindowMs = "probe_window_ms"
+    }
+
+}
+
+extension RunFigures {
+    /// The counters the report shows in another form, by their JSON names, and not as top-level fields: keys
+    /// generated (`keys_generated`), first commits (`keys_processed` is Redis's count, `keys_processed_by_clients`
+    /// every process's), keys the sweeper made Redis expire (`expired_by`), and chaos's faults (`chaos`).
+    static let shownElsewhere: Set<String> = [
+        "generated", "committed", "expired_by_sweeper", "chaos_crashes", "chaos_stalls", "chaos_subscriber_kills", "lease_expiries",
+    ]
+
+    /// The counters as top-level fields of the report's JSON, named by the same encoder as everything else.
+    func encodeReported(to encoder: any Encoder) throws {
+        let fields = try JSONSerialization.jsonObject(with: SnakeCaseJSON.encoder.encode(self)) as? [String: Int] ?? [:]
+        var container = encoder.container(keyedBy: FieldName.self)
+        for (name, value) in fields where !Self.shownElsewhere.contains(name) {
+            try container.encode(value, forKey: FieldName(name))
         }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case verdict, problems, redis, server, thresholds, stages, lost, reclaimed, redeliveries, consumers, settings, chaos, shards
-        case consumerProcesses = "consumer_processes"
-        case consumerProcessesReported = "consumer_processes_reported"
-        case failedWork = "failed_work"
-        case connectionReconnects = "connection_reconnects"
-        case runID = "run_id"
-        case redisVersion = "redis_version"
-        case keysRequested = "keys_requested"
-        case keysGenerated = "keys_generated"
-        case keysProcessed = "keys_processed"
-        case keysProcessedByClients = "keys_processed_by_clients"
-        case duplicateCommits = "duplicate_commits"
-        case duplicateDeliveries = "duplicate_deliveries"
-        case lockSkips = "lock_skips"
-        case fencedCommits = "fenced_commits"
-        case deadLettered = "dead_lettered"
-        case pendingAtEnd = "pending_at_end"
-        case dueAtEnd = "due_at_end"
-        case publishedByNotification = "published_by_notification"
-        case publishedBySweeper = "published_by_sweeper"
-        case subscriberReconnects = "subscriber_reconnects"
-        case consumerErrors = "consumer_errors"
-        case generatorWaits = "generator_waits"
-        case durationSec = "duration_sec"
-        case throughputKeysPerSec = "throughput_keys_per_sec"
-        case maxUnexpired = "max_unexpired"
-        case lateKeys = "late_keys"
-        case lateAfterMs = "late_after_ms"
-        case maxStreamLength = "max_stream_length"
-        case latencyMs = "latency_ms"
-        case expiredBy = "expired_by"
-        case expiryLagMs = "expiry_lag_ms"
-        case saturated, footprint
+    private struct FieldName: CodingKey {
+        let stringValue: String
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
     }
 }
 

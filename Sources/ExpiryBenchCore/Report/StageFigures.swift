@@ -36,12 +36,5 @@ extension RunReport {
         package var processedPerSec: Double
         /// Deadline → commit of the stage's keys.
         package var latencyMs: LatencySummary
-
-        enum CodingKeys: String, CodingKey {
-            case rate, keys, committed, achieved
-            case durationSec = "duration_sec"
-            case processedPerSec = "processed_per_sec"
-            case latencyMs = "latency_ms"
-        }
     }
 }

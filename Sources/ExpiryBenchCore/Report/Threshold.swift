@@ -124,11 +124,6 @@ extension RunReport {
         package var ok: Bool
         /// Set when `--abort-on-fail` ended the run on this threshold: seconds into the run.
         package var abortedAtSec: Double?
-
-        enum CodingKeys: String, CodingKey {
-            case threshold, value, ok
-            case abortedAtSec = "aborted_at_sec"
-        }
     }
 }
 

@@ -54,20 +54,16 @@ extension BenchmarkRun {
             ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +)
         let rows = RunReport.Consumer.rows(tallies: tallies, local: roster.members.map(\.name))
         let recoveries = context.recoveries.recoveries
-        var report = RunReport(
+        // The counters, with what the verification read in Redis in place of the client's own counts.
+        var verified = figures
+        verified.duplicateCommits = verification.duplicateCommits
+        verified.deadLettered = verification.deadLettered
+        var report = RunReport(RunReport.Findings(
             verdict: verification.verdict, problems: verification.problems, runID: parts.layout.run.runID,
             redis: server.description, redisVersion: server.version, server: server.identity,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
-            duplicateCommits: verification.duplicateCommits, duplicateDeliveries: figures.duplicateDeliveries,
-            lockSkips: figures.lockSkips, fencedCommits: figures.fencedCommits,
-            lost: verification.lost, deadLettered: verification.deadLettered, pendingAtEnd: verification.pending, dueAtEnd: verification.due,
-            reclaimed: figures.reclaimed,
-            redeliveries: figures.redeliveries, failedWork: figures.failedWork,
-            publishedByNotification: figures.publishedByNotification,
-            publishedBySweeper: figures.publishedBySweeper,
+            lost: verification.lost, pendingAtEnd: verification.pending, dueAtEnd: verification.due,
             subscriberReconnects: parts.bridge.reconnects, connectionReconnects: parts.connections.reconnects + processes.reconnects,
-            consumerErrors: figures.consumerErrors,
-            generatorWaits: figures.generatorWaits,
             chaos: RunReport.Chaos(crashes: figures.chaosCrashes, stalls: figures.chaosStalls,
                                    subscriberKills: figures.chaosSubscriberKills,
                                    leaseExpiries: figures.leaseExpiries,
@@ -76,10 +72,9 @@ extension BenchmarkRun {
                                    recoveryMeanMs: recoveries.isEmpty ? 0 : recoveries.reduce(.zero, +).seconds * 1000 / Double(recoveries.count)),
             durationSec: (duration * 1000).rounded() / 1000,
             throughputKeysPerSec: (Double(parts.counters.finished) / duration).rounded(),
-            maxUnexpired: figures.maxUnexpired,
             lateKeys: Self.count(in: histogram, above: configuration.lateAfter), lateAfterMs: configuration.lateAfter.seconds * 1000,
             maxStreamLength: parts.trimmers.reduce(0) { $0 + $1.maxLength },
-            latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows)
+            latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows), figures: verified)
         report.keysProcessedByClients = verification.clientsProcessed
         let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)

@@ -34,12 +34,6 @@ package struct CapacitySearch: Sendable {
         package var sustainableRate: Int
         package var p99TargetMs: Double
         package var steps: [Step]
-
-        enum CodingKeys: String, CodingKey {
-            case steps
-            case sustainableRate = "sustainable_rate"
-            case p99TargetMs = "p99_target_ms"
-        }
     }
 
     package var startRate: Int

@@ -36,12 +36,6 @@ package struct ExpiryProbeRun: Sendable {
             /// The server as it names itself (`Redis`, `Valkey`) and its own version.
             package var name: String
             package var version: String
-
-            enum CodingKeys: String, CodingKey {
-                case hz, name, version
-                case activeExpireEffort = "active_expire_effort"
-                case keysWithTTL = "keys_with_ttl"
-            }
         }
 
         package struct Lag: Sendable, Codable, Equatable {
@@ -60,13 +54,6 @@ package struct ExpiryProbeRun: Sendable {
         package var ttlMs: Double
         package var server: Server
         package var redis: String
-
-        enum CodingKeys: String, CodingKey {
-            case count, missing, server, redis
-            case lagMs = "lag_ms"
-            case windowMs = "window_ms"
-            case ttlMs = "ttl_ms"
-        }
 
         /// The lag as the run reports it.
         package var lag: ExpiryLag {
