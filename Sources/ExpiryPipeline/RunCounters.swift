@@ -41,6 +41,9 @@ package struct RunFigures: Sendable, Codable, Equatable {
     package var leaseExpiries = 0
     /// Consumer round trips that failed and were retried.
     package var consumerErrors = 0
+    /// Settle round trips of the consumers (commits, redeliveries and dead letters of a batch or a part of it):
+    /// keys processed per settle is how well the batches fill.
+    package var settles = 0
 
     package init() {}
 
@@ -60,7 +63,7 @@ package struct RunFigures: Sendable, Codable, Equatable {
     package static let additive: [WritableKeyPath<RunFigures, Int> & Sendable] = [
         \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits,
         \.duplicateDeliveries, \.lockSkips, \.fencedCommits, \.deadLettered, \.reclaimed, \.generatorWaits, \.redeliveries,
-        \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors,
+        \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors, \.settles,
     ]
 
 }

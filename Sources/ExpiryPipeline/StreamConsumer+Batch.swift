@@ -163,6 +163,7 @@ extension StreamConsumer {
             counters.add(\.committed, latencies.count)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }
+        counters.add(\.settles, 1)
         if repeats > 0 { counters.add(\.duplicateCommits, repeats) }
         if fenced > 0 { counters.add(\.fencedCommits, fenced) }
         if dead > 0 { counters.add(\.deadLettered, dead) }
