@@ -58,7 +58,7 @@ package struct RunFigures: Sendable, Codable, Equatable {
         return sum
     }
 
-    /// Every field that adds up (all but the peak `maxUnexpired`). `fieldsAreAllListed` in the tests checks that
+    /// Every field that adds up (all but the peak `maxUnexpired`). `figuresAddUpFieldByFieldAndEveryFieldIsListed` in the tests checks that
     /// this list and the encoded fields agree.
     package static let additive: [WritableKeyPath<RunFigures, Int> & Sendable] = [
         \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits,
