@@ -36,9 +36,9 @@ package struct DeadlineSweeper: Sendable {
         self.connection = connection
         self.script = context.scripts.sweep
         self.keyspace = shard
-        self.grace = String(context.settings.grace.milliseconds)
-        self.rescueAfter = String(context.settings.rescueAfter.milliseconds)
-        self.interval = context.settings.sweepInterval
+        self.grace = String(context.settings.sweeper.grace.milliseconds)
+        self.rescueAfter = String(context.settings.sweeper.rescueAfter.milliseconds)
+        self.interval = context.settings.sweeper.interval
         self.counters = context.counters
         self.giveUpAfter = context.settings.timeout
         self.gauges = context.gauges

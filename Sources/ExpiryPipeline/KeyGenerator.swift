@@ -32,17 +32,17 @@ package struct KeyGenerator: Sendable {
     package init(connection: RedisConnection, context: PipelineContext, shard keyspace: ShardKeyspace, indices: Range<Int>? = nil) {
         let settings = context.settings
         let counters = context.counters
-        let indices = indices ?? 0..<settings.keys
+        let indices = indices ?? 0..<settings.generator.keys
         self.serverOffsetMilliseconds = context.serverOffsetMilliseconds
         self.connection = connection
         self.giveUpAfter = settings.timeout
         self.keyspace = keyspace
         self.indices = indices
-        self.ttl = settings.ttl
+        self.ttl = settings.generator.ttl
         // The shards share the rate in proportion to their keys.
-        self.schedule = settings.schedule
-        self.share = Double(max(1, settings.keys)) / Double(max(1, indices.count))
-        self.maxOutstanding = settings.maxOutstanding
+        self.schedule = settings.generator.schedule
+        self.share = Double(max(1, settings.generator.keys)) / Double(max(1, indices.count))
+        self.maxOutstanding = settings.generator.maxOutstanding
         self.counters = counters
         self.probes = context.probes
     }

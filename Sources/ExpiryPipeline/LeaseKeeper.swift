@@ -39,7 +39,7 @@ package struct LeaseKeeper: Sendable {
 
     /// Renews leases and looks for lapsed ones until cancelled or `shouldStop`. Failures are retried at the next beat.
     package func run(shouldStop: @Sendable () -> Bool) async {
-        let ttl = context.settings.leaseTTL
+        let ttl = context.settings.consumer.leaseTTL
         while !shouldStop(), !Task.isCancelled {
             _ = try? await renew()
             _ = try? await findLapsed()
@@ -49,7 +49,7 @@ package struct LeaseKeeper: Sendable {
 
     /// One heartbeat for every live consumer.
     package func renew() async throws {
-        let ttl = context.settings.leaseTTL
+        let ttl = context.settings.consumer.leaseTTL
         let alive = roster.alive
         guard !alive.isEmpty else { return }
         let deadline = String(context.serverNowMilliseconds + Int64(ttl.milliseconds))

@@ -44,7 +44,7 @@ package struct PipelineContext: Sendable {
         self.recoveries = recoveries
         self.serverOffsetMilliseconds = serverOffsetMilliseconds
         self.probes = ExpiryProbes(window: settings.probeWindow)
-        self.stages = settings.stages.isEmpty ? nil : StageRecorder(schedule: RateSchedule(stages: settings.stages), ttl: settings.ttl)
+        self.stages = settings.generator.stages.isEmpty ? nil : StageRecorder(schedule: RateSchedule(stages: settings.generator.stages), ttl: settings.generator.ttl)
     }
 
     /// Now, in milliseconds of the server's clock.

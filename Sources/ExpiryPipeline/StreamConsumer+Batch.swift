@@ -95,7 +95,7 @@ extension StreamConsumer {
     /// Returns the entries handed back to this consumer for another delivery, and the new entries claimed.
     func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String,
                      read: (count: Int, token: String)? = nil) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
-        let settings = context.settings
+        let settings = context.settings.consumer
         let reading = read.map { $0.count > 0 } ?? false
         let reply = try await withRetries(giveUpAfter: giveUpAfter) {
             try await connection.evalsha(reading ? context.scripts.settleAndRead : context.scripts.commit,

@@ -20,13 +20,14 @@ package struct StreamConsumer: Sendable {
     let reclaimIdle: Duration
     let commitEvery: Duration
     let consumers: Int
-    let block: Duration = .milliseconds(100)
     let giveUpAfter: Duration
     /// The shard whose stream it reads.
     let keyspace: ShardKeyspace
+    /// Where its entries come from.
+    let intake: ConsumerIntake
 
     package init(connection: RedisConnection, context: PipelineContext, stats: ConsumerStats) {
-        let settings = context.settings
+        let settings = context.settings.consumer
         self.keyspace = context.layout.shards[stats.shard]
         self.connection = connection
         self.context = context
@@ -39,8 +40,10 @@ package struct StreamConsumer: Sendable {
         self.reclaimIdle = settings.reclaimIdle
         self.commitEvery = settings.commitEvery
         // Consumers of this process reading the same shard (those of other processes are not known here).
-        self.consumers = max(1, (settings.consumers + context.layout.shards.count - 1) / context.layout.shards.count)
-        self.giveUpAfter = settings.timeout
+        self.consumers = max(1, (context.settings.consumers + context.layout.shards.count - 1) / context.layout.shards.count)
+        self.giveUpAfter = context.settings.timeout
+        self.intake = ConsumerIntake(connection: connection, context: context, stats: stats, keyspace: keyspace, batch: settings.batch,
+                                     reclaimIdle: settings.reclaimIdle)
     }
 
     var counters: RunCounters { context.counters }
@@ -59,8 +62,7 @@ package struct StreamConsumer: Sendable {
     /// Consumes until `shouldStop` says so; returns after the batch in hand is settled. Throws when Redis has
     /// been unreachable for longer than `--timeout`, or `ConsumerCrashed` when chaos kills it.
     package func run(shouldStop: @Sendable () -> Bool) async throws {
-        let clock = ContinuousClock()
-        var lastReclaim = clock.now
+        var lastReclaim = ContinuousClock.now
         var claimSequence = 0
         // Entries this consumer already owns, to work on first: keys handed back after a failure, and what did
         // not fit in the previous batch. A batch never exceeds `batch`, so its work always fits in its locks.
@@ -81,28 +83,9 @@ package struct StreamConsumer: Sendable {
                     claimSequence += 1
                     outcome = try await work(claimed, token: token) { nextRead(token: nextToken, carriedNothing: carried.isEmpty, stopping: shouldStop()) }
                 } else {
-                    var entries = carried
-                    carried = []
-                    // Recovery comes before new entries, so a dead consumer's keys are not left waiting behind a
-                    // backlog. A lease can lapse while its consumer lives (a late heartbeat on a loaded machine): a
-                    // consumer never takes itself over, and its renewed lease puts it back.
-                    if entries.count < batch, let orphan = context.orphans.take(shard: stats.shard), orphan != stats.name {
-                        entries += try await takeOver(orphan)
-                    }
-                    // Reclaiming scans the group's pending entries: only when the reporter has seen entries idle
-                    // past `reclaimIdle`, and at most once per `reclaimIdle` per consumer.
-                    if entries.count < batch, context.gauges[stats.shard].idle, clock.now - lastReclaim > reclaimIdle {
-                        lastReclaim = clock.now
-                        entries += try await reclaim()
-                    }
-                    entries += try await read(upTo: readCount - entries.count, wait: entries.isEmpty)
+                    let entries = try await intake.next(carried: &carried, count: readCount, lastReclaim: &lastReclaim)
                     failingSince = nil
                     if entries.isEmpty { continue }
-                    entries = Self.unique(entries)
-                    if entries.count > batch {
-                        carried = Array(entries[batch...])
-                        entries = Array(entries.prefix(batch))
-                    }
                     claimSequence += 1
                     outcome = try await process(entries, token: token) { nextRead(token: nextToken, carriedNothing: carried.isEmpty, stopping: shouldStop()) }
                 }
@@ -114,7 +97,7 @@ package struct StreamConsumer: Sendable {
                 // The entries in hand stay pending: they are reclaimed once idle, and the claim and commit
                 // scripts make a redo safe. Back off, then the next call reconnects.
                 ready = []
-                let now = clock.now
+                let now = ContinuousClock.now
                 if let since = failingSince, now - since > giveUpAfter { throw error }
                 if failingSince == nil { failingSince = now }
                 counters.add(\.consumerErrors, 1)
@@ -140,52 +123,5 @@ package struct StreamConsumer: Sendable {
         guard work > .zero, backlog >= 0 else { return batch }
         let share = (backlog + consumers - 1) / max(1, consumers)
         return min(batch, max(concurrency, share))
-    }
-
-    /// The entries without repeats of an id (one entry can come both from a read and from a take-over).
-    static func unique(_ entries: [StreamEntry]) -> [StreamEntry] {
-        var seen = Set<String>()
-        return entries.filter { seen.insert($0.id).inserted }
-    }
-
-    /// New entries for this consumer: blocks up to `block` for them when `wait`, else takes what is there.
-    func read(upTo count: Int, wait: Bool) async throws -> [StreamEntry] {
-        guard count > 0 else { return [] }
-        var words = ["XREADGROUP", "GROUP", keyspace.group, stats.name, "COUNT", String(count)]
-        if wait { words += ["BLOCK", String(block.milliseconds)] }
-        words += ["STREAMS", keyspace.stream, ">"]
-        let reply = try await connection.pipeline([RedisCommand(words)], extraWait: wait ? block : .zero)[0]
-        let entries = StreamEntry.fromReadGroup(try reply.unwrapped(for: "XREADGROUP"))
-        if !entries.isEmpty { context.gauges.update(stats.shard) { $0.delivered += entries.count } }
-        return entries
-    }
-
-    /// Takes over entries idle longer than `reclaimIdle` from any consumer of the group.
-    func reclaim() async throws -> [StreamEntry] {
-        let reply = try await connection.send(RedisCommand([
-            "XAUTOCLAIM", keyspace.stream, keyspace.group, stats.name, String(reclaimIdle.milliseconds), "0-0", "COUNT", String(batch),
-        ]))
-        let entries = StreamEntry.fromAutoClaim(reply).entries
-        counters.add(\.reclaimed, entries.count)
-        return entries
-    }
-
-    /// Takes over every pending entry of a consumer whose lease lapsed, at once (no idle time to wait for).
-    func takeOver(_ orphan: String) async throws -> [StreamEntry] {
-        let pending = try await connection.send(RedisCommand(["XPENDING", keyspace.stream, keyspace.group, "-", "+", String(batch), orphan]))
-        let ids = (pending.array ?? []).compactMap { $0.array?.first?.string }
-        if ids.isEmpty {
-            context.recoveries.recovered(orphan)
-            return []
-        }
-        let claimed = try await connection.send(RedisCommand(["XCLAIM", keyspace.stream, keyspace.group, stats.name, "0"] + ids))
-        let entries = (claimed.array ?? []).compactMap(StreamEntry.init)
-        counters.add(\.reclaimed, entries.count)
-        if ids.count == batch {
-            context.orphans.add(orphan, shard: stats.shard)  // more than one batch: the next free consumer takes the rest
-        } else {
-            context.recoveries.recovered(orphan)
-        }
-        return entries
     }
 }

@@ -26,43 +26,18 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// Throws a message naming what is wrong; the message never contains the password.
     package init(url: String) throws(EndpointError) {
         if url.hasPrefix("unix://") {
-            var rest = String(url.dropFirst("unix://".count))
-            var database = 0
-            if let query = rest.firstIndex(of: "?") {
-                let parameters = rest[rest.index(after: query)...]
-                rest = String(rest[..<query])
-                for pair in parameters.split(separator: "&") {
-                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard parts.count == 2, parts[0] == "db", let db = Int(parts[1]), db >= 0 else {
-                        // Name the parameter only: its value may be a secret.
-                        throw EndpointError("unsupported query parameter '\(parts.first ?? "")' in unix URL (only db=N is accepted)")
-                    }
-                    database = db
-                }
-            }
-            guard rest.hasPrefix("/") else { throw EndpointError("a unix URL needs an absolute socket path, as in unix:///run/redis.sock") }
-            self.init(address: .unix(path: rest), database: database)
+            let (path, database) = try Self.parseUnix(url.dropFirst("unix://".count))
+            self.init(address: .unix(path: path), database: database)
             return
         }
         guard url.hasPrefix("redis://") else {
             throw EndpointError("'\(Self.redact(url))' is not a redis:// or unix:// URL")
         }
         var rest = Substring(url.dropFirst("redis://".count))
-        var username: String?
-        var password: String?
+        var credentials: (username: String?, password: String?) = (nil, nil)
         if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
+            credentials = Self.parseCredentials(rest[..<at])
             rest = rest[rest.index(after: at)...]
-            if let colon = credentials.firstIndex(of: ":") {
-                let user = String(credentials[..<colon])
-                username = user.isEmpty ? nil : Self.percentDecoded(user)
-                // `redis://user:@host`: a user whose password comes from --password-file or REDIS_PASSWORD.
-                let secret = Self.percentDecoded(String(credentials[credentials.index(after: colon)...]))
-                password = secret.isEmpty ? nil : secret
-            } else if !credentials.isEmpty {
-                // `redis://secret@host` is a password without a user, as redis-cli -u reads it.
-                password = Self.percentDecoded(String(credentials))
-            }
         }
         var database = 0
         if let slash = rest.firstIndex(of: "/") {
@@ -73,7 +48,44 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 database = db
             }
         }
-        var host = String(rest)
+        let (host, port) = try Self.parseHostAndPort(String(rest))
+        self.init(address: .tcp(host: host, port: port), username: credentials.username, password: credentials.password, database: database)
+    }
+
+    /// `/path/to/socket[?db=N]`: the socket's path and the database.
+    private static func parseUnix(_ text: Substring) throws(EndpointError) -> (path: String, database: Int) {
+        var rest = String(text)
+        var database = 0
+        if let query = rest.firstIndex(of: "?") {
+            let parameters = rest[rest.index(after: query)...]
+            rest = String(rest[..<query])
+            for pair in parameters.split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, parts[0] == "db", let db = Int(parts[1]), db >= 0 else {
+                    // Name the parameter only: its value may be a secret.
+                    throw EndpointError("unsupported query parameter '\(parts.first ?? "")' in unix URL (only db=N is accepted)")
+                }
+                database = db
+            }
+        }
+        guard rest.hasPrefix("/") else { throw EndpointError("a unix URL needs an absolute socket path, as in unix:///run/redis.sock") }
+        return (rest, database)
+    }
+
+    /// `user:password`, `user:` (the password comes from --password-file or REDIS_PASSWORD) or `password` alone
+    /// (as redis-cli -u reads it), percent-decoded.
+    private static func parseCredentials(_ credentials: Substring) -> (username: String?, password: String?) {
+        guard let colon = credentials.firstIndex(of: ":") else {
+            return (nil, credentials.isEmpty ? nil : percentDecoded(String(credentials)))
+        }
+        let user = String(credentials[..<colon])
+        let secret = percentDecoded(String(credentials[credentials.index(after: colon)...]))
+        return (user.isEmpty ? nil : percentDecoded(user), secret.isEmpty ? nil : secret)
+    }
+
+    /// `host`, `host:port`, `[::1]:port` or nothing (127.0.0.1); the port defaults to 6379.
+    private static func parseHostAndPort(_ text: String) throws(EndpointError) -> (host: String, port: Int) {
+        var host = text
         var port = 6379
         if host.hasPrefix("[") {  // [::1]:6379
             guard let close = host.firstIndex(of: "]") else { throw EndpointError("unclosed '[' in host") }
@@ -90,8 +102,7 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             port = p
             host = String(host[..<colon])
         }
-        if host.isEmpty { host = "127.0.0.1" }
-        self.init(address: .tcp(host: host, port: port), username: username, password: password, database: database)
+        return (host.isEmpty ? "127.0.0.1" : host, port)
     }
 
     /// The URL with the password replaced by `***`: safe for output.

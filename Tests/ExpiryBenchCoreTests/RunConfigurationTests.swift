@@ -68,7 +68,7 @@ struct RunConfigurationTests {
     @Test func derivedQuantities() {
         let base = RunConfiguration()
         #expect(base.batchWorkTime == .milliseconds(250))       // 50 keys × 5ms, one at a time
-        #expect(base.pipelineSettings.reclaimIdle == .seconds(1))
+        #expect(base.pipelineSettings.consumer.reclaimIdle == .seconds(1))
         #expect(base.effectiveMaxOutstanding == 64 * 50 * 2 + 10_000)
         let parallel = configuration { $0.concurrency = 4 }
         #expect(parallel.batchWorkTime == .milliseconds(250))   // 200 keys, 4 at a time
@@ -146,13 +146,14 @@ struct RunConfigurationTests {
         let meta = Dictionary(uniqueKeysWithValues: stride(from: 0, to: fields.count, by: 2).map { (fields[$0], fields[$0 + 1]) })
         #expect(meta["settings"]?.contains("\"work_us\":1500") == true, "\(meta["settings"] ?? "")")
         let own = configuration { $0.consumers = 3; $0.timeout = .seconds(4) }
-        let joined = try RunMeta.joiningConfiguration(own, meta: meta)
-        #expect(joined.keys == 12_345 && joined.ttl == .milliseconds(250) && joined.work == .microseconds(1500))
-        #expect(joined.lockTTL == .seconds(2) && joined.concurrency == 4 && joined.commitEvery == .milliseconds(20))
-        #expect(joined.failRate == 0.05 && joined.maxDeliveries == 5 && joined.batch == driver.effectiveBatch)
+        let joined = try RunMeta.joiningSettings(own, meta: meta)
+        #expect(joined.consumer == driver.pipelineSettings.consumer)
+        #expect(joined.consumer.work == .microseconds(1500) && joined.consumer.lockTTL == .seconds(2) && joined.consumer.concurrency == 4)
+        #expect(joined.consumer.commitEvery == .milliseconds(20) && joined.consumer.failRate == 0.05 && joined.consumer.maxDeliveries == 5)
+        #expect(joined.consumer.batch == driver.effectiveBatch)
         // The process's own consumer count and connection settings are its own.
         #expect(joined.consumers == 3 && joined.timeout == .seconds(4))
-        #expect(throws: RunError.self) { try RunMeta.joiningConfiguration(own, meta: ["keys": "10", "work_ms": "5"]) }
+        #expect(throws: RunError.self) { try RunMeta.joiningSettings(own, meta: ["keys": "10", "work_ms": "5"]) }
     }
 }
 

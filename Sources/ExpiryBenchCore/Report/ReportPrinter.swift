@@ -4,10 +4,30 @@ import ExpiryPipeline
 package enum ReportPrinter {
     /// The report, with the throughput and latency charts when `outcome` and `charts` are given.
     package static func render(_ report: RunReport, outcome: RunOutcome? = nil, charts: TerminalCharts? = nil) -> String {
-        var lines: [String] = []
         let r = report
+        var lines = [""] + statisticsLines(r) + deliveryLines(r) + latencyLines(r)
+        let stages = stageLines(r)
+        if !stages.isEmpty { lines.append(""); lines.append(contentsOf: stages) }
+        if let outcome, let charts { lines.append(contentsOf: chartLines(outcome, charts)) }
         lines.append("")
-        lines.append("Final statistics (run \(r.runID) on \(r.redis), \(r.server))")
+        if r.shards.count > 1 {
+            lines.append(contentsOf: shardTable(r.shards))
+            lines.append("")
+        }
+        if r.consumerProcesses > 0 {
+            lines.append("Consumer processes: \(r.consumerProcesses) joined, \(r.consumerProcessesReported) reported their figures"
+                + (r.consumerProcessesReported < r.consumerProcesses ? " (latency and delivery counters lack the others; commits and the verdict do not)." : "."))
+        }
+        lines.append(contentsOf: consumerTable(r.consumers))
+        lines.append("")
+        lines.append(contentsOf: verdictLines(r))
+        lines.append(contentsOf: thresholdLines(r))
+        return lines.joined(separator: "\n")
+    }
+
+    /// Where the run was, how many keys, how fast, and how they reached the stream.
+    static func statisticsLines(_ r: RunReport) -> [String] {
+        var lines = ["Final statistics (run \(r.runID) on \(r.redis), \(r.server))"]
         lines.append("  keys generated            \(Format.count(r.keysGenerated)) of \(Format.count(r.keysRequested))")
         if let processed = r.keysProcessed {
             lines.append("  keys processed            \(Format.count(processed))")
@@ -18,7 +38,12 @@ package enum ReportPrinter {
         lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
         lines.append("  max unexpired keys        \(Format.count(r.maxUnexpired))")
         lines.append("  max stream length         \(Format.count(r.maxStreamLength))")
-        lines.append(contentsOf: eventLines(r))
+        return lines + eventLines(r)
+    }
+
+    /// What happened to deliveries: duplicates caught, locks, fencing, reclaims, dead letters, failures, faults.
+    static func deliveryLines(_ r: RunReport) -> [String] {
+        var lines: [String] = []
         lines.append("  duplicate commits         \(Format.count(r.duplicateCommits))")
         lines.append("  duplicate deliveries      \(Format.count(r.duplicateDeliveries)) (caught at claim, acknowledged without work)")
         lines.append("  lock skips                \(Format.count(r.lockSkips))")
@@ -44,7 +69,12 @@ package enum ReportPrinter {
         if r.generatorWaits > 0 {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
         }
-        lines.append("  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + (r.lost > 0 ? ", and \(Format.count(r.lost)) never committed" : ""))
+        return lines
+    }
+
+    /// How late keys were committed, how late Redis's own events were, and whether the run was saturated.
+    static func latencyLines(_ r: RunReport) -> [String] {
+        var lines = ["  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + (r.lost > 0 ? ", and \(Format.count(r.lost)) never committed" : "")]
         let l = r.latencyMs
         if l.count == 0 {
             lines.append("  latency deadline→commit   no key was committed: no latency to show")
@@ -56,41 +86,31 @@ package enum ReportPrinter {
             lines.append("")
             lines.append("Saturated at \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s: the consumers could not keep up, so the generator was held back (\(Format.count(r.generatorWaits)) waits) and the latency above is mostly queueing time. For on-time latency, run with --rate \(r.suggestedRate) or lower.")
         }
-        let stages = stageLines(r)
-        if !stages.isEmpty { lines.append(""); lines.append(contentsOf: stages) }
-        if let outcome, let charts {
-            let throughput = charts.throughput(outcome.samples.map(\.rate))
-            if !throughput.isEmpty { lines.append(""); lines.append(contentsOf: throughput.map { "  " + $0 }) }
-            let latency = charts.latency(outcome.latencies)
-            if !latency.isEmpty { lines.append(""); lines.append(contentsOf: latency.map { "  " + $0 }) }
-        }
-        lines.append("")
-        if r.shards.count > 1 {
-            lines.append(contentsOf: shardTable(r.shards))
-            lines.append("")
-        }
-        if r.consumerProcesses > 0 {
-            lines.append("Consumer processes: \(r.consumerProcesses) joined, \(r.consumerProcessesReported) reported their figures"
-                + (r.consumerProcessesReported < r.consumerProcesses ? " (latency and delivery counters lack the others; commits and the verdict do not)." : "."))
-        }
-        lines.append(contentsOf: consumerTable(r.consumers))
-        lines.append("")
+        return lines
+    }
+
+    /// The throughput and latency charts.
+    static func chartLines(_ outcome: RunOutcome, _ charts: TerminalCharts) -> [String] {
+        var lines: [String] = []
+        let throughput = charts.throughput(outcome.samples.map(\.rate))
+        if !throughput.isEmpty { lines.append(""); lines.append(contentsOf: throughput.map { "  " + $0 }) }
+        let latency = charts.latency(outcome.latencies)
+        if !latency.isEmpty { lines.append(""); lines.append(contentsOf: latency.map { "  " + $0 }) }
+        return lines
+    }
+
+    static func verdictLines(_ r: RunReport) -> [String] {
         switch r.verdict {
         case .exactlyOnce:
             if r.deadLettered > 0 {
-                lines.append("Verdict: exactly-once. Each of the \(Format.count(r.keysRequested)) keys was processed exactly once (\(Format.count(r.keysProcessed ?? r.keysProcessedByClients))) or dead-lettered exactly once (\(Format.count(r.deadLettered))).")
-            } else {
-                lines.append("Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once.")
+                return ["Verdict: exactly-once. Each of the \(Format.count(r.keysRequested)) keys was processed exactly once (\(Format.count(r.keysProcessed ?? r.keysProcessedByClients))) or dead-lettered exactly once (\(Format.count(r.deadLettered)))."]
             }
+            return ["Verdict: exactly-once. All \(Format.count(r.keysRequested)) keys were processed exactly once."]
         case .failed:
-            lines.append("Verdict: FAILED.")
-            for problem in r.problems { lines.append("  - \(problem)") }
+            return ["Verdict: FAILED."] + r.problems.map { "  - \($0)" }
         case .interrupted:
-            lines.append("Verdict: interrupted. The run was stopped before every key was processed; the figures above are partial.")
-            for problem in r.problems { lines.append("  - \(problem)") }
+            return ["Verdict: interrupted. The run was stopped before every key was processed; the figures above are partial."] + r.problems.map { "  - \($0)" }
         }
-        lines.append(contentsOf: thresholdLines(r))
-        return lines.joined(separator: "\n")
     }
 
     /// A staged run's stages: target and achieved rates, and the latency of each stage's own keys.

@@ -61,14 +61,14 @@ struct ConsumerProcess: Sendable {
 
     private func join(_ keyspace: RunKeyspace, servers: RunServers, control: RedisConnection) async throws -> JoinOutcome {
         let meta = try await waitForStart(keyspace, control: control, endpoint: servers.endpoint)
-        let joined = try RunMeta.joiningConfiguration(configuration, meta: meta)
+        let settings = try RunMeta.joiningSettings(configuration, meta: meta)
         let layout = RunLayout(run: keyspace, storedTags: meta["shards"] ?? "")
         let process = "p" + String(Int.random(in: 0..<1_679_616), radix: 36).leftPadded(to: 4)
-        var joining = PipelineContext(keyspace: keyspace, layout: layout, scripts: try await RunScripts.load(on: control), settings: joined.pipelineSettings,
+        var joining = PipelineContext(keyspace: keyspace, layout: layout, scripts: try await RunScripts.load(on: control), settings: settings,
                                       counters: RunCounters(), latencies: LatencyRecorder(), serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
-        joining.consumerOffset = try await register(process, consumers: joined.consumers, meta: meta, keyspace: keyspace, control: control)
+        joining.consumerOffset = try await register(process, consumers: settings.consumers, meta: meta, keyspace: keyspace, control: control)
         let context = joining
-        say("expiry-bench: joined run \(keyspace.runID) on \(servers.endpoint.description) as process \(process): \(joined.consumers) consumers over \(layout.shards.count) shard\(layout.shards.count == 1 ? "" : "s"); work \(DurationText.format(joined.work)), lock \(DurationText.format(joined.lockTTL)), batch \(joined.effectiveBatch) (the run's settings).")
+        say("expiry-bench: joined run \(keyspace.runID) on \(servers.endpoint.description) as process \(process): \(settings.consumers) consumers over \(layout.shards.count) shard\(layout.shards.count == 1 ? "" : "s"); work \(DurationText.format(settings.consumer.work)), lock \(DurationText.format(settings.consumer.lockTTL)), batch \(settings.consumer.batch) (the run's settings).")
 
         let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
         defer { connections.closeAll() }
@@ -129,7 +129,7 @@ struct ConsumerProcess: Sendable {
         var services: [any Service] = []
         for shard in layout.shards {
             let trimmer = StreamTrimmer(connection: try await connections.open("\(process).gauge-\(shard.shardIndex)", for: shard.stream), keyspace: shard,
-                                        gauges: context.gauges, reclaimIdle: context.settings.reclaimIdle)
+                                        gauges: context.gauges, reclaimIdle: context.settings.consumer.reclaimIdle)
             services.append(RunService.cancelled("trimmer \(shard.shardIndex)", failure: failure) { await trimmer.run() })
         }
         services.append(RunService.polling("leases", failure: failure) { await leases.run(shouldStop: $0) })

@@ -100,7 +100,7 @@ extension PipelineParts {
                 sweepers.append(DeadlineSweeper(connection: try await connections.open("sweeper" + suffix, for: shard.stream), context: context, shard: shard))
             }
             trimmers.append(StreamTrimmer(connection: try await connections.open("trimmer" + suffix, for: shard.stream), keyspace: shard, gauges: context.gauges,
-                                          reclaimIdle: context.settings.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
+                                          reclaimIdle: context.settings.consumer.reclaimIdle, expireAfter: configuration.keep ? nil : .seconds(3600)))
         }
         return (generators, sweepers, trimmers)
     }

@@ -127,10 +127,12 @@ package struct RunConfiguration: Sendable {
 
     /// What the pipeline's components take of this configuration.
     package var pipelineSettings: PipelineSettings {
-        var settings = PipelineSettings(keys: keys, consumers: consumers, ttl: ttl, work: work, lockTTL: lockTTL, batch: effectiveBatch, concurrency: concurrency,
-                                commitEvery: commitEvery, failRate: failRate, maxDeliveries: maxDeliveries, rate: rate, stages: stages,
-                                maxOutstanding: effectiveMaxOutstanding, grace: grace, rescueAfter: rescueAfter, sweepInterval: sweepInterval,
-                                probeWindow: probeWindow, timeout: timeout)
+        var settings = PipelineSettings(
+            generator: GeneratorSettings(keys: keys, ttl: ttl, rate: rate, stages: stages, maxOutstanding: effectiveMaxOutstanding),
+            consumer: ConsumerSettings(work: work, lockTTL: lockTTL, batch: effectiveBatch, concurrency: concurrency, commitEvery: commitEvery,
+                                       failRate: failRate, maxDeliveries: maxDeliveries),
+            sweeper: SweeperSettings(grace: grace, rescueAfter: rescueAfter, interval: sweepInterval),
+            consumers: consumers, probeWindow: probeWindow, timeout: timeout)
         if let metrics { settings.observeLatencies = { metrics.record(microseconds: $0) } }
         return settings
     }

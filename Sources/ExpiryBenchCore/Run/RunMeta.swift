@@ -5,7 +5,7 @@ import RedisClient
 /// The run's meta hash: the settings every process of the run follows, its shard tags, its state, and what each
 /// consumer process reports when it leaves.
 ///
-/// Fields: `settings` (the `SharedSettings`, as JSON), `consumers` (the driver's), `shards` (the shard tags), `state` (`running`, then `complete` or
+/// Fields: `settings` (the consumers' `ConsumerSettings`, as JSON), `consumers` (the driver's), `shards` (the shard tags), `state` (`running`, then `complete` or
 /// `stopped`), `member:<process>` (a consumer process that joined: its consumer count), `report:<process>` (what it
 /// measured, as JSON, written when it leaves).
 package enum RunMeta {
@@ -17,20 +17,20 @@ package enum RunMeta {
     /// The fields the driver writes when the run starts.
     static func fields(_ configuration: RunConfiguration, layout: RunLayout) -> [String] {
         [
-            "settings", SharedSettings(configuration).json, "consumers", String(configuration.consumers),
+            "settings", configuration.pipelineSettings.consumer.json, "consumers", String(configuration.consumers),
             "shards", layout.storedTags, "state", State.running.rawValue, "started_ms", String(WallClock.milliseconds()),
         ]
     }
 
-    /// A consumer process's configuration: the run's settings from `meta`, with the process's own connection
-    /// settings and consumer count.
-    static func joiningConfiguration(_ own: RunConfiguration, meta: [String: String]) throws -> RunConfiguration {
-        guard let settings = meta["settings"].flatMap(SharedSettings.decode) else {
+    /// A consumer process's pipeline settings: its own, with its consumers' settings taken over from the driver's
+    /// (`meta`'s `settings`).
+    static func joiningSettings(_ own: RunConfiguration, meta: [String: String]) throws -> PipelineSettings {
+        guard let consumer = meta["settings"].flatMap(ConsumerSettings.decode) else {
             throw RunError(.configuration, "run \(own.runID ?? "?") has no readable 'settings' in its meta hash: it was started by another version of expiry-bench")
         }
-        var joined = own
-        settings.apply(to: &joined)
-        return joined
+        var settings = own.pipelineSettings
+        settings.consumer = consumer
+        return settings
     }
 
     /// A driver beats (`driver_ms`, server clock) every second; consumer processes leave a run silent this long.
@@ -166,46 +166,4 @@ package struct ProcessReport: Sendable, Codable, Equatable {
     static func decode(_ text: String) -> ProcessReport? {
         try? SnakeCaseJSON.decoder.decode(ProcessReport.self, from: Data(text.utf8))
     }
-}
-
-/// The settings every process of a run follows, as the driver chose them: one value, stored as JSON in the run's
-/// meta hash, that consumer processes joining the run take over. Durations in microseconds.
-struct SharedSettings: Codable, Equatable, Sendable {
-    var keys: Int
-    var ttlUs: Int64
-    var workUs: Int64
-    var lockTtlUs: Int64
-    var batch: Int
-    var concurrency: Int
-    var commitEveryUs: Int64
-    var failRate: Double
-    var maxDeliveries: Int
-
-    init(_ configuration: RunConfiguration) {
-        keys = configuration.keys
-        ttlUs = configuration.ttl.microseconds
-        workUs = configuration.work.microseconds
-        lockTtlUs = configuration.lockTTL.microseconds
-        batch = configuration.effectiveBatch
-        concurrency = configuration.concurrency
-        commitEveryUs = configuration.commitEvery.microseconds
-        failRate = configuration.failRate
-        maxDeliveries = configuration.maxDeliveries
-    }
-
-    func apply(to configuration: inout RunConfiguration) {
-        configuration.keys = keys
-        configuration.ttl = .microseconds(ttlUs)
-        configuration.work = .microseconds(workUs)
-        configuration.lockTTL = .microseconds(lockTtlUs)
-        configuration.batch = batch
-        configuration.concurrency = concurrency
-        configuration.commitEvery = .microseconds(commitEveryUs)
-        configuration.failRate = failRate
-        configuration.maxDeliveries = maxDeliveries
-    }
-
-    var json: String { (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
-
-    static func decode(_ text: String) -> SharedSettings? { try? SnakeCaseJSON.decoder.decode(SharedSettings.self, from: Data(text.utf8)) }
 }
