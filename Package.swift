@@ -68,7 +68,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ExpiryBenchCoreTests",
-            dependencies: ["ExpiryBenchCore", "ExpiryPipeline", "RedisClient"]
+            dependencies: [
+                "ExpiryBenchCore", "ExpiryPipeline", "RedisClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",

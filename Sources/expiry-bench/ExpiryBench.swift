@@ -32,20 +32,24 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
 
 extension RunConfiguration.Progress: ExpressibleByArgument {}
 
-/// A `--log-level` value.
-struct LogLevelArgument: ExpressibleByArgument, Sendable {
-    let level: Logger.Level
+/// A flag's value that is one of an enumeration's cases, named by its raw value in any letter case
+/// (`--log-level`, `--role`).
+struct CaseArgument<Value: RawRepresentable & CaseIterable & Sendable>: ExpressibleByArgument, Sendable where Value.RawValue == String {
+    let value: Value
 
-    init(_ level: Logger.Level) { self.level = level }
+    init(_ value: Value) { self.value = value }
 
     init?(argument: String) {
-        guard let level = Logger.Level(rawValue: argument.lowercased()) else { return nil }
-        self.level = level
+        guard let value = Value(rawValue: argument.lowercased()) else { return nil }
+        self.value = value
     }
 
-    var defaultValueDescription: String { level.rawValue }
-    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
+    var defaultValueDescription: String { value.rawValue }
+    static var allValueStrings: [String] { Value.allCases.map(\.rawValue) }
 }
+
+/// A `--log-level` value.
+typealias LogLevelArgument = CaseArgument<Logger.Level>
 
 /// Sends swift-log's records to stderr, one line each, at the chosen level.
 enum LogSetup {

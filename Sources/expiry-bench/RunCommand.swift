@@ -33,7 +33,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration = try makeConfiguration()
-        LogSetup.bootstrap(level: output.logLevel.level)
+        LogSetup.bootstrap(level: output.logLevel.value)
         var metricsServer: MetricsServer?
         if let port = output.metricsPort {
             let metrics = RunMetrics()

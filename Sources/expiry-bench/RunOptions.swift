@@ -161,7 +161,7 @@ struct RunControlOptions: ParsableArguments {
         configuration.abortOnFail = abortOnFail
         configuration.namespace = namespace
         configuration.runID = runID
-        configuration.role = role.role
+        configuration.role = role.value
         configuration.shards = shards
         configuration.joinTimeout = joinTimeout.duration
         configuration.keep = keep
@@ -173,16 +173,7 @@ struct RunControlOptions: ParsableArguments {
 }
 
 /// `--role all|driver|consumer`.
-struct RoleArgument: ExpressibleByArgument {
-    let role: RunConfiguration.Role
-    init(_ role: RunConfiguration.Role) { self.role = role }
-    init?(argument: String) {
-        guard let role = RunConfiguration.Role(rawValue: argument.lowercased()) else { return nil }
-        self.role = role
-    }
-    var defaultValueDescription: String { role.rawValue }
-    static var allValueStrings: [String] { RunConfiguration.Role.allCases.map(\.rawValue) }
-}
+typealias RoleArgument = CaseArgument<RunConfiguration.Role>
 
 enum Switch: String, ExpressibleByArgument, CaseIterable {
     case on, off

@@ -74,8 +74,8 @@ struct ConsumerProcess: Sendable {
         defer { connections.closeAll() }
         let roster = ConsumerRoster()
         let failure = FirstFailure()
-        let start = ContinuousClock.now
         let services = try await services(process: process, context: context, connections: connections, roster: roster, failure: failure)
+        let start = ContinuousClock.now
         let leaving = await ServiceGroup.run(services, until: EndingWatch("run watch") { await self.watchRun(control: control, context: context, failure: failure) })
             ?? Leaving(interrupted: true)
         return await leave(leaving, process: process, context: context, roster: roster, failure: failure, reconnects: connections.reconnects,

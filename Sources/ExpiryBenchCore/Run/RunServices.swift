@@ -25,8 +25,24 @@ struct RunService: Service, CustomStringConvertible {
     /// A component that checks `shouldStop` between batches and returns once the work in hand is settled.
     static func polling(_ name: String, failure: FirstFailure,
                         _ body: @escaping @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) async throws -> Void) -> RunService {
+        together(name, [(name, body)], failure: failure)
+    }
+
+    /// Components of one kind (a shard's generator each, a shard's sweeper each) as one service: they start
+    /// together and are told to stop together, so that stopping them does not take one's stop after another's.
+    /// Each one's error is recorded under its own name.
+    static func together(_ name: String, _ parts: [(name: String, body: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) async throws -> Void)],
+                         failure: FirstFailure) -> RunService {
         let stopping = RunFlag()
-        return RunService(name, failure: failure, body: { try await body({ stopping.isSet }) }, stop: { stopping.set() })
+        return RunService(name, failure: failure, body: {
+            await withTaskGroup(of: Void.self) { group in
+                for part in parts {
+                    group.addTask {
+                        do { try await part.body({ stopping.isSet }) } catch { failure.record("\(part.name): \(error)") }
+                    }
+                }
+            }
+        }, stop: { stopping.set() })
     }
 
     /// A component that runs until its task is cancelled.
@@ -40,17 +56,19 @@ struct RunService: Service, CustomStringConvertible {
         RunService(name, failure: failure, body: run, stop: stop)
     }
 
-    /// Work done when the group stops this service, in its place in the order (the run's end marker).
+    /// Work done when the group stops this service, in its place in the order (the run's end marker); not done
+    /// when the group is cancelled instead.
     static func atStop(_ name: String, failure: FirstFailure, _ work: @escaping @Sendable () async -> Void) -> RunService {
         RunService(name, failure: failure, body: {
-            try? await gracefulShutdown()
+            do { try await gracefulShutdown() } catch { return }
             await work()
         }, stop: {})
     }
 
+    /// Runs the component until the group stops it (or the group's task is cancelled: then it stops at once).
     func run() async throws {
         do {
-            try await withGracefulShutdownHandler { try await body() } onGracefulShutdown: { stop() }
+            try await withTaskCancellationOrGracefulShutdownHandler { try await body() } onCancelOrGracefulShutdown: { stop() }
         } catch {
             failure.record("\(description): \(error)")
         }
@@ -83,7 +101,7 @@ final class ConsumerPool: Service, Sendable, CustomStringConvertible {
 
     func run() async throws {
         let (stopping, failure, make, continuation) = (stopping, failure, make, continuation)
-        await withGracefulShutdownHandler {
+        await withTaskCancellationOrGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 for consumer in consumers {
                     group.addTask { await Self.consume(consumer, failure: failure, shouldStop: { stopping.isSet }) }
@@ -100,7 +118,7 @@ final class ConsumerPool: Service, Sendable, CustomStringConvertible {
                 }
                 await group.waitForAll()
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             stopping.set()
             continuation.finish()
         }

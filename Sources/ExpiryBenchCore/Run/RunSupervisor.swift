@@ -5,7 +5,7 @@ import RedisClient
 /// Runs a driver's assembled pipeline as one `ServiceGroup`, until the watch decides the run ends, then stops it
 /// in order. The order of the services is the order of the stop, read backwards: chaos and the heartbeat stop
 /// first, then generation, then the run's state is written for consumer processes (complete or stopped), then
-/// the sweepers, the consumers (each settles its batch in hand), the leases, the bridge, and last the trimmers,
+/// the sweepers, the bridge, the consumers (each settles its batch in hand), the leases, and last the trimmers,
 /// the footprint sampler and the reporter, so that the report's series covers the whole stop.
 struct RunSupervisor {
     let configuration: RunConfiguration
@@ -35,16 +35,16 @@ struct RunSupervisor {
             RunService.cancelled("footprint", failure: failure) { await footprint.run() },
         ]
         services += parts.trimmers.enumerated().map { number, trimmer in RunService.cancelled("trimmer \(number)", failure: failure) { await trimmer.run() } }
-        services.append(RunService.stopping("bridge", failure: failure, run: { try await bridge.run() }, stop: { bridge.stop() }))
         services.append(RunService.polling("leases", failure: failure) { await leases.run(shouldStop: $0) })
         services.append(pool)
-        services += Self.named("sweeper", parts.sweepers).map { name, sweeper in
-            RunService.polling(name, failure: failure) { try await sweeper.run(shouldStop: $0) }
-        }
+        services.append(RunService.stopping("bridge", failure: failure, run: { try await bridge.run() }, stop: { bridge.stop() }))
+        services.append(RunService.together("sweepers", Self.named("sweeper", parts.sweepers).map { name, sweeper in
+            (name, { try await sweeper.run(shouldStop: $0) })
+        }, failure: failure))
         services.append(RunService.atStop("end marker", failure: failure) { await self.markEnd() })
-        services += Self.named("generator", parts.generators).map { name, generator in
-            RunService.polling(name, failure: failure) { try await generator.run(shouldStop: $0) }
-        }
+        services.append(RunService.together("generators", Self.named("generator", parts.generators).map { name, generator in
+            (name, { try await generator.run(shouldStop: $0) })
+        }, failure: failure))
         let heartbeat = DriverHeartbeat(keyspace: parts.layout.run, keep: configuration.keep, control: control, context: parts.context)
         services.append(RunService.polling("heartbeat", failure: failure) { await heartbeat.run(shouldStop: $0) })
         if configuration.chaos {
