@@ -55,6 +55,7 @@ let package = Package(
             name: "expiry-bench",
             dependencies: [
                 "ExpiryBenchCore",
+                "ExpiryPipeline",
                 "RedisClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-import ExpiryPipeline
 #endif
 
 /// Keeps the client's memory flat on long runs by switching off two of glibc malloc's caches.

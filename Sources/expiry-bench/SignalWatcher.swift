@@ -1,6 +1,5 @@
 import Dispatch
 import ExpiryBenchCore
-import ExpiryPipeline
 import Foundation
 
 /// SIGINT and SIGTERM: the first asks the run to stop gracefully (finish in-flight work, report, clean up);

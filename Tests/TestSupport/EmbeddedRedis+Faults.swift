@@ -1,6 +1,5 @@
 import Foundation
 import ExpiryBenchCore
-import ExpiryPipeline
 
 /// Faults the tests cause on their private server; the product never crashes a server, so these live here.
 extension EmbeddedRedis {
