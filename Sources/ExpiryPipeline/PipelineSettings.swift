@@ -1,4 +1,3 @@
-import Foundation
 import RedisClient
 
 /// What the pipeline's components know of the run's configuration: one settings value per component, derived
@@ -104,9 +103,9 @@ package struct ConsumerSettings: Codable, Equatable, Sendable {
     package var leaseTTL: Duration { max(.seconds(2), lockTTL * 2) }
 
     /// As stored in the run's meta hash.
-    package var json: String { (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}" }
+    package var json: String { SnakeCaseJSON.text(of: self) }
 
     package static func decode(_ text: String) -> ConsumerSettings? {
-        try? SnakeCaseJSON.decoder.decode(ConsumerSettings.self, from: Data(text.utf8))
+        SnakeCaseJSON.value(ConsumerSettings.self, from: text)
     }
 }

@@ -83,6 +83,16 @@ package enum SnakeCaseJSON {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
     }()
+
+    /// `value` as JSON text, as the meta hash keeps it ("{}" if it cannot be encoded).
+    package static func text(of value: some Encodable) -> String {
+        (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// The value JSON `text` holds; nil if it is not one.
+    package static func value<T: Decodable>(_ type: T.Type, from text: String) -> T? {
+        try? decoder.decode(type, from: Data(text.utf8))
+    }
 }
 
 /// The run's shared counters: every component adds to them, the reporter and the verdict read them. One lock over
@@ -102,6 +112,11 @@ package final class RunCounters: Sendable {
     /// Adds `amount` to one counter.
     package func add(_ field: WritableKeyPath<RunFigures, Int>, _ amount: Int = 1) {
         figures.withLock { $0[keyPath: field] += amount }
+    }
+
+    /// Changes several counters under one lock (a batch's outcome).
+    package func update(_ body: (inout RunFigures) -> Void) {
+        figures.withLock { body(&$0) }
     }
 
     /// Adds another process's figures (counts add up, peaks take the higher).

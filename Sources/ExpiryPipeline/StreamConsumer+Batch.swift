@@ -84,8 +84,12 @@ extension StreamConsumer {
             default: locked += 1
             }
         }
-        if alreadyDone > 0 { counters.add(\.duplicateDeliveries, alreadyDone) }
-        if locked > 0 { counters.add(\.lockSkips, locked) }
+        if alreadyDone + locked > 0 {
+            counters.update {
+                $0.duplicateDeliveries += alreadyDone
+                $0.lockSkips += locked
+            }
+        }
         return claimed
     }
 
@@ -160,16 +164,20 @@ extension StreamConsumer {
             context.latencies.record(microseconds: latencies)
             context.stages?.record(deadlines: deadlines, microseconds: latencies)
             context.settings.observeLatencies?(latencies)
-            counters.add(\.committed, latencies.count)
             stats.processed.add(latencies.count, ordering: .relaxed)
         }
-        counters.add(\.settles, 1)
-        if repeats > 0 { counters.add(\.duplicateCommits, repeats) }
-        if fenced > 0 { counters.add(\.fencedCommits, fenced) }
-        if dead > 0 { counters.add(\.deadLettered, dead) }
-        if !handedBack.isEmpty { counters.add(\.redeliveries, handedBack.count) }
+        let (committed, redelivered) = (latencies.count, handedBack.count)
         let failures = succeeded.count - succeeded.filter { $0 }.count
-        if failures > 0 { counters.add(\.failedWork, failures) }
+        // One lock for the whole outcome: this runs once per settle of every consumer.
+        counters.update {
+            $0.committed += committed
+            $0.settles += 1
+            $0.duplicateCommits += repeats
+            $0.fencedCommits += fenced
+            $0.deadLettered += dead
+            $0.redeliveries += redelivered
+            $0.failedWork += failures
+        }
         return handedBack
     }
 }

@@ -160,10 +160,10 @@ package struct ProcessReport: Sendable, Codable, Equatable {
     }
 
     var json: String {
-        (try? SnakeCaseJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        SnakeCaseJSON.text(of: self)
     }
 
     static func decode(_ text: String) -> ProcessReport? {
-        try? SnakeCaseJSON.decoder.decode(ProcessReport.self, from: Data(text.utf8))
+        SnakeCaseJSON.value(ProcessReport.self, from: text)
     }
 }
