@@ -81,8 +81,7 @@ package struct KeyGenerator: Sendable {
             let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
             try await write(first: first, count: count, deadline: deadline)
             next += count
-            counters.add(\.generated, count)
-            counters.noteUnexpired()
+            counters.update { $0.generated(count) }
         }
     }
 

@@ -50,6 +50,12 @@ package struct RunFigures: Sendable, Codable, Equatable {
     /// Keys generated whose event has not yet been published to the stream.
     package var unexpired: Int { generated - publishedByNotification - publishedBySweeper }
 
+    /// Counts `count` keys generated, and raises `maxUnexpired` to the unexpired count if that is higher.
+    package mutating func generated(_ count: Int) {
+        generated += count
+        maxUnexpired = max(maxUnexpired, unexpired)
+    }
+
     /// The figures of two processes together: counts add up, peaks take the higher.
     package static func + (lhs: RunFigures, rhs: RunFigures) -> RunFigures {
         var sum = lhs
@@ -141,10 +147,5 @@ package final class RunCounters: Sendable {
     /// as last read from the shards' tallies if that is higher.
     package var finished: Int {
         max(figures.withLock { $0.committed + $0.deadLettered }, gauges?.finished ?? 0)
-    }
-
-    /// Raises `maxUnexpired` to the current unexpired count if that is higher.
-    package func noteUnexpired() {
-        figures.withLock { $0.maxUnexpired = max($0.maxUnexpired, $0.unexpired) }
     }
 }

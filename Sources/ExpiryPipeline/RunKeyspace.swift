@@ -17,6 +17,9 @@ package struct RunKeyspace: Sendable, Equatable {
         self.namespace = namespace
         self.runID = runID
         self.runTag = cluster ? runID : nil
+        let prefix = "\(namespace):\(runID):"
+        self.prefix = prefix
+        self.runPrefix = cluster ? prefix + "{\(runID)}:" : prefix
     }
 
     /// The keys of shard `index`, tagged `tag` (nil: no tag, only for a run of one shard on a single server).
@@ -25,9 +28,9 @@ package struct RunKeyspace: Sendable, Equatable {
     }
 
     /// `<namespace>:<run id>:`, the prefix of every key of the run.
-    package var prefix: String { "\(namespace):\(runID):" }
+    package let prefix: String
     /// Prefix of the run-level keys (meta, leases).
-    package var runPrefix: String { runTag.map { prefix + "{\($0)}:" } ?? prefix }
+    package let runPrefix: String
     /// A consumer's lease, kept alive by heartbeat while the consumer lives.
     package func lease(_ consumer: String) -> String { leasePrefix + consumer }
     /// Prefix of the lease keys.
@@ -60,12 +63,16 @@ package struct ShardKeyspace: Sendable, Equatable {
         self.run = run
         self.shardIndex = index
         self.shardTag = tag
+        let shardPrefix = tag.map { run.prefix + "{\($0)}:" } ?? run.prefix
+        self.shardPrefix = shardPrefix
+        self.dataPrefix = shardPrefix + "k:"
+        self.probePrefix = shardPrefix + "probe:"
     }
 
     /// Prefix of this shard's keys.
-    package var shardPrefix: String { shardTag.map { run.prefix + "{\($0)}:" } ?? run.prefix }
+    package let shardPrefix: String
     /// Prefix of the keys that expire (`<prefix>k:<index>`).
-    package var dataPrefix: String { shardPrefix + "k:" }
+    package let dataPrefix: String
     /// Prefix of the per-key locks (`<prefix>lock:<index>`).
     package var lockPrefix: String { shardPrefix + "lock:" }
     /// Sorted set of keys not yet published, scored by deadline (ms, server clock).
@@ -81,7 +88,7 @@ package struct ShardKeyspace: Sendable, Equatable {
     package var commitRecords: String { shardPrefix + "commits" }
     /// Prefix of the probe keys (`<prefix>probe:<deadline ms>:<n>`): keys that expire like the data keys but that
     /// nothing touches, so their expired events measure Redis's own expiry lag. They are not part of the pipeline.
-    package var probePrefix: String { shardPrefix + "probe:" }
+    package let probePrefix: String
     /// The probe key number `number`, due at `deadline` (ms, server clock).
     package func probeKey(deadline: Int64, number: Int) -> String { probePrefix + "\(deadline):\(number)" }
 

@@ -17,7 +17,6 @@ package struct StreamConsumer: Sendable {
     let concurrency: Int
     let failRate: Double
     let lockTTL: Duration
-    let reclaimIdle: Duration
     let commitEvery: Duration
     let consumers: Int
     let giveUpAfter: Duration
@@ -37,7 +36,6 @@ package struct StreamConsumer: Sendable {
         self.concurrency = settings.concurrency
         self.failRate = settings.failRate
         self.lockTTL = settings.lockTTL
-        self.reclaimIdle = settings.reclaimIdle
         self.commitEvery = settings.commitEvery
         // Consumers of this process reading the same shard (those of other processes are not known here).
         self.consumers = max(1, (context.settings.consumers + context.layout.shards.count - 1) / context.layout.shards.count)

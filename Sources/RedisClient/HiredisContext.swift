@@ -123,7 +123,7 @@ final class HiredisContext {
         while true {
             if let reply = try bufferedReply() { return reply }
             let remaining = deadline - ContinuousClock.now
-            let milliseconds = max(0, Int(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+            let milliseconds = max(0, remaining.milliseconds)
             let ready = CHiredis_waitReadable(context, Int32(clamping: milliseconds))
             if ready < 0 { throw failure("waiting for the reply to \(name)") }
             if ready == 0 {

@@ -84,7 +84,7 @@ package final class RedisConnection: Sendable {
     package func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         if let route {
-            let extra = Self.milliseconds(extraWait)
+            let extra = extraWait.milliseconds
             return try await perform { [self] _, milliseconds in
                 try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra)
             }
@@ -95,7 +95,7 @@ package final class RedisConnection: Sendable {
                 self.reconnects.add(1, ordering: .relaxed)
                 log.debug("reconnected to \(self.endpoint.addressDescription)")
             }
-            return try context.roundTrip(commands, timeoutMilliseconds: milliseconds + Self.milliseconds(extraWait))
+            return try context.roundTrip(commands, timeoutMilliseconds: milliseconds + extraWait.milliseconds)
         }
     }
 
@@ -112,7 +112,7 @@ package final class RedisConnection: Sendable {
     func perform<T: Sendable>(_ body: @escaping @Sendable (HiredisContext, Int) throws -> T) async throws -> T {
         if closed.load(ordering: .relaxed) { throw RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed") }
         let box = self.box
-        let milliseconds = Self.milliseconds(timeout)
+        let milliseconds = timeout.milliseconds
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             let queued = thread.submit {
                 do {
@@ -124,6 +124,4 @@ package final class RedisConnection: Sendable {
             if !queued { continuation.resume(throwing: RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed")) }
         }
     }
-
-    static func milliseconds(_ duration: Duration) -> Int { duration.milliseconds }
 }

@@ -86,7 +86,7 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
         self.configured = endpoint
         self.route = route
         self.current = Mutex(route?.target(keeping: endpoint) ?? endpoint)
-        self.timeoutMilliseconds = RedisConnection.milliseconds(timeout)
+        self.timeoutMilliseconds = timeout.milliseconds
         self.prepare = prepare
         self.transform = transform
         thread = ConnectionThread(name: name)

@@ -27,9 +27,7 @@ enum AllocatorTuning {
     static func apply() {
         #if os(Linux)
         if let before = variable(marker) {
-            unsetenv(marker)
-            if before.hasPrefix("set:") { setenv("GLIBC_TUNABLES", String(before.dropFirst(4)), 1) } else { unsetenv("GLIBC_TUNABLES") }
-            switchFastBinsOff()
+            goOn(restoring: before.hasPrefix("set:") ? String(before.dropFirst(4)) : nil)
             return
         }
         let current = variable("GLIBC_TUNABLES")
@@ -38,8 +36,16 @@ enum AllocatorTuning {
         setenv("GLIBC_TUNABLES", current.map { $0.isEmpty ? tunable : $0 + ":" + tunable } ?? tunable, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Only reached when the restart failed (no /proc): go on with the fast bins off and the tcache as it is.
+        goOn(restoring: current)
+        #endif
+    }
+
+    /// After the restart (or a failed one): the environment as the user gave it (`GLIBC_TUNABLES` set to `saved`,
+    /// or unset), and the fast bins off.
+    private static func goOn(restoring saved: String?) {
+        #if os(Linux)
         unsetenv(marker)
-        if let current { setenv("GLIBC_TUNABLES", current, 1) } else { unsetenv("GLIBC_TUNABLES") }
+        if let saved { setenv("GLIBC_TUNABLES", saved, 1) } else { unsetenv("GLIBC_TUNABLES") }
         switchFastBinsOff()
         #endif
     }

@@ -34,7 +34,8 @@ package struct RunInspector: Sendable {
     /// dead letters, due index and processed count.
     package func describe(_ keyspace: RunKeyspace) async throws -> String {
         var lines: [String] = []
-        let meta = try await connection.send(RedisCommand("HGETALL", keyspace.meta)).array?.compactMap(\.string) ?? []
+        let reply = try await connection.send(RedisCommand("HGETALL", keyspace.meta))
+        let meta = reply.array?.compactMap(\.string) ?? []
         guard !meta.isEmpty else {
             throw RunError(.usage, "no run '\(keyspace.runID)' under namespace '\(keyspace.namespace)' at \(connection.endpoint.addressDescription) (expiry-bench inspect --list shows the runs there)")
         }
@@ -42,9 +43,7 @@ package struct RunInspector: Sendable {
         for i in stride(from: 0, to: meta.count - 1, by: 2) { settings.append("\(meta[i])=\(meta[i + 1])") }
         lines.append("Run \(keyspace.runID) (keys under \(keyspace.prefix)): \(settings.joined(separator: " "))")
 
-        var metaFields: [String: String] = [:]
-        for i in stride(from: 0, to: meta.count - 1, by: 2) { metaFields[meta[i]] = meta[i + 1] }
-        let layout = RunLayout(run: keyspace, storedTags: metaFields["shards"] ?? "")
+        let layout = RunLayout(run: keyspace, storedTags: reply.fieldMap["shards"] ?? "")
         for keyspace in layout.shards {
         if layout.shards.count > 1 { lines.append("Shard \(keyspace.shardTag ?? "-"):") }
         let replies = try await connection.pipeline([

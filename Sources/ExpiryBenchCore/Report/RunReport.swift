@@ -235,6 +235,9 @@ package struct Verification: Sendable, Equatable {
     }
     /// First commits confirmed to the clients (this process and the consumer processes that reported).
     package var clientsProcessed = 0
+    /// First commits per consumer in the shards' tallies (every process), as the verification read them; nil
+    /// when it could not.
+    package var commitsPerConsumer: [String: Int]?
     /// Redis's count of processed keys, or nil when it could not be read or lost the run's data.
     package var redisProcessed: Int? { unverifiable == nil && dataLost == nil ? processedBits : nil }
     /// The first error a component of the run ended with, if any.

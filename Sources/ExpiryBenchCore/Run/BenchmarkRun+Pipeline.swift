@@ -50,9 +50,11 @@ extension BenchmarkRun {
                             processes: ProcessReports) async -> RunReport {
         let (context, roster) = (parts.context, parts.roster)
         let figures = parts.counters.snapshot()
-        let tallies = (try? await Tallies.read(shards: parts.layout.shards, connections: parts.shardControls))?.perConsumer
-            ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +)
-        let rows = RunReport.Consumer.rows(tallies: tallies, local: roster.members.map(\.name))
+        // The tallies as the verification read them; read again only if it could not (Redis may be back).
+        var tallies = verification.commitsPerConsumer
+        if tallies == nil { tallies = (try? await Tallies.read(shards: parts.layout.shards, connections: parts.shardControls))?.perConsumer }
+        let rows = RunReport.Consumer.rows(tallies: tallies ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +),
+                                           local: roster.members.map(\.name))
         let recoveries = context.recoveries.recoveries
         // The counters, with what the verification read in Redis in place of the client's own counts.
         var verified = figures

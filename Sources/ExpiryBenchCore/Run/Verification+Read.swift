@@ -61,6 +61,7 @@ extension Verification {
             verification.committedAndDeadLettered = totals.overlap
             // The clients' count of confirmed first commits can only exceed Redis's if Redis lost acknowledged
             // writes (a failover before replication): then the check below reports it.
+            verification.commitsPerConsumer = tallies.perConsumer
             verification.firstCommitsCounted = max(tallies.perConsumer.values.reduce(0, +), confirmed)
             verification.duplicateCommits = max(verification.duplicateCommits, tallies.repeats)
         } catch {
