@@ -20,12 +20,18 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // A TLS session beneath hiredis (which has none in 0.14): OpenSSL on one end of a socket pair.
+        .target(
+            name: "CTLSTunnel",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         // The Redis client: hiredis behind one file, connections on their own threads, subscriptions, cluster
         // routing, replies, errors and retries. It knows nothing of runs, keys or reports.
         .target(
             name: "RedisClient",
             dependencies: [
                 "CHiredis",
+                "CTLSTunnel",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

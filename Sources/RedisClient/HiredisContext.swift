@@ -24,7 +24,13 @@ final class HiredisContext {
         let tv = CHiredis_timeval(timeoutMilliseconds)
         let opened: UnsafeMutablePointer<redisContext>?
         switch endpoint.address {
-        case .tcp(let host, let port): opened = redisConnectWithTimeout(host, Int32(port), tv)
+        case .tcp(let host, let port):
+            if let tls = endpoint.tls {
+                opened = try TLSTunnel.connect(host: host, port: port, settings: tls, timeoutMilliseconds: timeoutMilliseconds,
+                                               describing: endpoint.addressDescription)
+            } else {
+                opened = redisConnectWithTimeout(host, Int32(port), tv)
+            }
         case .unix(let path): opened = redisConnectUnixWithTimeout(path, tv)
         }
         guard let opened else { throw RedisError(.io, "cannot allocate a connection to \(endpoint.addressDescription)") }

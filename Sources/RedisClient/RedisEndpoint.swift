@@ -11,18 +11,22 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     package var username: String?
     package var password: String?
     package var database: Int
+    /// TLS settings when the server is reached over TLS (`rediss://`, or `--tls`); nil for plain TCP.
+    package var tls: TLSSettings?
 
-    package init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0) {
+    package init(address: Address, username: String? = nil, password: String? = nil, database: Int = 0, tls: TLSSettings? = nil) {
         self.address = address
         self.username = username
         self.password = password
         self.database = database
+        self.tls = tls
     }
 
     /// The default, `redis://127.0.0.1:6379`.
     package static let localDefault = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 6379))
 
-    /// Parses `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N]`.
+    /// Parses `redis://[user:password@]host[:port][/db]`, the same with `rediss://` (TLS, verified against the
+    /// system's CAs until `tls` says otherwise), or `unix:///path/to/socket[?db=N]`.
     /// Throws a message naming what is wrong; the message never contains the password.
     package init(url: String) throws(EndpointError) {
         if url.hasPrefix("unix://") {
@@ -30,10 +34,10 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             self.init(address: .unix(path: path), database: database)
             return
         }
-        guard url.hasPrefix("redis://") else {
-            throw EndpointError("'\(Self.redact(url))' is not a redis:// or unix:// URL")
+        guard let scheme = ["redis://", "rediss://"].first(where: url.hasPrefix) else {
+            throw EndpointError("'\(Self.redact(url))' is not a redis://, rediss:// or unix:// URL")
         }
-        var rest = Substring(url.dropFirst("redis://".count))
+        var rest = Substring(url.dropFirst(scheme.count))
         var credentials: (username: String?, password: String?) = (nil, nil)
         if let at = rest.lastIndex(of: "@") {
             credentials = Self.parseCredentials(rest[..<at])
@@ -49,7 +53,8 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             }
         }
         let (host, port) = try Self.parseHostAndPort(String(rest))
-        self.init(address: .tcp(host: host, port: port), username: credentials.username, password: credentials.password, database: database)
+        self.init(address: .tcp(host: host, port: port), username: credentials.username, password: credentials.password, database: database,
+                  tls: scheme == "rediss://" ? TLSSettings() : nil)
     }
 
     /// `/path/to/socket[?db=N]`: the socket's path and the database.
@@ -115,7 +120,7 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
             if let username { auth = username + (password != nil ? ":***" : "") + "@" }
             else if password != nil { auth = ":***@" }
             let shownHost = host.contains(":") ? "[\(host)]" : host
-            return "redis://\(auth)\(shownHost):\(port)" + (database != 0 ? "/\(database)" : "")
+            return (tls == nil ? "redis://" : "rediss://") + "\(auth)\(shownHost):\(port)" + (database != 0 ? "/\(database)" : "")
         }
     }
 

@@ -14,6 +14,9 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
         case protocolViolation
         /// The connection was closed by us.
         case closed
+        /// TLS could not be set up: a certificate refused (the server's or ours), a port that does not speak TLS,
+        /// or a CA, certificate or key file that cannot be used. Trying again will not help.
+        case tls
     }
 
     package let code: Code

@@ -10,7 +10,7 @@ let runDefaults = RunConfiguration()
 /// Where the server is and how to reach it; shared by `run`, `inspect` and `cleanup`.
 struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("redis"), help: ArgumentHelp(
-        "The server: redis://[user:password@]host:port[/db], unix:///path/to/socket[?db=N], or 'spawn' for a private redis-server. With the default, a private server is started when nothing listens there.",
+        "The server: redis://[user:password@]host:port[/db], rediss://... for TLS, unix:///path/to/socket[?db=N], or 'spawn' for a private redis-server. With the default, a private server is started when nothing listens there.",
         valueName: "url"))
     var redis: String = "redis://127.0.0.1:6379"
 
@@ -20,14 +20,38 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How long connecting or one call to Redis may take, and how long Redis may stay unreachable, before the run gives up.", valueName: "duration"))
     var timeout = DurationArgument(runDefaults.timeout)
 
+    @Flag(help: "Reach the server over TLS (as a rediss:// URL does); its certificate is verified against the CA and the host name.")
+    var tls = false
+    @Option(help: ArgumentHelp("The CA certificates (PEM) to verify the server's certificate with; default: the system's.", valueName: "file"))
+    var cacert: String?
+    @Option(help: ArgumentHelp("A client certificate (PEM), for servers with tls-auth-clients.", valueName: "file"))
+    var cert: String?
+    @Option(help: ArgumentHelp("The client certificate's private key (PEM).", valueName: "file"))
+    var key: String?
+    @Option(help: ArgumentHelp("The server name sent in the TLS handshake and checked against its certificate; default: the URL's host.", valueName: "name"))
+    var sni: String?
+    @Flag(help: "Do not verify the server's certificate (TLS still encrypts, but anyone in between can read it). Never in production.")
+    var insecure = false
+
+    /// Called once, by the parser: the one place to warn about --insecure.
+    func validate() throws {
+        if insecure, case .url(let endpoint, _) = try resolved() {
+            FileHandle.standardError.write(Data("expiry-bench: warning: --insecure: the server's certificate is not verified, so anyone between here and \(endpoint.addressDescription) can read and change the traffic; give --cacert FILE instead outside a test\n".utf8))
+        }
+    }
+
     func resolved() throws -> RunConfiguration.Server {
-        if redis == "spawn" { return .spawn }
+        if redis == "spawn" {
+            if tls || tlsOptionsGiven { throw ValidationError("--redis spawn starts a plain server: TLS options apply to a --redis URL") }
+            return .spawn
+        }
         var endpoint: RedisEndpoint
         do {
             endpoint = try RedisEndpoint(url: redis)
         } catch {
             throw ValidationError("--redis: \(error.description)")
         }
+        try applyTLS(to: &endpoint)
         if endpoint.password == nil {
             if let passwordFile {
                 guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
@@ -38,7 +62,33 @@ struct ServerOptions: ParsableArguments {
                 endpoint.password = password
             }
         }
-        return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379")
+        return .url(endpoint, spawnIfAbsent: redis == "redis://127.0.0.1:6379" && endpoint.tls == nil)
+    }
+
+    private var tlsOptionsGiven: Bool { cacert != nil || cert != nil || key != nil || sni != nil || insecure }
+
+    /// `--tls` and its options onto the endpoint; TLS options without TLS are refused rather than ignored (a user
+    /// who gave --cacert expects their password not to cross the network in the clear).
+    private func applyTLS(to endpoint: inout RedisEndpoint) throws {
+        if tls || tlsOptionsGiven, case .unix = endpoint.address {
+            throw ValidationError("TLS options apply to a TCP server (redis:// or rediss://), not to a unix socket")
+        }
+        if tls, endpoint.tls == nil { endpoint.tls = TLSSettings() }
+        guard var settings = endpoint.tls else {
+            if tlsOptionsGiven { throw ValidationError("--cacert, --cert, --key, --sni and --insecure need TLS: use a rediss:// URL or add --tls") }
+            return
+        }
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together: give the client certificate and its private key") }
+        for (flag, path) in [("--cacert", cacert), ("--cert", cert), ("--key", key)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) { throw ValidationError("\(flag): cannot read \(path)") }
+        }
+        settings.caFile = cacert
+        settings.certificateFile = cert
+        settings.keyFile = key
+        settings.serverName = sni
+        settings.insecure = insecure
+        if insecure, cacert != nil { throw ValidationError("--insecure skips verification: --cacert would be ignored; give one of them") }
+        endpoint.tls = settings
     }
 }
 

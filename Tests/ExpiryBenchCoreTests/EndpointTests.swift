@@ -17,6 +17,16 @@ struct EndpointTests {
         #expect(endpoint.addressDescription == "cache.internal:6380")
     }
 
+    @Test func redissMeansTLSVerifiedByDefaultAndSaysSo() throws {
+        let endpoint = try RedisEndpoint(url: "rediss://alice:s3cret@cache.example:6380/2")
+        #expect(endpoint.address == .tcp(host: "cache.example", port: 6380))
+        #expect(endpoint.tls == TLSSettings())
+        #expect(endpoint.tls?.insecure == false)
+        #expect(endpoint.database == 2)
+        #expect(endpoint.description == "rediss://alice:***@cache.example:6380/2")
+        #expect(try RedisEndpoint(url: "redis://cache.example").tls == nil)
+    }
+
     @Test func portAndDatabaseDefault() throws {
         let endpoint = try RedisEndpoint(url: "redis://example.com")
         #expect(endpoint.address == .tcp(host: "example.com", port: 6379))
@@ -133,10 +143,10 @@ struct EndpointTests {
         #expect(error?.description.contains("unclosed") == true)
     }
 
-    @Test(arguments: ["http://h:6379", "rediss://h", "localhost:6379", "", "REDIS://h"])
+    @Test(arguments: ["http://h:6379", "redisss://h", "localhost:6379", "", "REDIS://h"])
     func badScheme(url: String) {
         let error = #expect(throws: EndpointError.self) { try RedisEndpoint(url: url) }
-        #expect(error?.description.contains("is not a redis:// or unix:// URL") == true)
+        #expect(error?.description.contains("is not a redis://, rediss:// or unix:// URL") == true)
     }
 
     @Test(arguments: ["redis://h/abc", "redis://h/-1", "redis://h/1.5", "redis://h:6379/x"])
@@ -171,7 +181,7 @@ struct EndpointTests {
 
     @Test func badSchemeMessageShowsRedactedURL() {
         let error = #expect(throws: EndpointError.self) { try RedisEndpoint(url: "http://bob:hunter2@h:1") }
-        #expect(error?.description == "'http://***@h:1' is not a redis:// or unix:// URL")
+        #expect(error?.description == "'http://***@h:1' is not a redis://, rediss:// or unix:// URL")
     }
 
     @Test func redact() {

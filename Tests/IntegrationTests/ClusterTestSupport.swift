@@ -12,8 +12,8 @@ struct LocalCluster: Sendable {
     /// The first node: any node would do to discover the rest.
     var seed: RedisEndpoint { nodes[0].endpoint }
 
-    /// The seed as a URL, `redis://127.0.0.1:PORT`.
-    var url: String { "redis://127.0.0.1:\(nodes[0].port)" }
+    /// The seed as a URL, `redis://127.0.0.1:PORT` (`rediss://` for a TLS cluster).
+    var url: String { (seed.tls == nil ? "redis" : "rediss") + "://127.0.0.1:\(nodes[0].port)" }
 
     /// The node listening where `endpoint` points, if it is one of ours.
     func node(at endpoint: RedisEndpoint) -> EmbeddedRedis? {
@@ -41,13 +41,14 @@ private func serverHasClusterPort() async throws -> Bool {
 /// Starts a cluster of `primaries` nodes (`redis-cli --cluster create ... --cluster-replicas 0`), waits until every
 /// node reports `cluster_state:ok` with all 16384 slots assigned and every node known, runs `body` with it, and
 /// always stops every node afterwards, whether `body` returned or threw.
-func withRedisCluster<T: Sendable>(primaries: Int = 3, _ body: (LocalCluster) async throws -> T) async throws -> T {
+/// With `tls`, every node listens on TLS only and the cluster bus speaks TLS too (`tls-cluster yes`).
+func withRedisCluster<T: Sendable>(primaries: Int = 3, tls: TestCertificates? = nil, _ body: (LocalCluster) async throws -> T) async throws -> T {
     var nodes: [EmbeddedRedis] = []
     let result: Result<T, Error>
     do {
-        for _ in 0..<primaries { nodes.append(try await startClusterNode()) }
+        for _ in 0..<primaries { nodes.append(try await startClusterNode(tls: tls)) }
         let cluster = LocalCluster(nodes: nodes)
-        try await createCluster(cluster)
+        try await createCluster(cluster, tls: tls)
         result = .success(try await body(cluster))
     } catch {
         result = .failure(error)
@@ -57,13 +58,15 @@ func withRedisCluster<T: Sendable>(primaries: Int = 3, _ body: (LocalCluster) as
 }
 
 /// One cluster-enabled `redis-server`; tried again with another bus port if that one was taken meanwhile.
-private func startClusterNode() async throws -> EmbeddedRedis {
+private func startClusterNode(tls: TestCertificates?) async throws -> EmbeddedRedis {
     var lastError: Error = RedisError(.io, "no cluster node started")
     let separateBus = try await serverHasClusterPort()
     for _ in 0..<5 {
         do {
             if separateBus {
-                return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: try EmbeddedRedis.freePort()))
+                let tlsArguments = tls.map { $0.serverArguments() + ["--tls-cluster", "yes", "--tls-replication", "yes"] } ?? []
+                return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: try EmbeddedRedis.freePort()) + tlsArguments,
+                                                     tls: tls?.clientSettings())
             }
             // The bus is on port + 10000: a port low enough for that, at random (taken ones fail and are retried).
             return try await EmbeddedRedis.start(extraArguments: clusterNodeArguments(busPort: nil), port: Int.random(in: 20_000...55_000))
@@ -75,11 +78,12 @@ private func startClusterNode() async throws -> EmbeddedRedis {
 }
 
 /// `redis-cli --cluster create` over the nodes, then waits until the cluster is whole, as every node sees it.
-private func createCluster(_ cluster: LocalCluster) async throws {
+private func createCluster(_ cluster: LocalCluster, tls: TestCertificates?) async throws {
     let cli = try #require(redisCLIPath(), "redis-cli is not on PATH: install redis-tools")
     let addresses = cluster.nodes.map { "127.0.0.1:\($0.port)" }
+    let tlsArguments = tls.map { ["--tls", "--cacert", $0.ca] } ?? []
     let created = try await runProgram(URL(fileURLWithPath: cli),
-                                       ["--cluster", "create"] + addresses + ["--cluster-replicas", "0", "--cluster-yes"],
+                                       tlsArguments + ["--cluster", "create"] + addresses + ["--cluster-replicas", "0", "--cluster-yes"],
                                        limit: .seconds(30))
     guard created.status == 0 else {
         throw RedisError(.server, "redis-cli --cluster create failed (\(created.status)): \(created.combined.suffix(600))")

@@ -13,14 +13,14 @@ package final class EmbeddedRedis: Sendable {
     package let server: String
     package let current: Mutex<ChildProcess>
 
-    private init(server: String, port: Int, arguments: [String], process: ChildProcess, directory: URL) {
+    private init(server: String, port: Int, arguments: [String], process: ChildProcess, directory: URL, tls: TLSSettings?) {
         self.server = server
         self.port = port
         self.arguments = arguments
         self.current = Mutex(process)
         self.directory = directory
         let password = arguments.firstIndex(of: "--requirepass").flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
-        self.endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port), password: password)
+        self.endpoint = RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port), password: password, tls: tls)
     }
 
     /// The running `redis-server` process.
@@ -48,7 +48,9 @@ package final class EmbeddedRedis: Sendable {
     /// - Parameter extraArguments: more `redis-server` options, e.g. `["--requirepass", "x"]` or
     ///   `["--appendonly", "yes", "--appendfsync", "always"]` (later options win).
     /// - Parameter port: the port to listen on; by default a free one the kernel hands out.
-    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil) async throws -> EmbeddedRedis {
+    /// - Parameter tls: when given, the server listens on TLS only (`--port 0 --tls-port`; `extraArguments` name its
+    ///   certificate files) and `endpoint` reaches it with these settings.
+    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil, tls: TLSSettings? = nil) async throws -> EmbeddedRedis {
         guard let server = serverPath() else {
             if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
                 throw RunError(.unavailable, "\(serverVariable) is '\(chosen)', which is not an executable file: give the path of a redis-server or valkey-server (scripts/servers path NAME prints one), or unset it")
@@ -60,10 +62,11 @@ package final class EmbeddedRedis: Sendable {
         var lastError = "it did not start"
         for _ in 0..<5 {
             let port = try chosenPort ?? freePort()
-            let arguments = ["--port", String(port), "--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
+            let listen = tls == nil ? ["--port", String(port)] : ["--port", "0", "--tls-port", String(port)]
+            let arguments = listen + ["--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
             let process = try launch(server, arguments)
-            let embedded = EmbeddedRedis(server: server, port: port, arguments: arguments, process: process, directory: directory)
+            let embedded = EmbeddedRedis(server: server, port: port, arguments: arguments, process: process, directory: directory, tls: tls)
             if await embedded.waitUntilReady() { return embedded }
             lastError = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8))?
                 .split(separator: "\n").last.map(String.init) ?? lastError

@@ -38,12 +38,37 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         case .authentication:
             self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the credentials (\(server)): check the user and password in --redis, --password-file or REDIS_PASSWORD.")
         case .io, .timeout, .closed:
-            self.init(.unavailable, "cannot reach Redis at \(endpoint.addressDescription): \(error.message). Start redis-server there, or pass --redis URL (or --redis spawn for a private one).")
+            // A plain connection to a TLS port is reset at its first command, or never answered.
+            let tlsPort = endpoint.tls == nil && (error.message.contains("reset by peer") || error.message.contains("closed the connection"))
+            self.init(.unavailable, "cannot reach Redis at \(endpoint.addressDescription): \(error.message). "
+                + (tlsPort ? "If that port speaks TLS, use rediss:// or --tls; otherwise start redis-server there, or pass --redis URL." : "Start redis-server there, or pass --redis URL (or --redis spawn for a private one)."))
         case .server where error.serverSays("NOAUTH") || error.serverSays("WRONGPASS"):
             self.init(.authentication, "Redis at \(endpoint.addressDescription) refused the command (\(server)): give a user allowed to run it in --redis.")
         case .server, .protocolViolation:
             self.init(.configuration, "Redis at \(endpoint.addressDescription) answered: \(error.message)")
+        case .tls:
+            self.init(.authentication, "\(error.message). \(Self.tlsAdvice(error.message))")
         }
+    }
+
+    /// What to do about a TLS failure, from OpenSSL's and the certificate check's wording.
+    static func tlsAdvice(_ message: String) -> String {
+        if message.contains("cannot start") {
+            return "Check that file: a PEM certificate or key that this user can read, and the key of that certificate."
+        }
+        if message.contains("hostname mismatch") || message.contains("IP address mismatch") {
+            return "The certificate names another host: connect by a name it lists, or give that name with --sni NAME."
+        }
+        if message.contains("certificate required") || message.contains("require a client certificate") || message.contains("handshake failure") || message.contains("unknown ca") || message.contains("bad certificate") {
+            return "The server wants a client certificate it trusts (tls-auth-clients): give --cert FILE and --key FILE."
+        }
+        if message.contains("server's certificate was refused") {
+            return "Give the CA that signed it with --cacert FILE (or --insecure to skip verification, never in production)."
+        }
+        if message.contains("wrong version number") || message.contains("packet length") {
+            return "That port does not speak TLS: use redis:// without --tls, or the server's tls-port."
+        }
+        return "Check --cacert, --cert, --key and the server's tls-* settings."
     }
 
     /// One line for a NOPERM reply: the user's credentials were accepted, but it may not run a command, touch a
