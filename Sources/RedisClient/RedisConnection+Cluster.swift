@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a connection homed on a cluster slot (`ClusterRoute`) follows that slot: everything here runs on the
 /// connection's own thread, where blocking is allowed, inside one call.
 ///
@@ -49,6 +51,18 @@ extension RedisConnection {
             refreshQuietly(route.topology, timeoutMilliseconds: timeoutMilliseconds)
             route.topology.noteMoved(slot: moved.slot, to: (host: host, port: moved.port))
             try home(on: moved.slot, route: route, refreshFirst: false, timeoutMilliseconds: timeoutMilliseconds)
+            replies = try box.context.roundTrip(commands, timeoutMilliseconds: readMilliseconds)
+        }
+        // A failover: the node we reached became a replica of the slot's new owner. The commands did not run;
+        // find the owner and send them again there (once the cluster has elected it).
+        var rerouted = 0
+        while rerouted < Self.maximumRedirects, let message = Self.firstRoleChange(in: replies) {
+            rerouted += 1
+            redirects.add(1, ordering: .relaxed)
+            log.debug("\(box.context.endpoint.addressDescription) is no longer the owner of slot \(route.slot): \(message)")
+            box.context.disconnect()
+            if rerouted > 1 { usleep(UInt32(min(200 * rerouted, 1000)) * 1000) }
+            try home(on: route.slot, route: route, refreshFirst: true, timeoutMilliseconds: timeoutMilliseconds)
             replies = try box.context.roundTrip(commands, timeoutMilliseconds: readMilliseconds)
         }
         // Inside MULTI an ASK cannot be answered command by command (the transaction is already aborted): the

@@ -95,8 +95,20 @@ package final class RedisConnection: Sendable {
                 self.reconnects.add(1, ordering: .relaxed)
                 log.debug("reconnected to \(self.endpoint.addressDescription)")
             }
-            return try context.roundTrip(commands, timeoutMilliseconds: milliseconds + extraWait.milliseconds)
+            let replies = try context.roundTrip(commands, timeoutMilliseconds: milliseconds + extraWait.milliseconds)
+            // A server that became a replica: the next call reconnects, and finds the primary where the endpoint
+            // says how (a Sentinel-managed one asks the sentinels again).
+            if Self.firstRoleChange(in: replies) != nil { context.disconnect() }
+            return replies
         }
+    }
+
+    /// The first error reply saying the server is no longer a primary (`READONLY`, `UNBLOCKED`).
+    static func firstRoleChange(in replies: [RESPValue]) -> String? {
+        for reply in replies {
+            if case .error(let message) = reply, RedisError.isRoleChange(message) { return message }
+        }
+        return nil
     }
 
     /// Closes the socket and ends the connection's thread once queued calls have run. Idempotent.

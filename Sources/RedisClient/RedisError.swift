@@ -42,7 +42,17 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
     /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).
     package var isTransient: Bool {
         breaksConnection || serverSays("LOADING") || serverSays("BUSY") || serverSays("MASTERDOWN") || serverSays("TRYAGAIN")
-            || serverSays("CLUSTERDOWN")
+            || serverSays("CLUSTERDOWN") || isRoleChange
+    }
+
+    /// True when the server stopped being a primary under us (a failover): `READONLY` to a write, `UNBLOCKED` to a
+    /// blocked XREADGROUP. The command did not run; the connection is reopened to the current primary and the call
+    /// tried again there (every step of the run is safe to repeat).
+    package var isRoleChange: Bool { serverMessage.map(Self.isRoleChange) ?? false }
+
+    /// The same, for an error reply's text.
+    static func isRoleChange(_ message: String) -> Bool {
+        message.hasPrefix("READONLY") || message.hasPrefix("UNBLOCKED")
     }
 
     /// The cluster redirect (`MOVED`/`ASK`) this server error carries, if it is one.

@@ -118,7 +118,7 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
         }
         let context = box.context
         try context.connect(timeoutMilliseconds: timeoutMilliseconds)
-        prepare?({ try context.roundTrip([$0], timeoutMilliseconds: timeoutMilliseconds)[0] })
+        prepare?(context.endpoint, { try context.roundTrip([$0], timeoutMilliseconds: timeoutMilliseconds)[0] })
         try context.write([RedisCommand("SUBSCRIBE", channel)])
         // Wait for the confirmation: ["subscribe", channel, count].
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
@@ -133,11 +133,35 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
         throw RedisError(.timeout, "SUBSCRIBE \(channel) was not confirmed in time")
     }
 
+    /// How often a routed subscription checks that its node still owns its slot.
+    static var homeCheckInterval: Duration { .seconds(1) }
+
+    /// True when the slot a routed subscription listens for is now owned by another node (a failover made the
+    /// node a replica: it publishes `del`, not `expired`, and the events now come from the new owner). Refreshes
+    /// the shared topology first; a refresh that fails leaves things as they are.
+    private func homeMoved() -> Bool {
+        guard let route else { return false }
+        do { try route.topology.refresh(timeoutMilliseconds: timeoutMilliseconds) } catch {
+            log.debug("cluster topology refresh failed: \(error)")
+            return false
+        }
+        return route.target(keeping: configured).address != endpoint.address
+    }
+
     private func readLoop(_ box: ContextBox) {
         var batch: [Element] = []
         var backoff = 50
+        var nextHomeCheck = ContinuousClock.now + Self.homeCheckInterval
         while !stopping.load(ordering: .acquiring) {
             do {
+                if route != nil, ContinuousClock.now >= nextHomeCheck {
+                    nextHomeCheck = ContinuousClock.now + Self.homeCheckInterval
+                    if homeMoved() {
+                        log.debug("subscriber's slot moved from \(endpoint.addressDescription): following it")
+                        box.context.disconnect()
+                        throw RedisError(.closed, "the subscriber's node no longer owns its slot")
+                    }
+                }
                 // Block briefly for the first message, then drain what is already buffered or readable.
                 var wait = 100
                 while let reply = try box.context.readPushed(waitMilliseconds: wait) {
@@ -176,5 +200,6 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
 }
 
 /// A step run on every (re)connection of a subscription before it subscribes, on the connection's own thread: it
-/// is handed a function that sends one command there and returns the reply (blocking, within `--timeout`).
-package typealias ConnectionPreparation = @Sendable (_ send: (RedisCommand) throws -> RESPValue) -> Void
+/// is handed the node connected to and a function that sends one command there and returns the reply (blocking,
+/// within `--timeout`).
+package typealias ConnectionPreparation = @Sendable (_ node: RedisEndpoint, _ send: (RedisCommand) throws -> RESPValue) -> Void

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import ExpiryBenchCore
 @testable import ExpiryPipeline
@@ -116,6 +117,61 @@ extension Scenarios {
                     let connection = try await connect(node, name: "itest:cleaned")
                     defer { connection.close() }
                     #expect(try await scanKeys(connection, match: "expiry-bench:\(runID):*").isEmpty)
+                }
+            }
+        }
+    
+        /// Three primaries with a replica each; a replica takes over its primary (`CLUSTER FAILOVER`) three seconds
+        /// into the run. The failover is a re-route, not a failure: exactly-once, the subscriber follows the slot to
+        /// the promoted replica (so most keys still come from expired events, not the sweeper's rescue), and at the
+        /// end nothing of the run is left and `notify-keyspace-events` is back as it was on all six nodes, the
+        /// demoted primary and the promoted replica included.
+        @Test func aReplicaTakingOverMidRunIsFollowedAndLeavesEveryNodeAsItWas() async throws {
+            try await withRedisCluster(primaries: 3, replicasEach: 1) { cluster in
+                var replicaOfFirst: EmbeddedRedis?
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-setup")
+                    defer { connection.close() }
+                    try await connection.send("CONFIG", "SET", "notify-keyspace-events", "gK")
+                    let role = try await connection.send("ROLE").array ?? []
+                    if role.first?.string == "slave" { replicaOfFirst = replicaOfFirst ?? node }
+                }
+                let replica = try #require(replicaOfFirst)
+                let json = temporaryPath("cluster-failover.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let failedOver = Mutex<String?>(nil)
+                let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "80000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
+                                                       "--progress", "none", "--json", json, "--stall-timeout", "20s", "--max-duration", "90s"],
+                                                      limit: .seconds(120)) { _ in
+                    try? await Task.sleep(for: .seconds(3))
+                    do {
+                        let connection = try await connect(replica, name: "itest:failover")
+                        defer { connection.close() }
+                        let reply = (try? await connection.send("CLUSTER", "FAILOVER").string) ?? "no reply"
+                        failedOver.withLock { $0 = reply }
+                    } catch {
+                        failedOver.withLock { $0 = "\(error)" }
+                    }
+                }
+                #expect(failedOver.withLock { $0 } == "OK", "CLUSTER FAILOVER: \(failedOver.withLock { $0 } ?? "not sent")")
+                #expect(result.status == 0, "\(describe(result))")
+                let report = try readJSONReport(json)
+                #expect(report["verdict"] as? String == "exactly-once", "\(describe(result))")
+                #expect(report["keys_processed"] as? Int == 80000)
+                #expect((report["subscriber_reconnects"] as? Int ?? 0) >= 1, "the subscriber did not follow the slot")
+                // Without following, a third of the keys after the failover would be rescued: about 25 %.
+                let rescued = report["published_by_sweeper"] as? Int ?? -1
+                #expect(rescued >= 0 && rescued < 8000, "rescued \(rescued) of 80,000")
+                let connection = try await connect(replica, name: "itest:cluster-after")
+                defer { connection.close() }
+                #expect(try await connection.send("ROLE").array?.first?.string == "master", "the replica was not promoted")
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-after")
+                    defer { connection.close() }
+                    #expect(try await notifyKeyspaceEvents(connection) == "gK", "setting not restored on \(node.port)")
+                    if try await connection.send("ROLE").array?.first?.string == "master" {
+                        #expect(try await scanKeys(connection, match: "expiry-bench*").isEmpty, "keys left on \(node.port)")
+                    }
                 }
             }
         }

@@ -42,13 +42,15 @@ private func serverHasClusterPort() async throws -> Bool {
 /// node reports `cluster_state:ok` with all 16384 slots assigned and every node known, runs `body` with it, and
 /// always stops every node afterwards, whether `body` returned or threw.
 /// With `tls`, every node listens on TLS only and the cluster bus speaks TLS too (`tls-cluster yes`).
-func withRedisCluster<T: Sendable>(primaries: Int = 3, tls: TestCertificates? = nil, _ body: (LocalCluster) async throws -> T) async throws -> T {
+/// With `replicasEach`, every primary gets that many replicas (`nodes` then lists the primaries first).
+func withRedisCluster<T: Sendable>(primaries: Int = 3, replicasEach: Int = 0, tls: TestCertificates? = nil,
+                                   _ body: (LocalCluster) async throws -> T) async throws -> T {
     var nodes: [EmbeddedRedis] = []
     let result: Result<T, Error>
     do {
-        for _ in 0..<primaries { nodes.append(try await startClusterNode(tls: tls)) }
+        for _ in 0..<primaries * (1 + replicasEach) { nodes.append(try await startClusterNode(tls: tls)) }
         let cluster = LocalCluster(nodes: nodes)
-        try await createCluster(cluster, tls: tls)
+        try await createCluster(cluster, replicasEach: replicasEach, tls: tls)
         result = .success(try await body(cluster))
     } catch {
         result = .failure(error)
@@ -78,12 +80,12 @@ private func startClusterNode(tls: TestCertificates?) async throws -> EmbeddedRe
 }
 
 /// `redis-cli --cluster create` over the nodes, then waits until the cluster is whole, as every node sees it.
-private func createCluster(_ cluster: LocalCluster, tls: TestCertificates?) async throws {
+private func createCluster(_ cluster: LocalCluster, replicasEach: Int, tls: TestCertificates?) async throws {
     let cli = try #require(redisCLIPath(), "redis-cli is not on PATH: install redis-tools")
     let addresses = cluster.nodes.map { "127.0.0.1:\($0.port)" }
     let tlsArguments = tls.map { ["--tls", "--cacert", $0.ca] } ?? []
     let created = try await runProgram(URL(fileURLWithPath: cli),
-                                       tlsArguments + ["--cluster", "create"] + addresses + ["--cluster-replicas", "0", "--cluster-yes"],
+                                       tlsArguments + ["--cluster", "create"] + addresses + ["--cluster-replicas", String(replicasEach), "--cluster-yes"],
                                        limit: .seconds(30))
     guard created.status == 0 else {
         throw RedisError(.server, "redis-cli --cluster create failed (\(created.status)): \(created.combined.suffix(600))")

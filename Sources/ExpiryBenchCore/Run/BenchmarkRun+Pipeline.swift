@@ -9,10 +9,13 @@ extension BenchmarkRun {
     /// - Parameters:
     ///   - control: a connection for the run-level keys (meta, leases).
     ///   - nodes: one connection per primary (the server itself when not a cluster).
-    func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool) async throws -> RunOutcome {
+    ///   - settingChanges: where the bridge notes the nodes whose setting it changed on a reconnection.
+    func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool,
+                     settingChanges: NodeSettingChanges) async throws -> RunOutcome {
         let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
         defer { connections.closeAll() }
-        let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections, stop: stop, say: say)
+        let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections,
+                                                     settingChanges: settingChanges, stop: stop, say: say)
         defer { parts.bridge.stop() }
         let startedAt = Double(WallClock.milliseconds()) / 1000
         let supervisor = RunSupervisor(configuration: configuration, stop: stop, say: say, parts: parts, control: control, chaosNode: nodes[0])

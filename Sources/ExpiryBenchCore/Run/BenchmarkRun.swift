@@ -73,7 +73,7 @@ package struct BenchmarkRun: Sendable {
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
-                                                     embedded: server.embedded != nil))
+                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges))
         } catch {
             outcome = .failure(error)
         }

@@ -1,3 +1,4 @@
+import Synchronization
 import ExpiryPipeline
 import RedisClient
 
@@ -83,15 +84,19 @@ package struct NotificationSettings: Sendable {
 }
 
 extension NotificationSettings {
-    /// On a (re)connection of the subscriber: adds the expired-event flags again if the server lost them
-    /// (a restarted server is back to its configuration file). Best effort: where CONFIG is unavailable,
-    /// the sweeper still publishes every key.
-    static func reapply(_ send: (RedisCommand) throws -> RESPValue) {
+    /// On a (re)connection of the subscriber: adds the expired-event flags again if the server lost them (a
+    /// restarted server is back to its configuration file; a replica promoted by a failover never had them: the
+    /// setting is not replicated). Where it changed the setting of a node other than those the run claimed,
+    /// `changed` keeps the value to put back at the end. Best effort: where CONFIG is unavailable, the sweeper
+    /// still publishes every key.
+    static func reapply(on node: RedisEndpoint, _ send: (RedisCommand) throws -> RESPValue, changed: NodeSettingChanges) {
         guard let reply = try? send(RedisCommand("CONFIG", "GET", "notify-keyspace-events")),
               let value = reply.fieldMap["notify-keyspace-events"] else { return }
         let missing = missingFlags(in: value)
         if missing.isEmpty { return }
-        _ = try? send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing))
+        if (try? send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", value + missing))) != nil {
+            changed.record(node, original: value)
+        }
     }
 
     /// Makes sure expired-key events will arrive: through CONFIG where it is available; where it is not
@@ -141,4 +146,21 @@ extension NotificationSettings {
         }
         return false
     }
+}
+
+/// The nodes whose `notify-keyspace-events` the run changed on a subscriber's reconnection (a failover's new
+/// primary, a restarted server), with the value each had first: put back at the end, beside the claimed ones.
+package final class NodeSettingChanges: Sendable {
+    private let changes = Mutex<[(node: RedisEndpoint, original: String)]>([])
+
+    package init() {}
+
+    func record(_ node: RedisEndpoint, original: String) {
+        changes.withLock { list in
+            if !list.contains(where: { $0.node.address == node.address }) { list.append((node, original)) }
+        }
+    }
+
+    /// Every node changed, with its first value.
+    package var all: [(node: RedisEndpoint, original: String)] { changes.withLock { $0 } }
 }

@@ -26,7 +26,7 @@ extension PipelineParts {
     /// Creates the run's groups and meta, writes the background keys, and builds every component of the pipeline
     /// on connections of its own (`connections`, closed by the caller).
     static func assemble(_ configuration: RunConfiguration, servers: RunServers, control: RedisConnection, keyspace: RunKeyspace, connections: ConnectionSet,
-                         stop: StopSignal, say: @Sendable (String) -> Void) async throws -> PipelineParts {
+                         settingChanges: NodeSettingChanges, stop: StopSignal, say: @Sendable (String) -> Void) async throws -> PipelineParts {
         let scripts = try await RunScripts.load(on: control)
         let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
         let shardControls = try await connections.openPerShard("control", layout: layout)
@@ -45,7 +45,7 @@ extension PipelineParts {
 
         let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),
                                                       control: try await connections.open("bridge", for: keyspace.leases), context: context,
-                                                      prepare: { NotificationSettings.reapply($0) })
+                                                      prepare: { NotificationSettings.reapply(on: $0, $1, changed: settingChanges) })
         do {
             let (generators, sweepers, trimmers) = try await shardComponents(configuration, context: context, connections: connections)
             let roster = ConsumerRoster()

@@ -16,6 +16,8 @@ struct RunClaim {
     /// Whether the server is a private one, stopped with everything in it at the end.
     let embedded: EmbeddedRedis?
     private(set) var notifications: [NotificationSettings] = []
+    /// Nodes whose setting the bridge changed on a reconnection (a failover's new primary): put back at the end too.
+    let settingChanges = NodeSettingChanges()
 
     /// Claims the prefix, then the notification setting on every primary; on a failure, gives back what it took.
     static func take(_ keyspace: RunKeyspace, configuration: RunConfiguration, servers: RunServers, nodes: [RedisConnection], control: RedisConnection,
@@ -97,20 +99,78 @@ struct RunClaim {
         defer { EmergencyCleanup.shared.clear() }
         let endDeadline = ContinuousClock.now + .seconds(2)
         var endPatience: Duration { max(.milliseconds(200), endDeadline - ContinuousClock.now) }
+        let (primaries, opened) = await primariesNow(patience: endPatience)
+        defer { for connection in opened { connection.close() } }
         if !configuration.keep, embedded == nil {
-            do { for node in nodes { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
+            do { for node in primaries { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
             catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
         } else if configuration.keep, embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
         for (node, settings) in zip(nodes, notifications) {
+            let stillPrimary = primaries.contains { $0.endpoint.address == node.endpoint.address }
             do {
-                if let line = try await withRetries(giveUpAfter: endPatience, { try await settings.release(on: node) }) {
+                if !stillPrimary {
+                    // A failover made it a replica: the record of the runs sharing the setting moved with its slot,
+                    // but the setting is this node's own.
+                    if let line = try await releaseOnFormerPrimary(node, settings) { say("\(node.endpoint.addressDescription): \(line)") }
+                } else if let line = try await withRetries(giveUpAfter: endPatience, { try await settings.release(on: node) }) {
                     say(servers.cluster != nil ? "\(node.endpoint.addressDescription): \(line)" : line)
                 }
             } catch {
                 settings.share?.close()
                 Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore)")
+            }
+        }
+        await restoreChangedOnReconnect(patience: endPatience)
+    }
+
+    /// The connections to the primaries as they are now: after a failover in a cluster, the promoted replicas in
+    /// place of the demoted primaries (newly opened ones are returned to be closed).
+    private func primariesNow(patience: Duration) async -> (all: [RedisConnection], opened: [RedisConnection]) {
+        guard let cluster = servers.cluster, (try? await cluster.refresh(timeout: patience)) != nil else { return (nodes, []) }
+        var all: [RedisConnection] = [], opened: [RedisConnection] = []
+        for primary in cluster.primaries {
+            if let known = nodes.first(where: { $0.endpoint.address == primary.address }) {
+                all.append(known)
+            } else if let connection = try? await RedisConnection.connect(to: primary, name: "expiry-bench:\(keyspace.runID):admin", timeout: patience) {
+                all.append(connection)
+                opened.append(connection)
+            }
+        }
+        return (all, opened)
+    }
+
+    /// Puts back the setting of a node that is no longer a primary, and takes the run out of the record, which
+    /// is now on the primary that owns its slot.
+    private func releaseOnFormerPrimary(_ node: RedisConnection, _ settings: NotificationSettings) async throws -> String? {
+        settings.share?.close()
+        if let share = settings.share, let route = servers.route(for: share.key) {
+            var zero = servers.endpoint
+            zero.database = 0
+            let record = try await RedisConnection.connect(to: zero, name: "expiry-bench:notify-record", timeout: configuration.timeout, route: route)
+            defer { record.close() }
+            _ = try await record.send(RedisCommand("HDEL", share.key, share.member))
+            let left = try await record.send(RedisCommand("HKEYS", share.key)).array?.compactMap(\.string) ?? []
+            if !left.contains(where: { $0.hasPrefix("run:") }) { _ = try await record.send(RedisCommand("DEL", share.key)) }
+        }
+        guard settings.applied != nil, let original = settings.original else { return nil }
+        try await node.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original))
+        return "notify-keyspace-events put back to '\(original)' (this node became a replica during the run)."
+    }
+
+    /// The nodes the bridge turned the events on for after a reconnection (a promoted replica), other than the
+    /// ones the run claimed: their setting goes back to what it was.
+    private func restoreChangedOnReconnect(patience: Duration) async {
+        let claimed = nodes.map(\.endpoint.address)
+        for (node, original) in settingChanges.all where !claimed.contains(node.address) {
+            do {
+                let connection = try await RedisConnection.connect(to: node, name: "expiry-bench:\(keyspace.runID):admin", timeout: patience)
+                defer { connection.close() }
+                try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original))
+                say("\(node.addressDescription): notify-keyspace-events put back to '\(original)' (the run turned expired events on there after a failover).")
+            } catch {
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(original)' on \(node.addressDescription) (\(error)); set it back there with: redis-cli CONFIG SET notify-keyspace-events '\(original)'")
             }
         }
     }
