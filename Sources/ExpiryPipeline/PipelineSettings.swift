@@ -80,8 +80,11 @@ package struct ConsumerSettings: Codable, Equatable, Sendable {
     package var commitEveryUs: Int64
     package var failRate: Double
     package var maxDeliveries: Int
+    /// `--wait-replicas`: replicas that must hold every write before it counts as done (0: none).
+    package var waitReplicas: Int
 
-    package init(work: Duration, lockTTL: Duration, batch: Int, concurrency: Int, commitEvery: Duration, failRate: Double, maxDeliveries: Int) {
+    package init(work: Duration, lockTTL: Duration, batch: Int, concurrency: Int, commitEvery: Duration, failRate: Double, maxDeliveries: Int,
+                 waitReplicas: Int = 0) {
         self.workUs = work.microseconds
         self.lockTtlUs = lockTTL.microseconds
         self.batch = batch
@@ -89,6 +92,7 @@ package struct ConsumerSettings: Codable, Equatable, Sendable {
         self.commitEveryUs = commitEvery.microseconds
         self.failRate = failRate
         self.maxDeliveries = maxDeliveries
+        self.waitReplicas = waitReplicas
     }
 
     package var work: Duration { .microseconds(workUs) }

@@ -20,16 +20,20 @@ package final class RedisConnection: Sendable {
     let thread: ConnectionThread
     let box: ContextBox
     let current: Mutex<RedisEndpoint>
+    /// `--wait-replicas`: every round trip ends with `WAIT`, and counts as done only once that many replicas hold it.
+    package let acknowledgement: ReplicaAcknowledgement?
     private let closed = Atomic<Bool>(false)
     let reconnects = Atomic<Int>(0)
     let redirects = Atomic<Int>(0)
+    let unconfirmed = Atomic<Int>(0)
 
-    private init(endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?) {
+    private init(endpoint: RedisEndpoint, name: String, timeout: Duration, route: ClusterRoute?, acknowledgement: ReplicaAcknowledgement?) {
         let target = route?.target(keeping: endpoint) ?? endpoint
         self.configured = endpoint
         self.current = Mutex(target)
         self.timeout = timeout
         self.route = route
+        self.acknowledgement = acknowledgement
         self.thread = ConnectionThread(name: name)
         self.box = ContextBox(HiredisContext(endpoint: target, clientName: name))
     }
@@ -42,9 +46,10 @@ package final class RedisConnection: Sendable {
 
     /// As above; with a `route`, the connection is homed on `route.slot` of a cluster: it connects to the slot's
     /// current owner (`endpoint` then only gives the credentials and database) and keeps following it.
+    /// - Parameter acknowledgement: `--wait-replicas`: see `ReplicaAcknowledgement`.
     package static func connect(to endpoint: RedisEndpoint, name: String, timeout: Duration = .seconds(5),
-                               route: ClusterRoute?) async throws -> RedisConnection {
-        let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout, route: route)
+                               route: ClusterRoute?, acknowledgement: ReplicaAcknowledgement? = nil) async throws -> RedisConnection {
+        let connection = RedisConnection(endpoint: endpoint, name: name, timeout: timeout, route: route, acknowledgement: acknowledgement)
         do {
             try await connection.perform { context, milliseconds in
                 if let route {
@@ -83,6 +88,28 @@ package final class RedisConnection: Sendable {
     /// - Parameter extraWait: added to the timeout, for commands that block on purpose (XREADGROUP BLOCK).
     package func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
+        guard let acknowledgement else { return try await roundTrip(commands, extraWait: extraWait) }
+        var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout)
+        var confirmed = replies.removeLast().int ?? 0
+        // A replica a little late: wait again on this connection (its writes are the ones WAIT counts) before
+        // giving up on it.
+        for _ in 1..<ReplicaAcknowledgement.attempts where confirmed < acknowledgement.replicas {
+            confirmed = try await roundTrip([acknowledgement.command], extraWait: acknowledgement.timeout)[0].int ?? 0
+        }
+        if confirmed < acknowledgement.replicas {
+            unconfirmed.add(1, ordering: .relaxed)
+            // Not confirmed: the step is tried again by its caller (every step is safe to repeat), on a new
+            // connection that finds the primary as it is then.
+            _ = try? await perform { context, _ in context.disconnect() }
+            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed) of \(acknowledgement.replicas) replicas confirmed the writes (WAIT, \(ReplicaAcknowledgement.attempts) × \(acknowledgement.timeout))")
+        }
+        return replies
+    }
+
+    /// How many round trips were not confirmed by enough replicas in time (`--wait-replicas`), each then tried again.
+    package var unconfirmedCount: Int { unconfirmed.load(ordering: .relaxed) }
+
+    private func roundTrip(_ commands: [RedisCommand], extraWait: Duration) async throws -> [RESPValue] {
         if let route {
             let extra = extraWait.milliseconds
             return try await perform { [self] _, milliseconds in
@@ -137,3 +164,21 @@ package final class RedisConnection: Sendable {
         }
     }
 }
+
+/// `--wait-replicas N`: a connection's round trips count as done only once `WAIT` says `replicas` replicas hold
+/// every write the connection made, so a failover to one of them loses nothing (Redis replicates asynchronously).
+package struct ReplicaAcknowledgement: Sendable, Equatable {
+    package let replicas: Int
+    /// How long one `WAIT` may block.
+    package let timeout: Duration
+    /// `WAIT`s on the same connection before the round trip counts as failed.
+    static let attempts = 3
+
+    package init(replicas: Int, timeout: Duration) {
+        self.replicas = replicas
+        self.timeout = timeout
+    }
+
+    var command: RedisCommand { RedisCommand("WAIT", String(replicas), String(max(1, timeout.milliseconds))) }
+}
+

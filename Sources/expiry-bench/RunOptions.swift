@@ -164,6 +164,8 @@ struct ReliabilityOptions: ParsableArguments {
     var maxDeliveries: Int = runDefaults.maxDeliveries
     @Flag(help: "Inject faults while the run goes: consumer crashes and stalls past the lock TTL, subscriber disconnections.")
     var chaos = false
+    @Option(name: .customLong("wait-replicas"), help: "Every write of the pipeline (generated keys, publishes, commits) counts as done only once this many replicas of its primary hold it (WAIT), and is tried again otherwise: a failover to a replica then loses nothing. 0: Redis's asynchronous replication.")
+    var waitReplicas: Int = runDefaults.waitReplicas
 
     func apply(to configuration: inout RunConfiguration) {
         configuration.sweeper = sweeper == .on
@@ -173,6 +175,7 @@ struct ReliabilityOptions: ParsableArguments {
         configuration.failRate = failRate
         configuration.maxDeliveries = maxDeliveries
         configuration.chaos = chaos
+        configuration.waitReplicas = waitReplicas
     }
 }
 

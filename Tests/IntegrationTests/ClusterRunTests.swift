@@ -121,33 +121,42 @@ extension Scenarios {
             }
         }
     
-        /// Three primaries with a replica each; a replica takes over its primary (`CLUSTER FAILOVER`) three seconds
-        /// into the run. The failover is a re-route, not a failure: exactly-once, the subscriber follows the slot to
-        /// the promoted replica (so most keys still come from expired events, not the sweeper's rescue), and at the
-        /// end nothing of the run is left and `notify-keyspace-events` is back as it was on all six nodes, the
-        /// demoted primary and the promoted replica included.
-        @Test func aReplicaTakingOverMidRunIsFollowedAndLeavesEveryNodeAsItWas() async throws {
+        /// Three primaries with a replica each; a replica takes over its primary three seconds into the run: with
+        /// `CLUSTER FAILOVER` (the primary hands over once the replica has caught up), and with `CLUSTER FAILOVER
+        /// TAKEOVER` (no handshake: writes the replica had not received are lost) under `--wait-replicas 1`, which
+        /// counts a write as done only once the replica holds it. Either way the failover is a re-route, not a
+        /// failure: exactly-once with nothing lost, the subscriber follows the slot to the promoted replica (so most
+        /// keys still come from expired events, not the sweeper's rescue), and at the end nothing of the run is
+        /// left and `notify-keyspace-events` is back as it was on all six nodes.
+        @Test(.serialized, arguments: [false, true])
+        func aReplicaTakingOverMidRunIsFollowedAndLeavesEveryNodeAsItWas(takeover: Bool) async throws {
             try await withRedisCluster(primaries: 3, replicasEach: 1) { cluster in
                 var replicaOfFirst: EmbeddedRedis?
                 for node in cluster.nodes {
                     let connection = try await connect(node, name: "itest:cluster-setup")
                     defer { connection.close() }
                     try await connection.send("CONFIG", "SET", "notify-keyspace-events", "gK")
-                    let role = try await connection.send("ROLE").array ?? []
-                    if role.first?.string == "slave" { replicaOfFirst = replicaOfFirst ?? node }
+                    if try await role(of: node) == "slave" { replicaOfFirst = replicaOfFirst ?? node }
                 }
                 let replica = try #require(replicaOfFirst)
                 let json = temporaryPath("cluster-failover.json")
                 defer { try? FileManager.default.removeItem(atPath: json) }
                 let failedOver = Mutex<String?>(nil)
                 let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "80000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
-                                                       "--progress", "none", "--json", json, "--stall-timeout", "20s", "--max-duration", "90s"],
+                                                       "--progress", "none", "--json", json, "--stall-timeout", "20s", "--max-duration", "90s"]
+                                                      + (takeover ? ["--wait-replicas", "1"] : []),
                                                       limit: .seconds(120)) { _ in
-                    try? await Task.sleep(for: .seconds(3))
                     do {
                         let connection = try await connect(replica, name: "itest:failover")
                         defer { connection.close() }
-                        let reply = (try? await connection.send("CLUSTER", "FAILOVER").string) ?? "no reply"
+                        // Mid-run: two seconds after the first commit (set-up done, keys flowing on every shard).
+                        let primaries = try await cluster.nodes.asyncFilter { try await role(of: $0) == "master" }
+                        _ = await waitUntil(.seconds(60)) {
+                            for node in primaries where (try? await hasKeys(node, match: "expiry-bench:*:processed")) == true { return true }
+                            return false
+                        }
+                        try await Task.sleep(for: .seconds(2))
+                        let reply = (try? await connection.send(RedisCommand(["CLUSTER", "FAILOVER"] + (takeover ? ["TAKEOVER"] : []))).string) ?? "no reply"
                         failedOver.withLock { $0 = reply }
                     } catch {
                         failedOver.withLock { $0 = "\(error)" }
@@ -158,6 +167,7 @@ extension Scenarios {
                 let report = try readJSONReport(json)
                 #expect(report["verdict"] as? String == "exactly-once", "\(describe(result))")
                 #expect(report["keys_processed"] as? Int == 80000)
+                #expect(report["lost"] as? Int == 0)
                 #expect((report["subscriber_reconnects"] as? Int ?? 0) >= 1, "the subscriber did not follow the slot")
                 // Without following, a third of the keys after the failover would be rescued: about 25 %.
                 let rescued = report["published_by_sweeper"] as? Int ?? -1
@@ -175,5 +185,27 @@ extension Scenarios {
                 }
             }
         }
+    }
+}
+
+/// `master` or `slave`, as the node's ROLE says.
+private func role(of node: EmbeddedRedis) async throws -> String? {
+    let connection = try await connect(node, name: "itest:role")
+    defer { connection.close() }
+    return try await connection.send("ROLE").array?.first?.string
+}
+
+/// Whether the node holds a key matching `pattern`.
+private func hasKeys(_ node: EmbeddedRedis, match pattern: String) async throws -> Bool {
+    let connection = try await connect(node, name: "itest:scan")
+    defer { connection.close() }
+    return try await !scanKeys(connection, match: pattern).isEmpty
+}
+
+private extension Array where Element: Sendable {
+    func asyncFilter(_ isIncluded: (Element) async throws -> Bool) async rethrows -> [Element] {
+        var kept: [Element] = []
+        for element in self where try await isIncluded(element) { kept.append(element) }
+        return kept
     }
 }

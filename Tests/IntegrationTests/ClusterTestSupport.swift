@@ -93,6 +93,26 @@ private func createCluster(_ cluster: LocalCluster, replicasEach: Int, tls: Test
     for node in cluster.nodes {
         try await waitUntilClusterIsWhole(node, nodes: cluster.nodes.count)
     }
+    if replicasEach > 0 {
+        for node in cluster.nodes { try await waitUntilReplicasAreInSync(node, replicas: replicasEach) }
+    }
+}
+
+/// Waits (at most 30 s: a first copy starts after `repl-diskless-sync-delay`, 5 s) until a primary has `replicas`
+/// replicas in sync, or a replica is itself in sync with its primary.
+private func waitUntilReplicasAreInSync(_ node: EmbeddedRedis, replicas: Int) async throws {
+    let connection = try await connect(node, name: "itest:cluster-wait")
+    defer { connection.close() }
+    var info = ""
+    for _ in 0..<300 {
+        info = try await connection.send("INFO", "replication").string ?? ""
+        if ServerFacts.field("role", in: info) == "slave" ? ServerFacts.field("master_link_status", in: info) == "up"
+            : ServerFacts.replicasInSync(in: info) >= replicas {
+            return
+        }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw RedisError(.timeout, "the replicas of the cluster node on port \(node.port) are not in sync after 30 s: \(info)")
 }
 
 /// Waits (at most 10 s) until `node` reports `cluster_state:ok`, 16384 slots assigned and `nodes` nodes known.

@@ -12,7 +12,8 @@ extension BenchmarkRun {
     ///   - settingChanges: where the bridge notes the nodes whose setting it changed on a reconnection.
     func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool,
                      settingChanges: NodeSettingChanges) async throws -> RunOutcome {
-        let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
+        let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout,
+                                        acknowledgement: configuration.pipelineSettings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
         let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections,
                                                      settingChanges: settingChanges, stop: stop, say: say)

@@ -70,7 +70,8 @@ struct ConsumerProcess: Sendable {
         let context = joining
         say("expiry-bench: joined run \(keyspace.runID) on \(servers.endpoint.description) as process \(process): \(settings.consumers) consumers over \(layout.shards.count) shard\(layout.shards.count == 1 ? "" : "s"); work \(DurationText.format(settings.consumer.work)), lock \(DurationText.format(settings.consumer.lockTTL)), batch \(settings.consumer.batch) (the run's settings).")
 
-        let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout)
+        let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout,
+                                        acknowledgement: settings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
         let roster = ConsumerRoster()
         let failure = FirstFailure()

@@ -15,6 +15,13 @@ package struct ServerFacts: Sendable, Equatable {
     package var usedMemory: Int
     /// False when INFO was refused (a user without `+info`): the memory figures are then unknown, not zero.
     package var memoryKnown = true
+    /// `master` or `slave` (INFO replication's `role`); nil when unknown.
+    package var role: String?
+    /// Replicas connected to this server (`connected_slaves`), and those of them in sync (`state=online`).
+    package var replicas = 0
+    package var replicasInSync = 0
+    /// The primary of a replica (`master_host:master_port`).
+    package var primary: String?
 
     /// The value of `field` in an INFO reply.
     static func field(_ field: String, in info: String) -> String? {
@@ -32,6 +39,10 @@ package struct ServerFacts: Sendable, Equatable {
         maxMemory = Int(Self.field("maxmemory", in: info) ?? "") ?? 0
         maxMemoryPolicy = Self.field("maxmemory_policy", in: info) ?? "noeviction"
         usedMemory = Int(Self.field("used_memory", in: info) ?? "") ?? 0
+        role = Self.field("role", in: info)
+        replicas = Int(Self.field("connected_slaves", in: info) ?? "") ?? 0
+        replicasInSync = Self.replicasInSync(in: info)
+        if let host = Self.field("master_host", in: info), let port = Self.field("master_port", in: info) { primary = "\(host):\(port)" }
     }
 
     /// The facts HELLO gives to a user who may not run INFO (it is in `@dangerous`): the version and whether
@@ -45,6 +56,12 @@ package struct ServerFacts: Sendable, Equatable {
         maxMemoryPolicy = "unknown"
         usedMemory = 0
         memoryKnown = false
+    }
+
+    /// Replicas whose INFO replication line (`slave0:ip=…,state=online,…`) says they are in sync: only those
+    /// acknowledge WAIT (one still loading its first copy does not).
+    static func replicasInSync(in info: String) -> Int {
+        info.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("slave") && $0.contains("state=online") }.count
     }
 
     /// True when the version is at least `major.minor`.
@@ -62,7 +79,8 @@ package enum Preflight {
     /// are skipped.
     static func facts(_ control: RedisConnection, endpoint: RedisEndpoint, warn: (String) -> Void = { Diagnostics.warn($0) }) async throws -> ServerFacts {
         do {
-            let replies = try await control.pipeline([RedisCommand("INFO", "server"), RedisCommand("INFO", "memory"), RedisCommand("INFO", "cluster")])
+            let replies = try await control.pipeline([RedisCommand("INFO", "server"), RedisCommand("INFO", "memory"), RedisCommand("INFO", "cluster"),
+                                                         RedisCommand("INFO", "replication")])
             if case .error(let message) = replies[0], message.hasPrefix("NOPERM") {
                 let hello = try await control.send("HELLO")
                 warn("INFO is refused to this user (\(message)): the memory and eviction checks are skipped; grant +info to have them.")
@@ -82,6 +100,7 @@ package enum Preflight {
         if !facts.isAtLeast(6, 2) {
             throw RunError(.configuration, "\(facts.server) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE, which came with Redis 6.2. Use Redis 6.2 or newer, or any Valkey.")
         }
+        try checkReplication(facts, configuration: configuration, endpoint: endpoint, warn: warn)
         if !facts.memoryKnown { return }
         if facts.maxMemoryPolicy != "noeviction" {
             warn("maxmemory-policy is \(facts.maxMemoryPolicy): under memory pressure Redis may evict the run's keys (its keys carry TTLs; the stream and indexes do not), which the verdict would report as lost. noeviction avoids that.")
@@ -94,6 +113,37 @@ package enum Preflight {
             } else {
                 throw RunError(.configuration, message + ". Lower --max-outstanding or --background-keys, raise maxmemory, or pass --force.")
             }
+        }
+    }
+
+    /// A replica refuses the run (it writes); `--wait-replicas N` needs N replicas; a primary with replicas, reached
+    /// directly, is said to be one: a failover would lose its last writes, and the verdict checks this server only.
+    /// (A cluster's primaries are checked one by one by `checkReplicas`.)
+    static func checkReplication(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
+        guard !facts.clusterEnabled, let role = facts.role else { return }
+        if role == "slave" {
+            throw RunError(.configuration, "\(endpoint.addressDescription) is a replica\(facts.primary.map { " of \($0)" } ?? ""): the run writes keys, which a replica refuses or loses to its primary. Point --redis at the primary\(facts.primary.map { ", \($0)" } ?? "").")
+        }
+        try checkReplicas(connected: facts.replicas, inSync: facts.replicasInSync, wanted: configuration.waitReplicas, on: endpoint)
+        if facts.replicas > 0, configuration.waitReplicas == 0 {
+            warn("\(endpoint.addressDescription) is a primary with \(facts.replicas) replica\(facts.replicas == 1 ? "" : "s"): replication is asynchronous, so a failover during the run would lose its last writes, and the verdict checks this primary only. --wait-replicas \(facts.replicas) makes every write wait for them.")
+        }
+    }
+
+    /// `--wait-replicas N` on a primary with fewer replicas in sync: every WAIT would time out.
+    static func checkReplicas(connected: Int, inSync: Int, wanted: Int, on endpoint: RedisEndpoint) throws {
+        guard wanted > inSync else { return }
+        let syncing = connected > inSync ? " (\(connected - inSync) more still copying its data)" : ""
+        throw RunError(.configuration, "--wait-replicas \(wanted): \(endpoint.addressDescription) has \(inSync) replica\(inSync == 1 ? "" : "s") in sync\(syncing), so no write could be confirmed. Give at most \(inSync), or wait until its replicas are in sync (INFO replication: state=online).")
+    }
+
+    /// `checkReplicas` on every primary of a cluster (INFO replication on each).
+    static func checkReplicas(wanted: Int, nodes: [RedisConnection]) async throws {
+        guard wanted > 0 else { return }
+        for node in nodes {
+            let info = try await node.send(RedisCommand("INFO", "replication")).string ?? ""
+            try checkReplicas(connected: Int(ServerFacts.field("connected_slaves", in: info) ?? "") ?? 0, inSync: ServerFacts.replicasInSync(in: info),
+                              wanted: wanted, on: node.endpoint)
         }
     }
 

@@ -81,6 +81,8 @@ package struct RunConfiguration: Sendable {
     package var maxDeliveries = 3
     /// Inject faults while the run goes: consumer crashes and stalls, subscriber disconnections.
     package var chaos = false
+    /// `--wait-replicas N`: every round trip of the pipeline counts as done only once N replicas hold its writes.
+    package var waitReplicas = 0
     /// Keys with a long TTL written under the run's namespace before the run, to reproduce a real cache's expiry lag.
     package var backgroundKeys = 0
     /// Go on even if the run may not fit under the server's maxmemory.
@@ -130,7 +132,7 @@ package struct RunConfiguration: Sendable {
         var settings = PipelineSettings(
             generator: GeneratorSettings(keys: keys, ttl: ttl, rate: rate, stages: stages, maxOutstanding: effectiveMaxOutstanding),
             consumer: ConsumerSettings(work: work, lockTTL: lockTTL, batch: effectiveBatch, concurrency: concurrency, commitEvery: commitEvery,
-                                       failRate: failRate, maxDeliveries: maxDeliveries),
+                                       failRate: failRate, maxDeliveries: maxDeliveries, waitReplicas: waitReplicas),
             sweeper: SweeperSettings(grace: grace, rescueAfter: rescueAfter, interval: sweepInterval),
             consumers: consumers, probeWindow: probeWindow, timeout: timeout)
         if let metrics { settings.observeLatencies = { metrics.record(microseconds: $0) } }
@@ -168,6 +170,7 @@ package struct RunConfiguration: Sendable {
         if !(0...1).contains(failRate) || failRate.isNaN { found.append("--fail-rate must be a probability between 0 and 1 (got \(failRate))") }
         if failRate >= 1 { found.append("--fail-rate 1 fails every key forever: use a value below 1") }
         if maxDeliveries < 1 || maxDeliveries > 1000 { found.append("--max-deliveries must be between 1 and 1000 (got \(maxDeliveries))") }
+        if waitReplicas < 0 || waitReplicas > 100 { found.append("--wait-replicas must be between 0 and 100 (got \(waitReplicas))") }
         if backgroundKeys < 0 || backgroundKeys > 100_000_000 { found.append("--background-keys must be between 0 and 100000000 (got \(backgroundKeys))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }
         if maxDuration < .zero { found.append("--max-duration must be 0 (no limit) or more (got \(DurationText.format(maxDuration)))") }
@@ -182,3 +185,12 @@ package struct RunConfiguration: Sendable {
         return found
     }
 }
+
+extension ConsumerSettings {
+    /// What `--wait-replicas` asks of the pipeline's connections; nil for nothing. One WAIT blocks at most a
+    /// quarter of `--timeout` (1 s at most), three times, before the step is tried again on a new connection.
+    package func replicaAcknowledgement(timeout: Duration) -> ReplicaAcknowledgement? {
+        waitReplicas > 0 ? ReplicaAcknowledgement(replicas: waitReplicas, timeout: min(.seconds(1), timeout / 4)) : nil
+    }
+}
+

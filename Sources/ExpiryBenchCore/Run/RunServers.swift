@@ -85,12 +85,15 @@ final class ConnectionSet: Sendable {
     let servers: RunServers
     let runID: String
     let timeout: Duration
+    /// `--wait-replicas`, for every connection of the set.
+    let acknowledgement: ReplicaAcknowledgement?
     private let opened = Mutex<[RedisConnection]>([])
 
-    init(servers: RunServers, runID: String, timeout: Duration) {
+    init(servers: RunServers, runID: String, timeout: Duration, acknowledgement: ReplicaAcknowledgement?) {
         self.servers = servers
         self.runID = runID
         self.timeout = timeout
+        self.acknowledgement = acknowledgement
     }
 
     /// Opens a connection named after `role`, homed on the slot of `key` in a cluster. A connection dropped while
@@ -99,7 +102,7 @@ final class ConnectionSet: Sendable {
     func open(_ role: String, for key: String) async throws -> RedisConnection {
         let connection = try await withRetries(giveUpAfter: timeout) {
             try await RedisConnection.connect(to: servers.endpoint, name: "expiry-bench:\(runID):\(role)", timeout: timeout,
-                                              route: servers.route(for: key))
+                                              route: servers.route(for: key), acknowledgement: acknowledgement)
         }
         opened.withLock { $0.append(connection) }
         return connection
@@ -118,6 +121,9 @@ final class ConnectionSet: Sendable {
         }
         return connections
     }
+
+    /// Round trips that enough replicas did not confirm in time (`--wait-replicas`), each tried again.
+    var unconfirmed: Int { opened.withLock { $0.reduce(0) { $0 + $1.unconfirmedCount } } }
 
     /// Reconnections made by the run's connections so far.
     var reconnects: Int { opened.withLock { $0.reduce(0) { $0 + $1.reconnectCount } } }
