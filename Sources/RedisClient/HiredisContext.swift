@@ -18,30 +18,51 @@ final class HiredisContext {
 
     var isConnected: Bool { context != nil }
 
-    /// Opens the socket, then authenticates, selects the database and names the client.
+    /// Where the context is connected: the endpoint itself, or for a sentinel group the primary it found.
+    private(set) var connected: RedisEndpoint?
+    /// For a sentinel group: the switches `SentinelWatch` had heard when this connection was made.
+    private var sentinelGeneration: Int?
+
+    /// True when the connection was made to a sentinel group's primary before the last `+switch-master`: the
+    /// caller disconnects and connects again, to the primary the sentinels name now.
+    var isStale: Bool {
+        guard let sentinelGeneration, case .sentinel(let group) = endpoint.address else { return false }
+        return SentinelWatch.shared.generation(of: group, tls: endpoint.tls) != sentinelGeneration
+    }
+
+    /// Opens the socket, then authenticates, selects the database and names the client. For a sentinel group,
+    /// asks the sentinels for the primary first, and checks afterwards that the server there is a primary.
     func connect(timeoutMilliseconds: Int) throws {
         disconnect()
+        var target = endpoint
+        if case .sentinel(let group) = endpoint.address {
+            sentinelGeneration = SentinelWatch.shared.generation(of: group, tls: endpoint.tls)
+            let primary = try SentinelResolver.primary(of: group, tls: endpoint.tls, timeoutMilliseconds: timeoutMilliseconds)
+            target = endpoint.at(host: primary.host, port: primary.port)
+        }
         let tv = CHiredis_timeval(timeoutMilliseconds)
         let opened: UnsafeMutablePointer<redisContext>?
-        switch endpoint.address {
+        switch target.address {
         case .tcp(let host, let port):
-            if let tls = endpoint.tls {
+            if let tls = target.tls {
                 opened = try TLSTunnel.connect(host: host, port: port, settings: tls, timeoutMilliseconds: timeoutMilliseconds,
-                                               describing: endpoint.addressDescription)
+                                               describing: target.addressDescription)
             } else {
                 opened = redisConnectWithTimeout(host, Int32(port), tv)
             }
         case .unix(let path): opened = redisConnectUnixWithTimeout(path, tv)
+        case .sentinel: opened = nil
         }
-        guard let opened else { throw RedisError(.io, "cannot allocate a connection to \(endpoint.addressDescription)") }
+        guard let opened else { throw RedisError(.io, "cannot allocate a connection to \(target.addressDescription)") }
         // hiredis returns a context even when the connection failed: the error is inside it.
         if opened.pointee.err != 0 {
             let reason = String(cString: CHiredis_errstr(opened))
             redisFree(opened)
             let code: RedisError.Code = reason.localizedLowercase.contains("timed out") ? .timeout : .io
-            throw RedisError(code, "cannot connect to \(endpoint.addressDescription): \(reason)")
+            throw RedisError(code, "cannot connect to \(target.addressDescription): \(reason)")
         }
         context = opened
+        connected = target
         do {
             if let password = endpoint.password {
                 var auth = ["AUTH"]
@@ -60,6 +81,13 @@ final class HiredisContext {
                 // Best effort: a server that forbids CLIENT still serves the run.
                 _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
             }
+            if case .sentinel(let group) = endpoint.address {
+                // Between a switch and the sentinels' reconfiguration, the address may still be a replica's.
+                let role = try roundTrip([RedisCommand("ROLE")], timeoutMilliseconds: timeoutMilliseconds)[0].array?.first?.string
+                if role != "master" {
+                    throw RedisError(.io, "the sentinels name \(target.addressDescription) as the primary '\(group.master)', but it is a \(role ?? "server of unknown role") (a failover is under way)")
+                }
+            }
         } catch {
             disconnect()
             throw error
@@ -69,6 +97,7 @@ final class HiredisContext {
     func disconnect() {
         if let context { redisFree(context) }
         context = nil
+        connected = nil
     }
 
     /// Writes all commands in one go, then reads exactly one reply per command, in order.

@@ -65,6 +65,11 @@ package final class RedisConnection: Sendable {
         return connection
     }
 
+    /// The server the connection is on now: for a sentinel group, the primary it found (nil when disconnected).
+    package func connectedServer() async -> RedisEndpoint? {
+        try? await perform { context, _ in context.connected }
+    }
+
     /// How many times this connection had to be reopened after a failure.
     package var reconnectCount: Int { reconnects.load(ordering: .relaxed) }
 
@@ -91,9 +96,12 @@ package final class RedisConnection: Sendable {
         guard let acknowledgement else { return try await roundTrip(commands, extraWait: extraWait) }
         var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout)
         var confirmed = replies.removeLast().int ?? 0
-        // A replica a little late: wait again on this connection (its writes are the ones WAIT counts) before
-        // giving up on it.
-        for _ in 1..<ReplicaAcknowledgement.attempts where confirmed < acknowledgement.replicas {
+        // A replica late, or copying the data of a primary it was just attached to after a failover: wait again
+        // on this connection (its writes are the ones WAIT counts), up to the call's timeout, unless the primary
+        // changed meanwhile (the sentinels switched it, or the server became a replica).
+        let waitingSince = ContinuousClock.now
+        while confirmed < acknowledgement.replicas, ContinuousClock.now - waitingSince < timeout,
+              try await perform({ context, _ in context.isConnected && !context.isStale }) {
             confirmed = try await roundTrip([acknowledgement.command], extraWait: acknowledgement.timeout)[0].int ?? 0
         }
         if confirmed < acknowledgement.replicas {
@@ -101,7 +109,7 @@ package final class RedisConnection: Sendable {
             // Not confirmed: the step is tried again by its caller (every step is safe to repeat), on a new
             // connection that finds the primary as it is then.
             _ = try? await perform { context, _ in context.disconnect() }
-            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed) of \(acknowledgement.replicas) replicas confirmed the writes (WAIT, \(ReplicaAcknowledgement.attempts) × \(acknowledgement.timeout))")
+            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)")
         }
         return replies
     }
@@ -117,6 +125,8 @@ package final class RedisConnection: Sendable {
             }
         }
         return try await perform { [self] context, milliseconds in
+            // A sentinel group's primary changed since this connection was made: go to the new one.
+            if context.isConnected, context.isStale { context.disconnect() }
             if !context.isConnected {
                 try context.connect(timeoutMilliseconds: milliseconds)
                 self.reconnects.add(1, ordering: .relaxed)
@@ -171,9 +181,6 @@ package struct ReplicaAcknowledgement: Sendable, Equatable {
     package let replicas: Int
     /// How long one `WAIT` may block.
     package let timeout: Duration
-    /// `WAIT`s on the same connection before the round trip counts as failed.
-    static let attempts = 3
-
     package init(replicas: Int, timeout: Duration) {
         self.replicas = replicas
         self.timeout = timeout

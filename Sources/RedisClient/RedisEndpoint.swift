@@ -5,6 +5,8 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     package enum Address: Sendable, Equatable {
         case tcp(host: String, port: Int)
         case unix(path: String)
+        /// The primary the sentinels name for `master`, found again on every connection (`SentinelGroup`).
+        case sentinel(SentinelGroup)
     }
 
     package var address: Address
@@ -29,15 +31,47 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     /// system's CAs until `tls` says otherwise), or `unix:///path/to/socket[?db=N]`.
     /// Throws a message naming what is wrong; the message never contains the password.
     package init(url: String) throws(EndpointError) {
+        if url.hasPrefix("redis-sentinel://") || url.hasPrefix("rediss-sentinel://") {
+            try self.init(sentinelURL: url)
+            return
+        }
         if url.hasPrefix("unix://") {
             let (path, database) = try Self.parseUnix(url.dropFirst("unix://".count))
             self.init(address: .unix(path: path), database: database)
             return
         }
         guard let scheme = ["redis://", "rediss://"].first(where: url.hasPrefix) else {
-            throw EndpointError("'\(Self.redact(url))' is not a redis://, rediss:// or unix:// URL")
+            throw EndpointError("'\(Self.redact(url))' is not a redis://, rediss://, redis-sentinel:// or unix:// URL")
         }
-        var rest = Substring(url.dropFirst(scheme.count))
+        let (credentials, rest, database) = try Self.parseAuthority(Substring(url.dropFirst(scheme.count)))
+        let (host, port) = try Self.parseHostAndPort(String(rest))
+        self.init(address: .tcp(host: host, port: port), username: credentials.username, password: credentials.password, database: database,
+                  tls: scheme == "rediss://" ? TLSSettings() : nil)
+    }
+
+    /// `redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#primary` (Lettuce's form; port 26379 by
+    /// default; `rediss-sentinel://` for TLS to the sentinels and the primary). The credentials are the primary's.
+    private init(sentinelURL url: String) throws(EndpointError) {
+        let tls = url.hasPrefix("rediss-sentinel://")
+        let rest = Substring(url.dropFirst(tls ? "rediss-sentinel://".count : "redis-sentinel://".count))
+        guard let hash = rest.lastIndex(of: "#"), !rest[rest.index(after: hash)...].isEmpty else {
+            throw EndpointError("a redis-sentinel:// URL names its primary after '#', as in redis-sentinel://10.0.0.5:26379,10.0.0.6:26379#mymaster")
+        }
+        let master = String(rest[rest.index(after: hash)...])
+        let (credentials, hosts, database) = try Self.parseAuthority(rest[..<hash])
+        var sentinels: [SentinelGroup.Node] = []
+        for part in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !part.isEmpty else { throw EndpointError("an empty sentinel address in the list") }
+            let (host, port) = try Self.parseHostAndPort(String(part), defaultPort: 26379)
+            sentinels.append(SentinelGroup.Node(host: host, port: port))
+        }
+        self.init(address: .sentinel(SentinelGroup(sentinels: sentinels, master: master)), username: credentials.username,
+                  password: credentials.password, database: database, tls: tls ? TLSSettings() : nil)
+    }
+
+    /// `[user:password@]hosts[/db]`: the credentials, the hosts part and the database.
+    private static func parseAuthority(_ text: Substring) throws(EndpointError) -> (credentials: (username: String?, password: String?), hosts: Substring, database: Int) {
+        var rest = text
         var credentials: (username: String?, password: String?) = (nil, nil)
         if let at = rest.lastIndex(of: "@") {
             credentials = Self.parseCredentials(rest[..<at])
@@ -52,9 +86,7 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
                 database = db
             }
         }
-        let (host, port) = try Self.parseHostAndPort(String(rest))
-        self.init(address: .tcp(host: host, port: port), username: credentials.username, password: credentials.password, database: database,
-                  tls: scheme == "rediss://" ? TLSSettings() : nil)
+        return (credentials, rest, database)
     }
 
     /// `/path/to/socket[?db=N]`: the socket's path and the database.
@@ -89,9 +121,9 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `host`, `host:port`, `[::1]:port` or nothing (127.0.0.1); the port defaults to 6379.
-    private static func parseHostAndPort(_ text: String) throws(EndpointError) -> (host: String, port: Int) {
+    private static func parseHostAndPort(_ text: String, defaultPort: Int = 6379) throws(EndpointError) -> (host: String, port: Int) {
         var host = text
-        var port = 6379
+        var port = defaultPort
         if host.hasPrefix("[") {  // [::1]:6379
             guard let close = host.firstIndex(of: "]") else { throw EndpointError("unclosed '[' in host") }
             let after = host[host.index(after: close)...]
@@ -116,12 +148,26 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         case .unix(let path):
             return "unix://\(path)" + (database != 0 ? "?db=\(database)" : "")
         case .tcp(let host, let port):
-            var auth = ""
-            if let username { auth = username + (password != nil ? ":***" : "") + "@" }
-            else if password != nil { auth = ":***@" }
-            let shownHost = host.contains(":") ? "[\(host)]" : host
-            return (tls == nil ? "redis://" : "rediss://") + "\(auth)\(shownHost):\(port)" + (database != 0 ? "/\(database)" : "")
+            return (tls == nil ? "redis://" : "rediss://") + "\(shownCredentials)\(Self.shown(host)):\(port)" + (database != 0 ? "/\(database)" : "")
+        case .sentinel(let group):
+            return (tls == nil ? "redis-sentinel://" : "rediss-sentinel://") + shownCredentials + group.sentinels.map { "\(Self.shown($0.host)):\($0.port)" }.joined(separator: ",")
+                + (database != 0 ? "/\(database)" : "") + "#\(group.master)"
         }
+    }
+
+    /// `user:***@`, `:***@` or nothing.
+    private var shownCredentials: String {
+        if let username { return username + (password != nil ? ":***" : "") + "@" }
+        return password != nil ? ":***@" : ""
+    }
+
+    private static func shown(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+    /// The same endpoint at one server (a sentinel group's primary once found): credentials, database and TLS kept.
+    package func at(host: String, port: Int) -> RedisEndpoint {
+        var endpoint = self
+        endpoint.address = .tcp(host: host, port: port)
+        return endpoint
     }
 
     /// `host:port` or the socket path, for messages such as "nothing listens at ...".
@@ -129,6 +175,7 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         switch address {
         case .unix(let path): return path
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .sentinel(let group): return "primary '\(group.master)' of sentinels " + group.sentinels.map { "\(Self.shown($0.host)):\($0.port)" }.joined(separator: ",")
         }
     }
 

@@ -118,7 +118,7 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
         }
         let context = box.context
         try context.connect(timeoutMilliseconds: timeoutMilliseconds)
-        prepare?(context.endpoint, { try context.roundTrip([$0], timeoutMilliseconds: timeoutMilliseconds)[0] })
+        prepare?(context.connected ?? context.endpoint, { try context.roundTrip([$0], timeoutMilliseconds: timeoutMilliseconds)[0] })
         try context.write([RedisCommand("SUBSCRIBE", channel)])
         // Wait for the confirmation: ["subscribe", channel, count].
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
@@ -154,6 +154,11 @@ package final class RedisSubscription<Element: Sendable>: Sendable {
         var nextHomeCheck = ContinuousClock.now + Self.homeCheckInterval
         while !stopping.load(ordering: .acquiring) {
             do {
+                if box.context.isStale {
+                    log.debug("the sentinels switched the primary: the subscriber follows")
+                    box.context.disconnect()
+                    throw RedisError(.closed, "the sentinels switched the primary")
+                }
                 if route != nil, ContinuousClock.now >= nextHomeCheck {
                     nextHomeCheck = ContinuousClock.now + Self.homeCheckInterval
                     if homeMoved() {

@@ -27,6 +27,26 @@ struct EndpointTests {
         #expect(try RedisEndpoint(url: "redis://cache.example").tls == nil)
     }
 
+    @Test func sentinelURLListsTheSentinelsAndNamesThePrimary() throws {
+        let endpoint = try RedisEndpoint(url: "redis-sentinel://app:s3cret@10.0.0.5,10.0.0.6:26380,[::1]/2#mymaster")
+        let expected = SentinelGroup(sentinels: [.init(host: "10.0.0.5", port: 26379), .init(host: "10.0.0.6", port: 26380), .init(host: "::1", port: 26379)],
+                                     master: "mymaster")
+        #expect(endpoint.address == .sentinel(expected))
+        #expect(endpoint.username == "app")
+        #expect(endpoint.password == "s3cret")
+        #expect(endpoint.database == 2)
+        #expect(endpoint.tls == nil)
+        #expect(endpoint.description == "redis-sentinel://app:***@10.0.0.5:26379,10.0.0.6:26380,[::1]:26379/2#mymaster")
+        #expect(endpoint.addressDescription == "primary 'mymaster' of sentinels 10.0.0.5:26379,10.0.0.6:26380,[::1]:26379")
+        #expect(try RedisEndpoint(url: "rediss-sentinel://h#m").tls == TLSSettings())
+        #expect(endpoint.at(host: "10.0.0.7", port: 6379).description == "redis://app:***@10.0.0.7:6379/2")
+    }
+
+    @Test(arguments: ["redis-sentinel://h:26379", "redis-sentinel://h:26379#", "redis-sentinel://h,,k#m", "redis-sentinel://h:0#m"])
+    func badSentinelURLs(url: String) {
+        #expect(throws: EndpointError.self) { try RedisEndpoint(url: url) }
+    }
+
     @Test func portAndDatabaseDefault() throws {
         let endpoint = try RedisEndpoint(url: "redis://example.com")
         #expect(endpoint.address == .tcp(host: "example.com", port: 6379))
@@ -146,7 +166,7 @@ struct EndpointTests {
     @Test(arguments: ["http://h:6379", "redisss://h", "localhost:6379", "", "REDIS://h"])
     func badScheme(url: String) {
         let error = #expect(throws: EndpointError.self) { try RedisEndpoint(url: url) }
-        #expect(error?.description.contains("is not a redis://, rediss:// or unix:// URL") == true)
+        #expect(error?.description.contains("is not a redis://, rediss://, redis-sentinel:// or unix:// URL") == true)
     }
 
     @Test(arguments: ["redis://h/abc", "redis://h/-1", "redis://h/1.5", "redis://h:6379/x"])
@@ -181,7 +201,7 @@ struct EndpointTests {
 
     @Test func badSchemeMessageShowsRedactedURL() {
         let error = #expect(throws: EndpointError.self) { try RedisEndpoint(url: "http://bob:hunter2@h:1") }
-        #expect(error?.description == "'http://***@h:1' is not a redis://, rediss:// or unix:// URL")
+        #expect(error?.description == "'http://***@h:1' is not a redis://, rediss://, redis-sentinel:// or unix:// URL")
     }
 
     @Test func redact() {

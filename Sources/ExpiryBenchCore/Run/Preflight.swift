@@ -126,7 +126,12 @@ package enum Preflight {
         }
         try checkReplicas(connected: facts.replicas, inSync: facts.replicasInSync, wanted: configuration.waitReplicas, on: endpoint)
         if facts.replicas > 0, configuration.waitReplicas == 0 {
-            warn("\(endpoint.addressDescription) is a primary with \(facts.replicas) replica\(facts.replicas == 1 ? "" : "s"): replication is asynchronous, so a failover during the run would lose its last writes, and the verdict checks this primary only. --wait-replicas \(facts.replicas) makes every write wait for them.")
+            let count = "\(facts.replicas) replica\(facts.replicas == 1 ? "" : "s")"
+            if case .sentinel(let group) = endpoint.address {
+                warn("the primary '\(group.master)' has \(count): replication is asynchronous, so writes a failover catches before they reach a replica are lost (the run follows the failover, and its verdict says what was lost). --wait-replicas \(facts.replicas) makes every write wait for them.")
+            } else {
+                warn("\(endpoint.addressDescription) is a primary with \(count): replication is asynchronous, so a failover during the run would lose its last writes, and the verdict checks this primary only. --wait-replicas \(facts.replicas) makes every write wait for them, or reach it through its sentinels (redis-sentinel://host:26379,...#name) to follow a failover.")
+            }
         }
     }
 

@@ -18,11 +18,14 @@ struct RunClaim {
     private(set) var notifications: [NotificationSettings] = []
     /// Nodes whose setting the bridge changed on a reconnection (a failover's new primary): put back at the end too.
     let settingChanges = NodeSettingChanges()
+    /// For a Sentinel-managed server: the primary the run changed the setting on at the start.
+    private(set) var sentinelPrimary: RedisEndpoint?
 
     /// Claims the prefix, then the notification setting on every primary; on a failure, gives back what it took.
     static func take(_ keyspace: RunKeyspace, configuration: RunConfiguration, servers: RunServers, nodes: [RedisConnection], control: RedisConnection,
                      embedded: EmbeddedRedis?, say: @escaping @Sendable (String) -> Void) async throws -> RunClaim {
         var claim = RunClaim(configuration: configuration, say: say, servers: servers, keyspace: keyspace, nodes: nodes, control: control, embedded: embedded)
+        if case .sentinel = control.endpoint.address { claim.sentinelPrimary = await control.connectedServer() }
         try await claim.claimPrefix()
         if configuration.keep, embedded != nil {
             Diagnostics.warn("--keep keeps nothing on a private server: it stops at exit with everything in it. Use --redis URL to keep a run.")
@@ -122,7 +125,28 @@ struct RunClaim {
                 Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore)")
             }
         }
+        await restoreOnFormerSentinelPrimary(patience: endPatience)
         await restoreChangedOnReconnect(patience: endPatience)
+    }
+
+    /// After a Sentinel failover: the setting the run changed on the primary it started on (a replica now, or
+    /// gone) goes back there; the record of the runs sharing it was on the data the new primary took over.
+    private func restoreOnFormerSentinelPrimary(patience: Duration) async {
+        guard let former = sentinelPrimary, let settings = notifications.first, settings.applied != nil, let original = settings.original,
+              let now = await control.connectedServer(), now.address != former.address else { return }
+        await putBack(original, on: former, why: "the primary the run started on; the sentinels moved it to \(now.addressDescription)", patience: patience)
+    }
+
+    /// Sets `notify-keyspace-events` on one node to `original`, on a connection of its own, and says so (or warns).
+    private func putBack(_ original: String, on node: RedisEndpoint, why: String, patience: Duration) async {
+        do {
+            let connection = try await RedisConnection.connect(to: node, name: "expiry-bench:\(keyspace.runID):admin", timeout: patience)
+            defer { connection.close() }
+            try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original))
+            say("\(node.addressDescription): notify-keyspace-events put back to '\(original)' (\(why)).")
+        } catch {
+            Diagnostics.warn("could not restore notify-keyspace-events to '\(original)' on \(node.addressDescription) (\(error)); set it back there with: redis-cli CONFIG SET notify-keyspace-events '\(original)'")
+        }
     }
 
     /// The connections to the primaries as they are now: after a failover in a cluster, the promoted replicas in
@@ -164,14 +188,7 @@ struct RunClaim {
     private func restoreChangedOnReconnect(patience: Duration) async {
         let claimed = nodes.map(\.endpoint.address)
         for (node, original) in settingChanges.all where !claimed.contains(node.address) {
-            do {
-                let connection = try await RedisConnection.connect(to: node, name: "expiry-bench:\(keyspace.runID):admin", timeout: patience)
-                defer { connection.close() }
-                try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original))
-                say("\(node.addressDescription): notify-keyspace-events put back to '\(original)' (the run turned expired events on there after a failover).")
-            } catch {
-                Diagnostics.warn("could not restore notify-keyspace-events to '\(original)' on \(node.addressDescription) (\(error)); set it back there with: redis-cli CONFIG SET notify-keyspace-events '\(original)'")
-            }
+            await putBack(original, on: node, why: "the run turned expired events on there after a failover", patience: patience)
         }
     }
 }

@@ -188,7 +188,8 @@ package struct RunConfiguration: Sendable {
 
 extension ConsumerSettings {
     /// What `--wait-replicas` asks of the pipeline's connections; nil for nothing. One WAIT blocks at most a
-    /// quarter of `--timeout` (1 s at most), three times, before the step is tried again on a new connection.
+    /// quarter of `--timeout` (1 s at most); the connection asks again for up to `--timeout` before the step is
+    /// tried again on a new connection.
     package func replicaAcknowledgement(timeout: Duration) -> ReplicaAcknowledgement? {
         waitReplicas > 0 ? ReplicaAcknowledgement(replicas: waitReplicas, timeout: min(.seconds(1), timeout / 4)) : nil
     }

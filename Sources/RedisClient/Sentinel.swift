@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+
+/// The sentinels that watch one primary, and the name they know it by (`redis-sentinel://…#name`).
+package struct SentinelGroup: Sendable, Equatable {
+    package struct Node: Sendable, Equatable {
+        package var host: String
+        package var port: Int
+        package init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    package var sentinels: [Node]
+    package var master: String
+
+    package init(sentinels: [Node], master: String) {
+        self.sentinels = sentinels
+        self.master = master
+    }
+
+    /// A sentinel as an endpoint: no credentials (the URL's are the primary's), TLS as the primary's.
+    func endpoint(_ node: Node, tls: TLSSettings?) -> RedisEndpoint {
+        RedisEndpoint(address: .tcp(host: node.host, port: node.port), tls: tls)
+    }
+}
+
+/// Finding a group's primary, after the Redis Sentinel client rules: ask the sentinels in turn for the primary's
+/// address (`SENTINEL get-master-addr-by-name`); the caller then checks that the server there is a primary (ROLE),
+/// and connects again when `SentinelWatch` hears a `+switch-master`. Blocking: call it on a connection's thread.
+enum SentinelResolver {
+    static func primary(of group: SentinelGroup, tls: TLSSettings?, timeoutMilliseconds: Int) throws -> (host: String, port: Int) {
+        var reasons: [String] = []
+        for node in group.sentinels {
+            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: nil)
+            defer { context.disconnect() }
+            do {
+                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
+                let reply = try context.roundTrip([RedisCommand("SENTINEL", "get-master-addr-by-name", group.master)], timeoutMilliseconds: timeoutMilliseconds)[0]
+                if case .error(let message) = reply { reasons.append("\(node.host):\(node.port): \(message)"); continue }
+                guard let pair = reply.array, pair.count == 2, let host = pair[0].string, let port = pair[1].string.flatMap({ Int($0) }) else {
+                    reasons.append("\(node.host):\(node.port) knows no primary named '\(group.master)'")
+                    continue
+                }
+                return (host, port)
+            } catch {
+                reasons.append("\(node.host):\(node.port): \(error)")
+            }
+        }
+        let unknown = !reasons.isEmpty && reasons.allSatisfy { $0.contains("knows no primary named") }
+        // A name no sentinel knows is an answer, not an outage: it is not retried.
+        throw RedisError(unknown ? .server : .io, "no sentinel named the primary '\(group.master)': " + reasons.joined(separator: "; "),
+                         serverMessage: unknown ? "no sentinel knows a primary named '\(group.master)'" : nil)
+    }
+}
+
+/// Hears the sentinels' `+switch-master` for each group in use, on a thread of its own per group, and counts the
+/// switches: a connection made under an older count finds the primary again before its next call (the old primary
+/// may stay a primary for seconds after the switch, and what it takes then is lost). Losing the sentinels'
+/// channel counts as a switch too: one may have happened meanwhile.
+package final class SentinelWatch: Sendable {
+    package static let shared = SentinelWatch()
+    private let generations = Mutex<[String: Int]>([:])
+
+    /// The number of switches heard for `group` so far; starts watching it on first use.
+    func generation(of group: SentinelGroup, tls: TLSSettings?) -> Int {
+        let key = group.master + "@" + group.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")
+        let (value, isNew) = generations.withLock { table -> (Int, Bool) in
+            if let value = table[key] { return (value, false) }
+            table[key] = 0
+            return (0, true)
+        }
+        if isNew {
+            let thread = Thread { [self] in watch(group, key: key, tls: tls) }
+            thread.name = "expiry-bench:sentinel-watch"
+            thread.start()
+        }
+        return value
+    }
+
+    private func bump(_ key: String) { generations.withLock { $0[key, default: 0] += 1 } }
+
+    private func watch(_ group: SentinelGroup, key: String, tls: TLSSettings?) {
+        var index = 0
+        while true {
+            let node = group.sentinels[index % group.sentinels.count]
+            index += 1
+            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: "expiry-bench:sentinel-watch")
+            var subscribed = false
+            do {
+                try context.connect(timeoutMilliseconds: 2000)
+                try context.write([RedisCommand("SUBSCRIBE", "+switch-master")])
+                subscribed = true
+                while true {
+                    guard let reply = try context.readPushed(waitMilliseconds: 1000), let items = reply.array, items.count == 3,
+                          items[0].string == "message", let payload = items[2].string else { continue }
+                    // "<name> <old host> <old port> <new host> <new port>"
+                    if payload.split(separator: " ").first.map(String.init) == group.master {
+                        log.debug("sentinel \(node.host):\(node.port): +switch-master \(payload)")
+                        bump(key)
+                    }
+                }
+            } catch {
+                context.disconnect()
+                if subscribed { bump(key) }
+                usleep(200_000)
+            }
+        }
+    }
+}
