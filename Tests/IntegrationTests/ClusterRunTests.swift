@@ -169,9 +169,11 @@ extension Scenarios {
                 #expect(report["keys_processed"] as? Int == 80000)
                 #expect(report["lost"] as? Int == 0)
                 #expect((report["subscriber_reconnects"] as? Int ?? 0) >= 1, "the subscriber did not follow the slot")
-                // Without following, a third of the keys after the failover would be rescued: about 25 %.
+                // Without following, a third of the keys after the failover would be rescued: about 25 %. (Under
+                // --wait-replicas the publishes wait seconds for the new primary's replica, and the sweeper's
+                // rescue window of 1 s races them: there the count says nothing about following.)
                 let rescued = report["published_by_sweeper"] as? Int ?? -1
-                #expect(rescued >= 0 && rescued < 8000, "rescued \(rescued) of 80,000")
+                #expect(rescued >= 0 && (takeover || rescued < 8000), "rescued \(rescued) of 80,000")
                 let connection = try await connect(replica, name: "itest:cluster-after")
                 defer { connection.close() }
                 #expect(try await connection.send("ROLE").array?.first?.string == "master", "the replica was not promoted")

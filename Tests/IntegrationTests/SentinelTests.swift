@@ -69,7 +69,12 @@ private func waitUntilSentinelsAreReady(_ group: LocalSentinels) async throws {
         let info = try await primary.send("INFO", "replication").string ?? ""
         var ready = ServerFacts.replicasInSync(in: info) == 1
         for port in group.sentinelPorts where ready {
-            let sentinel = try await RedisConnection.connect(to: RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port)), name: "itest:sentinel-wait")
+            // A sentinel just started may not listen yet.
+            guard let sentinel = try? await RedisConnection.connect(to: RedisEndpoint(address: .tcp(host: "127.0.0.1", port: port)), name: "itest:sentinel-wait") else {
+                state = "sentinel \(port) does not answer yet"
+                ready = false
+                break
+            }
             defer { sentinel.close() }
             let replicas = try await sentinel.send("SENTINEL", "REPLICAS", LocalSentinels.master).array?.count ?? 0
             let others = try await sentinel.send("SENTINEL", "SENTINELS", LocalSentinels.master).array?.count ?? 0

@@ -61,6 +61,9 @@ package enum ReportPrinter {
         if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
             lines.append("  reconnects                subscriber \(r.subscriberReconnects), other connections \(r.connectionReconnects), consumer errors \(r.consumerErrors)")
         }
+        if let unconfirmed = r.unconfirmedWrites {
+            lines.append("  replica confirmations     --wait-replicas \(r.settings.waitReplicas): \(Format.count(unconfirmed)) round trip\(unconfirmed == 1 ? "" : "s") not confirmed within --timeout, each tried again")
+        }
         let c = r.chaos
         if r.settings.chaos || c.leaseExpiries > 0 {
             lines.append("  chaos                     \(c.crashes) consumer crashes, \(c.stalls) stalls past the lock TTL, \(c.subscriberKills) subscriber disconnections")

@@ -71,6 +71,9 @@ package struct RunReport: Sendable, Encodable {
         package var subscriberReconnects: Int
         /// Reconnections of every other connection of the run.
         package var connectionReconnects: Int
+        /// `--wait-replicas`: round trips of this process whose writes the replicas did not confirm within
+        /// `--timeout`, each tried again on a new connection; absent without `--wait-replicas`.
+        package var unconfirmedWrites: Int?
         package var chaos: Chaos
         package var durationSec: Double
         package var throughputKeysPerSec: Double
@@ -165,6 +168,7 @@ package struct RunReport: Sendable, Encodable {
         package var backgroundKeys: Int
         package var rescueAfterMs: Double = 0
         package var probeWindowMs: Double = 0
+        package var waitReplicas = 0
 
     }
 
@@ -202,7 +206,8 @@ extension RunConfiguration {
                            lockTtlMs: lockTTL.seconds * 1000, rate: rate, batch: effectiveBatch,
                            concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding, sweeper: sweeper,
                            graceMs: grace.seconds * 1000, failRate: failRate, maxDeliveries: maxDeliveries, chaos: chaos,
-                           backgroundKeys: backgroundKeys, rescueAfterMs: rescueAfter.seconds * 1000, probeWindowMs: probeWindow.seconds * 1000)
+                           backgroundKeys: backgroundKeys, rescueAfterMs: rescueAfter.seconds * 1000, probeWindowMs: probeWindow.seconds * 1000,
+                           waitReplicas: waitReplicas)
     }
 }
 

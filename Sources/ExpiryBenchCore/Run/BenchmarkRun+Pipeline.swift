@@ -82,6 +82,7 @@ extension BenchmarkRun {
             maxStreamLength: parts.trimmers.reduce(0) { $0 + $1.maxLength },
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows), figures: verified)
         report.keysProcessedByClients = verification.clientsProcessed
+        if configuration.waitReplicas > 0 { report.unconfirmedWrites = parts.connections.unconfirmed }
         let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)
         report.expiryLagMs = context.probes.summary()
