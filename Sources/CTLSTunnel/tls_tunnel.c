@@ -194,9 +194,9 @@ static int ping_read_step(SSL *ssl, void *argument) {
 
 // Words a failed handshake or check: the certificate's verification result when it was refused, else OpenSSL's
 // reason, else what the socket did.
-static int describe_failure(SSL *ssl, int failure, const char *doing, char *error, size_t size) {
+static int describe_failure(SSL *ssl, int insecure, int failure, const char *doing, char *error, size_t size) {
     long verified = SSL_get_verify_result(ssl);
-    if (verified != X509_V_OK) {
+    if (!insecure && verified != X509_V_OK) {
         say(error, size, "the server's certificate was refused: %s", X509_verify_cert_error_string(verified));
         ERR_clear_error();
         return TLS_TUNNEL_VERIFY;
@@ -288,6 +288,10 @@ static void *relay(void *argument) {
         if (up_length > 0) p[1].events |= write_wants == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
         p[0].revents = p[1].revents = 0;
         if (poll(p, 2, -1) < 0 && errno != EINTR) break;
+        // Nothing moved and a side is gone (hiredis closed its end, or the socket failed): poll would report it
+        // again at once, forever. The connection is over either way.
+        if ((p[0].revents & (POLLHUP | POLLERR)) || (p[1].revents & POLLERR)) break;
+        if ((p[1].revents & POLLHUP) && !(p[1].revents & POLLIN)) break;
     }
     SSL_shutdown(t->ssl);  // best effort: a close_notify, without waiting for the server's
     ERR_clear_error();
@@ -295,8 +299,35 @@ static void *relay(void *argument) {
     return NULL;
 }
 
+// A session closed right after its handshake, before its first reply (see below): told apart from the rest by
+// trying once more.
+#define TLS_TUNNEL_CLOSED_EARLY 100
+
+static void ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+static int open_once(const char *host, int port, const tls_tunnel_options *options, int timeout_ms,
+                     int *error_kind, char *error, size_t error_size);
+
 int tls_tunnel_open(const char *host, int port, const tls_tunnel_options *options, int timeout_ms,
                     int *error_kind, char *error, size_t error_size) {
+    // hiredis writes to its end of the pair with write(): once the relay has closed the other end (the server went
+    // away), that raises SIGPIPE, which would end the process instead of failing the call.
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ignore_sigpipe);
+    int fd = open_once(host, port, options, timeout_ms, error_kind, error, error_size);
+    if (fd < 0 && *error_kind == TLS_TUNNEL_CLOSED_EARLY) {
+        // Twice in a row is a server that refuses us (a client certificate it wants); once may be a restart.
+        fd = open_once(host, port, options, timeout_ms, error_kind, error, error_size);
+        if (fd < 0 && *error_kind == TLS_TUNNEL_CLOSED_EARLY) {
+            say(error, error_size, "the server closed the TLS session before its first reply, twice: it may require a client certificate");
+            *error_kind = TLS_TUNNEL_VERIFY;
+        }
+    }
+    return fd;
+}
+
+static int open_once(const char *host, int port, const tls_tunnel_options *options, int timeout_ms,
+                     int *error_kind, char *error, size_t error_size) {
     long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
     tunnel *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -329,7 +360,7 @@ int tls_tunnel_open(const char *host, int port, const tls_tunnel_options *option
 
     int failure = 0;
     if (drive(t->ssl, t->tcp, deadline, handshake_step, NULL, &failure) <= 0) {
-        *error_kind = describe_failure(t->ssl, failure, "handshake", error, error_size);
+        *error_kind = describe_failure(t->ssl, options->insecure, failure, "handshake", error, error_size);
         goto failed;
     }
     // Under TLS 1.3 a server that refuses our (missing) client certificate says so only after the handshake:
@@ -337,17 +368,15 @@ int tls_tunnel_open(const char *host, int port, const tls_tunnel_options *option
     line_buffer line = {.length = 0};
     if (drive(t->ssl, t->tcp, deadline, ping_write_step, NULL, &failure) <= 0
         || drive(t->ssl, t->tcp, deadline, ping_read_step, &line, &failure) <= 0) {
-        *error_kind = describe_failure(t->ssl, failure, "session's first reply", error, error_size);
+        *error_kind = describe_failure(t->ssl, options->insecure, failure, "session's first reply", error, error_size);
         // The server's alert may be lost to the reset of its close: a session closed right after the handshake,
-        // when we showed no certificate, is a server that wants one.
-        if (*error_kind == TLS_TUNNEL_CONNECT && failure != 0 && options->cert_file == NULL) {
-            say(error, error_size, "the server closed the TLS session before its first reply: it may require a client certificate");
-            *error_kind = TLS_TUNNEL_VERIFY;
-        }
+        // when we showed no certificate, may be a server that wants one (the caller tries once more to tell).
+        if (*error_kind == TLS_TUNNEL_CONNECT && failure != 0 && options->cert_file == NULL) *error_kind = TLS_TUNNEL_CLOSED_EARLY;
         goto failed;
     }
 
     int pair[2];
+    *error_kind = TLS_TUNNEL_CONNECT;  // out of descriptors or threads: not a TLS problem
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
         say(error, error_size, "cannot create a socket pair: %s", strerror(errno));
         goto failed;

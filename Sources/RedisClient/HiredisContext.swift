@@ -82,9 +82,14 @@ final class HiredisContext {
                 _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
             }
             if case .sentinel(let group) = endpoint.address {
-                // Between a switch and the sentinels' reconfiguration, the address may still be a replica's.
-                let role = try roundTrip([RedisCommand("ROLE")], timeoutMilliseconds: timeoutMilliseconds)[0].array?.first?.string
-                if role != "master" {
+                // Between a switch and the sentinels' reconfiguration, the address may still be a replica's. (A user
+                // without ROLE, which is in @dangerous, is trusted to the sentinels' answer.)
+                let reply = try roundTrip([RedisCommand("ROLE")], timeoutMilliseconds: timeoutMilliseconds)[0]
+                let role = reply.array?.first?.string
+                if case .error(let message) = reply, !message.hasPrefix("NOPERM") {
+                    throw RedisError(.server, "ROLE: \(message)", serverMessage: message)
+                }
+                if case .array = reply, role != "master" {
                     throw RedisError(.io, "the sentinels name \(target.addressDescription) as the primary '\(group.master)', but it is a \(role ?? "server of unknown role") (a failover is under way)")
                 }
             }

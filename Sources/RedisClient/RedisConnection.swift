@@ -95,20 +95,30 @@ package final class RedisConnection: Sendable {
         if commands.isEmpty { return [] }
         guard let acknowledgement else { return try await roundTrip(commands, extraWait: extraWait) }
         var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout)
-        var confirmed = replies.removeLast().int ?? 0
-        // A replica late, or copying the data of a primary it was just attached to after a failover: wait again
-        // on this connection (its writes are the ones WAIT counts), up to the call's timeout, unless the primary
-        // changed meanwhile (the sentinels switched it, or the server became a replica).
-        let waitingSince = ContinuousClock.now
-        while confirmed < acknowledgement.replicas, ContinuousClock.now - waitingSince < timeout,
-              try await perform({ context, _ in context.isConnected && !context.isStale }) {
-            confirmed = try await roundTrip([acknowledgement.command], extraWait: acknowledgement.timeout)[0].int ?? 0
+        let answer = replies.removeLast()
+        let budget = timeout
+        let confirmed = try await perform { [self] context, milliseconds in
+            // A replica late, or copying the data of a primary it was just attached to by a failover: WAIT again,
+            // up to the call's timeout, on this very connection (WAIT counts only the writes of its own
+            // connection: a new one would confirm at once), unless the primary changed meanwhile.
+            do {
+                var confirmed = try acknowledgement.confirmations(in: answer, from: endpoint)
+                let since = ContinuousClock.now
+                while confirmed < acknowledgement.replicas, ContinuousClock.now - since < budget, context.isConnected, !context.isStale {
+                    let reply = try context.roundTrip([acknowledgement.command], timeoutMilliseconds: milliseconds + acknowledgement.timeout.milliseconds)[0]
+                    confirmed = try acknowledgement.confirmations(in: reply, from: endpoint)
+                }
+                if confirmed < acknowledgement.replicas { context.disconnect() }
+                return confirmed
+            } catch let error as RedisError where error.breaksConnection {
+                context.disconnect()
+                throw error
+            }
         }
         if confirmed < acknowledgement.replicas {
             unconfirmed.add(1, ordering: .relaxed)
             // Not confirmed: the step is tried again by its caller (every step is safe to repeat), on a new
             // connection that finds the primary as it is then.
-            _ = try? await perform { context, _ in context.disconnect() }
             throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)")
         }
         return replies
@@ -187,5 +197,17 @@ package struct ReplicaAcknowledgement: Sendable, Equatable {
     }
 
     var command: RedisCommand { RedisCommand("WAIT", String(replicas), String(max(1, timeout.milliseconds))) }
+
+    /// The replicas a WAIT reply counts. A server that became a replica refuses WAIT: that breaks the connection
+    /// (the call is tried again at the primary); any other refusal (NOPERM) is the server's answer.
+    func confirmations(in reply: RESPValue, from endpoint: RedisEndpoint) throws -> Int {
+        switch reply {
+        case .integer(let count): return Int(count)
+        case .error(let message) where message.contains("replica") || RedisError.isRoleChange(message):
+            throw RedisError(.io, "\(endpoint.addressDescription) is no longer a primary (WAIT: \(message))")
+        case .error(let message): throw RedisError(.server, "WAIT: \(message)", serverMessage: message)
+        default: throw RedisError(.protocolViolation, "WAIT returned \(reply)")
+        }
+    }
 }
 

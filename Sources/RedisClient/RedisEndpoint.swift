@@ -54,7 +54,9 @@ package struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     private init(sentinelURL url: String) throws(EndpointError) {
         let tls = url.hasPrefix("rediss-sentinel://")
         let rest = Substring(url.dropFirst(tls ? "rediss-sentinel://".count : "redis-sentinel://".count))
-        guard let hash = rest.lastIndex(of: "#"), !rest[rest.index(after: hash)...].isEmpty else {
+        // The name follows the last '#' after the credentials: a '#' inside a password is not one.
+        let afterCredentials = rest.lastIndex(of: "@").map { rest.index(after: $0) } ?? rest.startIndex
+        guard let hash = rest[afterCredentials...].lastIndex(of: "#"), !rest[rest.index(after: hash)...].isEmpty else {
             throw EndpointError("a redis-sentinel:// URL names its primary after '#', as in redis-sentinel://10.0.0.5:26379,10.0.0.6:26379#mymaster")
         }
         let master = String(rest[rest.index(after: hash)...])

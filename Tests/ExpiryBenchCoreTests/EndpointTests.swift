@@ -42,9 +42,17 @@ struct EndpointTests {
         #expect(endpoint.at(host: "10.0.0.7", port: 6379).description == "redis://app:***@10.0.0.7:6379/2")
     }
 
-    @Test(arguments: ["redis-sentinel://h:26379", "redis-sentinel://h:26379#", "redis-sentinel://h,,k#m", "redis-sentinel://h:0#m"])
+    @Test(arguments: ["redis-sentinel://h:26379", "redis-sentinel://h:26379#", "redis-sentinel://h,,k#m", "redis-sentinel://h:0#m",
+                      "redis-sentinel://u:hunter#2@h:26379"])
     func badSentinelURLs(url: String) {
-        #expect(throws: EndpointError.self) { try RedisEndpoint(url: url) }
+        let error = #expect(throws: EndpointError.self) { try RedisEndpoint(url: url) }
+        #expect(error?.description.contains("hunter") == false, "a part of the password shown: \(error?.description ?? "")")
+    }
+
+    @Test func aHashInsideTheSentinelPasswordIsNotTheName() throws {
+        let endpoint = try RedisEndpoint(url: "redis-sentinel://u:pa%23ss#w@h:26379#mymaster")
+        #expect(endpoint.password == "pa#ss#w")
+        #expect(endpoint.address == .sentinel(SentinelGroup(sentinels: [.init(host: "h", port: 26379)], master: "mymaster")))
     }
 
     @Test func portAndDatabaseDefault() throws {

@@ -134,6 +134,29 @@ extension Scenarios {
             }
         }
 
+        /// The server closes every connection of the run three times (CLIENT KILL TYPE normal and pubsub): over TLS
+        /// too, each is reopened (the relay closes hiredis's end, whose next write fails instead of raising SIGPIPE)
+        /// and the run is exactly-once.
+        @Test func connectionsTheServerClosesAreReopenedOverTLS() async throws {
+            try await withTLSRedis { server, certificates in
+                let result = try await runExpiryBench(["--redis", "rediss://127.0.0.1:\(server.port)", "--cacert", certificates.ca, "--keys", "20000",
+                                                       "--rate", "5000", "--consumers", "8", "--work", "1ms", "--progress", "none", "--stall-timeout", "20s",
+                                                       "--max-duration", "60s"], limit: .seconds(90)) { _ in
+                    guard let killer = try? await connect(server, name: "itest:killer") else { return }
+                    defer { killer.close() }
+                    try? await Task.sleep(for: .seconds(1))
+                    for _ in 0..<3 {
+                        _ = try? await killer.send("CLIENT", "KILL", "TYPE", "normal")
+                        _ = try? await killer.send("CLIENT", "KILL", "TYPE", "pubsub")
+                        try? await Task.sleep(for: .milliseconds(700))
+                    }
+                }
+                #expect(result.status == 0, "\(describe(result))")
+                #expect(result.stdout.contains("Verdict: exactly-once"), "\(describe(result))")
+                #expect(result.stdout.contains("reconnects"), "no connection was closed: \(describe(result))")
+            }
+        }
+
         /// A plain URL at the TLS port, and TLS options without TLS: one line each, saying what to use.
         @Test func plainAtATLSPortAndTLSOptionsWithoutTLSSayWhatToUse() async throws {
             try await withTLSRedis { server, certificates in

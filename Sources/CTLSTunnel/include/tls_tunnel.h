@@ -19,8 +19,9 @@ typedef struct {
 // What went wrong, so that the caller can word it (and tell a refused certificate from an unreachable server).
 enum {
     TLS_TUNNEL_OK = 0,
-    TLS_TUNNEL_CONNECT = 1,   // TCP connect failed or timed out
-    TLS_TUNNEL_HANDSHAKE = 2, // the TLS handshake failed (not a TLS server, closed, timed out)
+    TLS_TUNNEL_CONNECT = 1,   // TCP connect failed or timed out, the session was closed or not answered, or a
+                              // local resource ran out (descriptors, threads): worth trying again
+    TLS_TUNNEL_HANDSHAKE = 2, // the TLS handshake failed with a protocol error (a port that does not speak TLS)
     TLS_TUNNEL_VERIFY = 3,    // the server's certificate was refused (CA, host name, expiry)
     TLS_TUNNEL_SETUP = 4,     // a local problem: the CA, certificate or key file, out of resources
 };

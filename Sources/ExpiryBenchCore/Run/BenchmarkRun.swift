@@ -32,8 +32,10 @@ package struct BenchmarkRun: Sendable {
 
     /// Runs the benchmark and returns its report with the per-second series and the latency histogram.
     package func executeWithSeries() async throws -> RunOutcome {
-        // Every consumer holds a connection; the other components about a dozen more.
-        try ResourceLimits.ensureOpenFiles(configuration.consumers * 2 + 64, consumers: configuration.consumers)
+        // Every consumer holds a connection; the other components about a dozen more. Over TLS a connection holds
+        // three descriptors (the socket and a socket pair to hiredis) instead of one.
+        let perConsumer = configuration.server.usesTLS ? 4 : 2
+        try ResourceLimits.ensureOpenFiles(configuration.consumers * perConsumer + 64, consumers: configuration.consumers)
         let server = try await ServerHandle.open(configuration.server, timeout: configuration.timeout, say: say)
         do {
             let outcome = try await execute(on: server)

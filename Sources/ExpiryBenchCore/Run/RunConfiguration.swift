@@ -9,6 +9,12 @@ package struct RunConfiguration: Sendable {
         case url(RedisEndpoint, spawnIfAbsent: Bool)
         /// Always spawn a private `redis-server`.
         case spawn
+
+        /// Whether connections go over TLS.
+        package var usesTLS: Bool {
+            if case .url(let endpoint, _) = self { return endpoint.tls != nil }
+            return false
+        }
     }
 
     /// What this process does in the run.
