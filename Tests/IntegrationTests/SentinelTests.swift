@@ -106,6 +106,8 @@ extension Scenarios {
                 #expect(result.stdout.contains("Verdict: exactly-once"), "\(describe(result))")
                 #expect(result.stdout.contains("on \(group.url)"), "\(describe(result))")
                 #expect(result.stderr.contains("the primary '\(LocalSentinels.master)' has 1 replica"), "\(describe(result))")
+                // The verdict says what it checked: the primary, not its replica.
+                #expect(result.stdout.contains("(Checked on the primary. Replication is asynchronous: its replica may lack the last writes"), "\(describe(result))")
                 let connection = try await connect(group.primary, name: "itest:after")
                 defer { connection.close() }
                 #expect(try await scanKeys(connection, match: "expiry-bench*").isEmpty)
@@ -155,6 +157,7 @@ extension Scenarios {
                     #expect(result.status == 0, "\(describe(result))")
                     #expect(report["verdict"] as? String == "exactly-once", "\(describe(result))")
                     #expect(lost == 0 && report["keys_processed"] as? Int == 60000, "\(describe(result))")
+                    #expect(report["replicas_not_checked"] == nil, "the writes waited for the one replica")
                 } else {
                     // What a failover lost is said, never passed off as exactly-once.
                     #expect(lost >= 0)

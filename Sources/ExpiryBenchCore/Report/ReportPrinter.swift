@@ -103,6 +103,13 @@ package enum ReportPrinter {
     }
 
     static func verdictLines(_ r: RunReport) -> [String] {
+        let scope = r.replicasNotChecked.map { count in
+            "  (Checked on the primary. Replication is asynchronous: \(count == 1 ? "its replica" : "\(count) of its replicas") may lack the last writes; --wait-replicas makes every write wait for them.)"
+        }
+        return verdictWords(r) + (r.verdict == .exactlyOnce ? [scope].compactMap { $0 } : [])
+    }
+
+    private static func verdictWords(_ r: RunReport) -> [String] {
         switch r.verdict {
         case .exactlyOnce:
             if r.deadLettered > 0 {

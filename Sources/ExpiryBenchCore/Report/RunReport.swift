@@ -74,6 +74,9 @@ package struct RunReport: Sendable, Encodable {
         /// `--wait-replicas`: round trips of this process whose writes the replicas did not confirm within
         /// `--timeout`, each tried again on a new connection; absent without `--wait-replicas`.
         package var unconfirmedWrites: Int?
+        /// Replicas of the primary that the run's writes did not wait for (beyond `--wait-replicas`): the verdict
+        /// was checked on the primary, and they may lack its last writes. Absent when none (or on a cluster).
+        package var replicasNotChecked: Int?
         package var chaos: Chaos
         package var durationSec: Double
         package var throughputKeysPerSec: Double

@@ -10,8 +10,9 @@ extension BenchmarkRun {
     ///   - control: a connection for the run-level keys (meta, leases).
     ///   - nodes: one connection per primary (the server itself when not a cluster).
     ///   - settingChanges: where the bridge notes the nodes whose setting it changed on a reconnection.
+    ///   - replicas: the replicas of the (single) primary, for the verdict's scope.
     func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool,
-                     settingChanges: NodeSettingChanges) async throws -> RunOutcome {
+                     settingChanges: NodeSettingChanges, replicas: Int = 0) async throws -> RunOutcome {
         let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout,
                                         acknowledgement: configuration.pipelineSettings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
@@ -43,6 +44,8 @@ extension BenchmarkRun {
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
         report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: ending.abort)
+        // What was verified is on the primary; replicas the writes did not wait for may lack the last of them.
+        if servers.cluster == nil, replicas > configuration.waitReplicas { report.replicasNotChecked = replicas - configuration.waitReplicas }
         return RunOutcome(report: report, samples: parts.reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: parts.reporter.hdrIntervals)
     }
 

@@ -76,7 +76,7 @@ package struct BenchmarkRun: Sendable {
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
-                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges))
+                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges, replicas: facts.replicas))
         } catch {
             outcome = .failure(error)
         }
