@@ -96,6 +96,8 @@ package final class RedisConnection: Sendable {
         guard let acknowledgement else { return try await roundTrip(commands, extraWait: extraWait) }
         var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout)
         let answer = replies.removeLast()
+        // The usual case, confirmed at once, costs no second hop to the connection's thread.
+        if case .integer(let count) = answer, count >= acknowledgement.replicas { return replies }
         let budget = timeout
         let confirmed = try await perform { [self] context, milliseconds in
             // A replica late, or copying the data of a primary it was just attached to by a failover: WAIT again,

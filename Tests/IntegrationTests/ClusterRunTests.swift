@@ -150,7 +150,8 @@ extension Scenarios {
                         let connection = try await connect(replica, name: "itest:failover")
                         defer { connection.close() }
                         // Mid-run: two seconds after the first commit (set-up done, keys flowing on every shard).
-                        let primaries = try await cluster.nodes.asyncFilter { try await role(of: $0) == "master" }
+                        var primaries: [EmbeddedRedis] = []
+                        for node in cluster.nodes where try await role(of: node) == "master" { primaries.append(node) }
                         _ = await waitUntil(.seconds(60)) {
                             for node in primaries where (try? await hasKeys(node, match: "expiry-bench:*:processed")) == true { return true }
                             return false
@@ -190,24 +191,3 @@ extension Scenarios {
     }
 }
 
-/// `master` or `slave`, as the node's ROLE says.
-private func role(of node: EmbeddedRedis) async throws -> String? {
-    let connection = try await connect(node, name: "itest:role")
-    defer { connection.close() }
-    return try await connection.send("ROLE").array?.first?.string
-}
-
-/// Whether the node holds a key matching `pattern`.
-private func hasKeys(_ node: EmbeddedRedis, match pattern: String) async throws -> Bool {
-    let connection = try await connect(node, name: "itest:scan")
-    defer { connection.close() }
-    return try await !scanKeys(connection, match: pattern).isEmpty
-}
-
-private extension Array where Element: Sendable {
-    func asyncFilter(_ isIncluded: (Element) async throws -> Bool) async rethrows -> [Element] {
-        var kept: [Element] = []
-        for element in self where try await isIncluded(element) { kept.append(element) }
-        return kept
-    }
-}

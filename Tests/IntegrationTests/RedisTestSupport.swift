@@ -8,10 +8,10 @@ import Testing
 /// Starts a private `redis-server` (free loopback port, temporary directory, no persistence), runs `body` with it,
 /// and always stops it afterwards, whether `body` returned or threw.
 func withRedis<T: Sendable>(
-    extraArguments: [String] = [],
+    extraArguments: [String] = [], tls: TLSSettings? = nil,
     _ body: (EmbeddedRedis) async throws -> T
 ) async throws -> T {
-    let server = try await EmbeddedRedis.start(extraArguments: extraArguments)
+    let server = try await EmbeddedRedis.start(extraArguments: extraArguments, tls: tls)
     let result: Result<T, Error>
     do { result = .success(try await body(server)) } catch { result = .failure(error) }
     await stopOffThePool(server)
@@ -41,6 +41,20 @@ func scanKeys(_ connection: RedisConnection, match pattern: String) async throws
         return true
     }
     return found
+}
+
+/// `master` or `slave`, as the server's ROLE says.
+func role(of server: EmbeddedRedis) async throws -> String? {
+    let connection = try await connect(server, name: "itest:role")
+    defer { connection.close() }
+    return try await connection.send("ROLE").array?.first?.string
+}
+
+/// Whether the server holds a key matching `pattern`.
+func hasKeys(_ server: EmbeddedRedis, match pattern: String) async throws -> Bool {
+    let connection = try await connect(server, name: "itest:scan")
+    defer { connection.close() }
+    return try await !scanKeys(connection, match: pattern).isEmpty
 }
 
 /// The current value of `notify-keyspace-events`, as the server reports it.

@@ -87,13 +87,6 @@ private func waitUntilSentinelsAreReady(_ group: LocalSentinels) async throws {
     throw RedisError(.timeout, "the sentinels were not ready after 30 s: \(state)")
 }
 
-/// The role a server reports, `master` or `slave`.
-private func role(of server: EmbeddedRedis) async throws -> String? {
-    let connection = try await connect(server, name: "itest:role")
-    defer { connection.close() }
-    return try await connection.send("ROLE").array?.first?.string
-}
-
 extension Scenarios {
     /// Runs through `redis-sentinel://` URLs against a primary, a replica and three sentinels started by the test.
     @Suite(.serialized)
@@ -135,9 +128,7 @@ extension Scenarios {
                                                        "--progress", "none", "--json", json, "--stall-timeout", "30s", "--max-duration", "90s"]
                                                       + (waitReplicas ? ["--wait-replicas", "1"] : []), limit: .seconds(120)) { _ in
                     do {
-                        let primary = try await connect(group.primary, name: "itest:watch")
-                        defer { primary.close() }
-                        _ = await waitUntil(.seconds(60)) { (try? await scanKeys(primary, match: "expiry-bench:*:processed").isEmpty) == false }
+                        _ = await waitUntil(.seconds(60)) { (try? await hasKeys(group.primary, match: "expiry-bench:*:processed")) == true }
                         try await Task.sleep(for: .seconds(2))
                         let sentinel = try await RedisConnection.connect(to: RedisEndpoint(address: .tcp(host: "127.0.0.1", port: group.sentinelPorts[0])),
                                                                          name: "itest:failover")

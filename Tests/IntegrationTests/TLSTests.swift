@@ -54,12 +54,8 @@ func withTLSRedis<T: Sendable>(clientsMust: Bool = false, extraArguments: [Strin
                                _ body: (EmbeddedRedis, TestCertificates) async throws -> T) async throws -> T {
     let certificates = try await TestCertificates.make()
     defer { certificates.remove() }
-    let server = try await EmbeddedRedis.start(extraArguments: certificates.serverArguments(clientsMust: clientsMust) + extraArguments,
-                                               tls: certificates.clientSettings(withCertificate: clientsMust))
-    let result: Result<T, Error>
-    do { result = .success(try await body(server, certificates)) } catch { result = .failure(error) }
-    await stopOffThePool(server)
-    return try result.get()
+    return try await withRedis(extraArguments: certificates.serverArguments(clientsMust: clientsMust) + extraArguments,
+                               tls: certificates.clientSettings(withCertificate: clientsMust)) { try await body($0, certificates) }
 }
 
 extension Scenarios {
