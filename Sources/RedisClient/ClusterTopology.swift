@@ -20,8 +20,12 @@ package final class ClusterTopology: Sendable {
         var lastRefresh: ContinuousClock.Instant?
         /// The nodes that did not answer the last refresh: asked last next time (a failed primary may stay away).
         var unreachable: [RedisEndpoint.Address] = []
+        /// Per node index, the index of the primary it was last listed as a replica of.
+        var replicaOf: [Int: Int] = [:]
     }
     private let state = Mutex(State())
+    /// Primaries whose slots went to one of their replicas (a failover), as refreshes found them.
+    private let switchLog = SwitchLog()
 
     /// Refreshes closer together than this are skipped: after a failover every connection asks at once.
     static let minimumRefreshInterval = Duration.milliseconds(100)
@@ -59,6 +63,9 @@ package final class ClusterTopology: Sendable {
     package var primaries: [RedisEndpoint] {
         state.withLock { Self.primaries(of: $0) }
     }
+
+    /// The failovers seen so far: each primary whose slots a refresh found with one of its replicas.
+    package var switches: [PrimarySwitch] { switchLog.all }
 
     /// Every slot `node` serves (compared by address only), in ascending order.
     package func slots(ownedBy node: RedisEndpoint) -> [Int] {
@@ -149,16 +156,36 @@ package final class ClusterTopology: Sendable {
 
     /// Takes the ranges of a `CLUSTER SLOTS` reply as the new map. Slots the reply leaves out keep the owner
     /// they had: a node that has not heard of a change yet should not make us forget where a slot was.
-    private func apply(_ ranges: [ClusterSlotRange]) {
-        state.withLock { state in
+    /// A slot that went from a primary to one of that primary's replicas (or to a node that the old primary now
+    /// replicates) is a failover: it is logged.
+    func apply(_ ranges: [ClusterSlotRange]) {
+        let promoted = state.withLock { state -> [(from: String, to: String)] in
+            var moves = Set<[Int]>()
             for range in ranges {
                 let index = Self.index(of: .tcp(host: range.host, port: range.port), in: &state, template: seed)
                 let mark = UInt16(index + 1)
-                for slot in range.slots { state.owners[slot] = mark }
-                for replica in range.replicas {
-                    _ = Self.index(of: .tcp(host: replica.host, port: replica.port), in: &state, template: seed)
+                for slot in range.slots {
+                    let previous = Int(state.owners[slot]) - 1
+                    if previous >= 0, previous != index { moves.insert([previous, index]) }
+                    state.owners[slot] = mark
                 }
             }
+            let before = state.replicaOf
+            for range in ranges {
+                let index = Self.index(of: .tcp(host: range.host, port: range.port), in: &state, template: seed)
+                state.replicaOf[index] = nil
+                for replica in range.replicas {
+                    state.replicaOf[Self.index(of: .tcp(host: replica.host, port: replica.port), in: &state, template: seed)] = index
+                }
+            }
+            // The new owner was the old one's replica, or the old owner is now the new one's (a map learnt before
+            // gossip had listed the replicas knows only the second).
+            return moves.filter { before[$0[1]] == $0[0] || state.replicaOf[$0[0]] == $0[1] }.sorted { $0.lexicographicallyPrecedes($1) }
+                .map { (from: state.nodes[$0[0]].addressDescription, to: state.nodes[$0[1]].addressDescription) }
+        }
+        for move in promoted {
+            log.debug("cluster failover: \(move.from) → \(move.to)")
+            switchLog.record(from: move.from, to: move.to)
         }
     }
 

@@ -63,6 +63,8 @@ final class ConnectionThread: Sendable {
 /// dereferences it.
 final class ContextBox: @unchecked Sendable {
     var context: HiredisContext
+    /// The connection's outage in progress, if its calls are failing (for the report of a failover).
+    var outage = OutageTracker()
     init(_ context: HiredisContext) { self.context = context }
 
     /// Makes `context` a context for `endpoint`: the current one if it already points there, else a new one

@@ -20,6 +20,10 @@ final class HiredisContext {
 
     /// Where the context is connected: the endpoint itself, or for a sentinel group the primary it found.
     private(set) var connected: RedisEndpoint?
+    /// Where the context was last connected, kept after a disconnect: the server a failed call was meant for.
+    private var lastConnected: RedisEndpoint?
+    /// The server this context talks to, or last talked to, as `host:port` (for a sentinel group, its primary).
+    var serverAddress: String { (connected ?? lastConnected ?? endpoint).addressDescription }
     /// For a sentinel group: the switches `SentinelWatch` had heard when this connection was made.
     private var sentinelGeneration: Int?
 
@@ -63,6 +67,7 @@ final class HiredisContext {
         }
         context = opened
         connected = target
+        lastConnected = target
         do {
             if let password = endpoint.password {
                 var auth = ["AUTH"]

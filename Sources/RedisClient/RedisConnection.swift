@@ -110,9 +110,13 @@ package final class RedisConnection: Sendable {
                     let reply = try context.roundTrip([acknowledgement.command], timeoutMilliseconds: milliseconds + acknowledgement.timeout.milliseconds)[0]
                     confirmed = try acknowledgement.confirmations(in: reply, from: endpoint)
                 }
-                if confirmed < acknowledgement.replicas { context.disconnect() }
+                if confirmed < acknowledgement.replicas {
+                    box.outage.failed(at: context.serverAddress)
+                    context.disconnect()
+                }
                 return confirmed
             } catch let error as RedisError where error.breaksConnection {
+                box.outage.failed(at: context.serverAddress)
                 context.disconnect()
                 throw error
             }
@@ -133,23 +137,47 @@ package final class RedisConnection: Sendable {
         if let route {
             let extra = extraWait.milliseconds
             return try await perform { [self] _, milliseconds in
-                try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra)
+                try tracked { try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra) }
             }
         }
         return try await perform { [self] context, milliseconds in
-            // A sentinel group's primary changed since this connection was made: go to the new one.
-            if context.isConnected, context.isStale { context.disconnect() }
-            if !context.isConnected {
-                try context.connect(timeoutMilliseconds: milliseconds)
-                self.reconnects.add(1, ordering: .relaxed)
-                log.debug("reconnected to \(self.endpoint.addressDescription)")
-            }
-            let replies = try context.roundTrip(commands, timeoutMilliseconds: milliseconds + extraWait.milliseconds)
-            // A server that became a replica: the next call reconnects, and finds the primary where the endpoint
-            // says how (a Sentinel-managed one asks the sentinels again).
-            if Self.firstRoleChange(in: replies) != nil { context.disconnect() }
-            return replies
+            try tracked { try plainRoundTrip(commands, context: context, milliseconds: milliseconds, extraWait: extraWait) }
         }
+    }
+
+    /// Runs one round trip on the connection's thread and notes whether the server served it, for the report of
+    /// a failover (`CallOutages`): a transport failure or a reply saying the server cannot serve now (no longer
+    /// a primary, loading, cluster down) starts an outage, the next call served ends it.
+    private func tracked(_ body: () throws -> [RESPValue]) throws -> [RESPValue] {
+        do {
+            let replies = try body()
+            var unavailable = false
+            for case .error(let message) in replies where RedisError.isTransient(message) {
+                unavailable = true
+                break
+            }
+            if unavailable { box.outage.failed(at: box.context.serverAddress) } else { box.outage.succeeded(on: box.context.serverAddress) }
+            return replies
+        } catch let error as RedisError where error.isTransient {
+            box.outage.failed(at: box.context.serverAddress)
+            throw error
+        }
+    }
+
+    /// `pipeline` for a connection to one server: reconnects first if needed (for a sentinel group, also when
+    /// its primary changed since the connection was made), then one round trip.
+    private func plainRoundTrip(_ commands: [RedisCommand], context: HiredisContext, milliseconds: Int, extraWait: Duration) throws -> [RESPValue] {
+        if context.isConnected, context.isStale { context.disconnect() }
+        if !context.isConnected {
+            try context.connect(timeoutMilliseconds: milliseconds)
+            reconnects.add(1, ordering: .relaxed)
+            log.debug("reconnected to \(endpoint.addressDescription)")
+        }
+        let replies = try context.roundTrip(commands, timeoutMilliseconds: milliseconds + extraWait.milliseconds)
+        // A server that became a replica: the next call reconnects, and finds the primary where the endpoint
+        // says how (a Sentinel-managed one asks the sentinels again).
+        if Self.firstRoleChange(in: replies) != nil { context.disconnect() }
+        return replies
     }
 
     /// The first error reply saying the server is no longer a primary (`READONLY`, `UNBLOCKED`).

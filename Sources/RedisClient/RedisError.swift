@@ -41,8 +41,12 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
     /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), between
     /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).
     package var isTransient: Bool {
-        breaksConnection || serverSays("LOADING") || serverSays("BUSY") || serverSays("MASTERDOWN") || serverSays("TRYAGAIN")
-            || serverSays("CLUSTERDOWN") || isRoleChange
+        breaksConnection || (serverMessage.map(Self.isTransient) ?? false)
+    }
+
+    /// The same, for an error reply's text.
+    static func isTransient(_ message: String) -> Bool {
+        isRoleChange(message) || ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"].contains { message.hasPrefix($0) }
     }
 
     /// True when the server stopped being a primary under us (a failover): `READONLY` to a write, `UNBLOCKED` to a

@@ -21,7 +21,7 @@ package struct SentinelGroup: Sendable, Equatable {
     }
 
     /// A sentinel as an endpoint: no credentials (the URL's are the primary's), TLS as the primary's.
-    func endpoint(_ node: Node, tls: TLSSettings?) -> RedisEndpoint {
+    package func endpoint(_ node: Node, tls: TLSSettings?) -> RedisEndpoint {
         RedisEndpoint(address: .tcp(host: node.host, port: node.port), tls: tls)
     }
 }
@@ -62,10 +62,12 @@ enum SentinelResolver {
 package final class SentinelWatch: Sendable {
     package static let shared = SentinelWatch()
     private let generations = Mutex<[String: Int]>([:])
+    /// The `+switch-master`s heard for each group, with their addresses.
+    private let logs = Mutex<[String: SwitchLog]>([:])
 
     /// The number of switches heard for `group` so far; starts watching it on first use.
     func generation(of group: SentinelGroup, tls: TLSSettings?) -> Int {
-        let key = group.master + "@" + group.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")
+        let key = Self.key(of: group)
         let (value, isNew) = generations.withLock { table -> (Int, Bool) in
             if let value = table[key] { return (value, false) }
             table[key] = 0
@@ -79,7 +81,30 @@ package final class SentinelWatch: Sendable {
         return value
     }
 
+    /// The primary switches heard for `group` (`+switch-master`), in order; none while it is not watched.
+    package func switches(of group: SentinelGroup) -> [PrimarySwitch] {
+        switchLog(Self.key(of: group)).all
+    }
+
+    private static func key(of group: SentinelGroup) -> String {
+        group.master + "@" + group.sentinels.map { "\($0.host):\($0.port)" }.joined(separator: ",")
+    }
+
+    private func switchLog(_ key: String) -> SwitchLog {
+        logs.withLock { logs in
+            if let log = logs[key] { return log }
+            let log = SwitchLog()
+            logs[key] = log
+            return log
+        }
+    }
+
     private func bump(_ key: String) { generations.withLock { $0[key, default: 0] += 1 } }
+
+    /// `host:port` as `RedisEndpoint.addressDescription` writes it.
+    private static func address(_ host: String, _ port: String) -> String {
+        RedisEndpoint(address: .tcp(host: host, port: Int(port) ?? 0)).addressDescription
+    }
 
     private func watch(_ group: SentinelGroup, key: String, tls: TLSSettings?) {
         var index = 0
@@ -96,8 +121,12 @@ package final class SentinelWatch: Sendable {
                     guard let reply = try context.readPushed(waitMilliseconds: 1000), let items = reply.array, items.count == 3,
                           items[0].string == "message", let payload = items[2].string else { continue }
                     // "<name> <old host> <old port> <new host> <new port>"
-                    if payload.split(separator: " ").first.map(String.init) == group.master {
+                    let fields = payload.split(separator: " ").map(String.init)
+                    if fields.first == group.master {
                         log.debug("sentinel \(node.host):\(node.port): +switch-master \(payload)")
+                        if fields.count == 5 {
+                            switchLog(key).record(from: Self.address(fields[1], fields[2]), to: Self.address(fields[3], fields[4]))
+                        }
                         bump(key)
                     }
                 }

@@ -71,6 +71,6 @@ enum AllocatorTuning {
 enum Entry {
     static func main() async {
         AllocatorTuning.apply()
-        await ExpiryBench.main()
+        await ExpiryBench.main(ChaosArgument.withDefaults(Array(CommandLine.arguments.dropFirst())))
     }
 }

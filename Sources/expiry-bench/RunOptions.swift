@@ -162,8 +162,8 @@ struct ReliabilityOptions: ParsableArguments {
     var failRate: Double = runDefaults.failRate
     @Option(name: .customLong("max-deliveries"), help: "Deliveries after which a failing key goes to the dead-letter stream.")
     var maxDeliveries: Int = runDefaults.maxDeliveries
-    @Flag(help: "Inject faults while the run goes: consumer crashes and stalls past the lock TTL, subscriber disconnections.")
-    var chaos = false
+    @Option(help: ArgumentHelp("Inject faults while the run goes, repeatable or comma-separated: consumers (what --chaos alone means: consumer crashes and stalls past the lock TTL, subscriber disconnections, every 0.2 to 1 s) or failover (one failover at a random moment, when 20 to 50 % of the keys are generated: asked of the sentinels of a redis-sentinel:// URL, or of a replica in a cluster).", valueName: "faults"))
+    var chaos: [ChaosArgument] = []
     @Option(name: .customLong("wait-replicas"), help: "Every write of the pipeline (generated keys, publishes, commits) counts as done only once this many replicas of its primary hold it (WAIT), and is tried again otherwise: a failover to a replica then loses nothing. 0: Redis's asynchronous replication.")
     var waitReplicas: Int = runDefaults.waitReplicas
 
@@ -174,7 +174,8 @@ struct ReliabilityOptions: ParsableArguments {
         configuration.probeWindow = probeWindow.duration
         configuration.failRate = failRate
         configuration.maxDeliveries = maxDeliveries
-        configuration.chaos = chaos
+        configuration.chaos = chaos.contains { $0.faults.contains(.consumers) }
+        configuration.chaosFailover = chaos.contains { $0.faults.contains(.failover) }
         configuration.waitReplicas = waitReplicas
     }
 }

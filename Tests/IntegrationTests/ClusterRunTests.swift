@@ -121,13 +121,15 @@ extension Scenarios {
             }
         }
     
-        /// Three primaries with a replica each; a replica takes over its primary three seconds into the run: with
-        /// `CLUSTER FAILOVER` (the primary hands over once the replica has caught up), and with `CLUSTER FAILOVER
-        /// TAKEOVER` (no handshake: writes the replica had not received are lost) under `--wait-replicas 1`, which
-        /// counts a write as done only once the replica holds it. Either way the failover is a re-route, not a
-        /// failure: exactly-once with nothing lost, the subscriber follows the slot to the promoted replica (so most
-        /// keys still come from expired events, not the sweeper's rescue), and at the end nothing of the run is
-        /// left and `notify-keyspace-events` is back as it was on all six nodes.
+        /// Three primaries with a replica each; a replica takes over its primary mid-run: asked by the tool itself
+        /// (`--chaos failover`: `CLUSTER FAILOVER` to a replica drawn at random, when 20 to 50 % of the keys are
+        /// generated; the primary hands over once the replica has caught up), and from outside three seconds in
+        /// with `CLUSTER FAILOVER TAKEOVER` (no handshake: writes the replica had not received are lost) under
+        /// `--wait-replicas 1`, which counts a write as done only once the replica holds it. Either way the
+        /// failover is a re-route, not a failure: exactly-once with nothing lost, the report shows the failover, the
+        /// subscriber follows the slot to the promoted replica (so most keys still come from expired events, not the
+        /// sweeper's rescue), and at the end nothing of the run is left and `notify-keyspace-events` is back as it
+        /// was on all six nodes.
         @Test(.serialized, arguments: [false, true])
         func aReplicaTakingOverMidRunIsFollowedAndLeavesEveryNodeAsItWas(takeover: Bool) async throws {
             try await withRedisCluster(primaries: 3, replicasEach: 1) { cluster in
@@ -144,8 +146,9 @@ extension Scenarios {
                 let failedOver = Mutex<String?>(nil)
                 let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "80000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
                                                        "--progress", "none", "--json", json, "--stall-timeout", "20s", "--max-duration", "90s"]
-                                                      + (takeover ? ["--wait-replicas", "1"] : []),
+                                                      + (takeover ? ["--wait-replicas", "1"] : ["--chaos", "failover"]),
                                                       limit: .seconds(120)) { _ in
+                    guard takeover else { return }
                     do {
                         let connection = try await connect(replica, name: "itest:failover")
                         defer { connection.close() }
@@ -157,15 +160,27 @@ extension Scenarios {
                             return false
                         }
                         try await Task.sleep(for: .seconds(2))
-                        let reply = (try? await connection.send(RedisCommand(["CLUSTER", "FAILOVER"] + (takeover ? ["TAKEOVER"] : []))).string) ?? "no reply"
+                        let reply = (try? await connection.send(RedisCommand(["CLUSTER", "FAILOVER", "TAKEOVER"])).string) ?? "no reply"
                         failedOver.withLock { $0 = reply }
                     } catch {
                         failedOver.withLock { $0 = "\(error)" }
                     }
                 }
-                #expect(failedOver.withLock { $0 } == "OK", "CLUSTER FAILOVER: \(failedOver.withLock { $0 } ?? "not sent")")
-                #expect(result.status == 0, "\(describe(result))")
+                guard FileManager.default.fileExists(atPath: json) else {
+                    Issue.record("no report: \(describe(result))")
+                    return
+                }
                 let report = try readJSONReport(json)
+                if !takeover { failedOver.withLock { $0 = (report["chaos"] as? [String: Any])?["failover_answer"] as? String } }
+                #expect(failedOver.withLock { $0 } == "OK", "CLUSTER FAILOVER: \(failedOver.withLock { $0 } ?? "not sent")")
+                // The report shows the failover, to the replica promoted.
+                let failovers = report["failovers"] as? [[String: Any]] ?? []
+                #expect(failovers.count == 1 && failovers.first?["via"] as? String == "cluster", "\(describe(result))")
+                #expect(failovers.first?["lost"] as? Int == 0, "\(failovers)")
+                let promotedPort = (failovers.first?["to"] as? String)?.split(separator: ":").last.flatMap { Int($0) }
+                let promoted = try #require(cluster.nodes.first { $0.port == (takeover ? replica.port : promotedPort) }, "\(failovers)")
+                #expect(takeover || promotedPort != nil)
+                #expect(result.status == 0, "\(describe(result))")
                 #expect(report["verdict"] as? String == "exactly-once", "\(describe(result))")
                 #expect(report["keys_processed"] as? Int == 80000)
                 #expect(report["lost"] as? Int == 0)
@@ -175,9 +190,7 @@ extension Scenarios {
                 // rescue window of 1 s races them: there the count says nothing about following.)
                 let rescued = report["published_by_sweeper"] as? Int ?? -1
                 #expect(rescued >= 0 && (takeover || rescued < 8000), "rescued \(rescued) of 80,000")
-                let connection = try await connect(replica, name: "itest:cluster-after")
-                defer { connection.close() }
-                #expect(try await connection.send("ROLE").array?.first?.string == "master", "the replica was not promoted")
+                #expect(try await role(of: promoted) == "master", "the replica was not promoted")
                 for node in cluster.nodes {
                     let connection = try await connect(node, name: "itest:cluster-after")
                     defer { connection.close() }

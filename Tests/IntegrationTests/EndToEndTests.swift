@@ -179,6 +179,8 @@ struct EndToEndTests {
         (["--keys=-5"], "--keys"),
         (["--consumers", "0"], "--consumers"),
         (["--ttl", "banana"], "--ttl"),
+        (["--chaos", "meteor"], "--chaos"),
+        (["--chaos", "failover", "--role", "consumer", "--run-id", "x1"], "--chaos failover"),
     ])
     func badUsageExits64NamingTheFlag(arguments: [String], flag: String) async throws {
         // An address nothing listens on: a usage error must be reported before any connection is tried.
@@ -186,6 +188,30 @@ struct EndToEndTests {
         let result = try await runTool(arguments + ["--redis", "redis://127.0.0.1:\(port)", "--progress", "none"])
         #expect(result.status == 64, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         #expect(result.stderr.contains(flag), "stderr does not name \(flag): \(result.stderr)")
+    }
+
+    /// `--chaos` alone still means the consumer faults; `--chaos failover` on a server named directly is refused
+    /// before anything is written (nothing would follow the failover), exit 64.
+    @Test func chaosAloneMeansConsumerFaultsAndAFailoverNeedsSentinelsOrACluster() async throws {
+        try await withRedis { server in
+            let json = temporaryPath("chaos-cli.json")
+            defer { try? FileManager.default.removeItem(atPath: json) }
+            let url = "redis://127.0.0.1:\(server.port)"
+            let run = try await runTool(["--redis", url, "--keys", "3000", "--consumers", "8", "--work", "1ms", "--chaos", "--progress", "none", "--json", json],
+                                        limit: .seconds(60))
+            #expect(run.status == 0, "stdout: \(run.stdout)\nstderr: \(run.stderr)")
+            let settings = try readJSONReport(json)["settings"] as? [String: Any] ?? [:]
+            #expect(settings["chaos"] as? Bool == true && settings["chaos_failover"] as? Bool == false, "\(settings)")
+            let refused = try await runTool(["--redis", url, "--keys", "3000", "--chaos", "consumers,failover", "--progress", "none"], limit: .seconds(30))
+            #expect(refused.status == 64, "stdout: \(refused.stdout)\nstderr: \(refused.stderr)")
+            #expect(refused.stderr.contains("--chaos failover asks the sentinels, or a cluster's replica, for a failover: 127.0.0.1:\(server.port) is a server named directly"),
+                    "stderr: \(refused.stderr)")
+            #expect(refused.stderr.split(separator: "\n").count == 1, "stderr: \(refused.stderr)")
+            let connection = try await connect(server, name: "itest:after")
+            defer { connection.close() }
+            #expect(try await scanKeys(connection, match: "expiry-bench*").isEmpty)
+            #expect(try await notifyKeyspaceEvents(connection) == "")
+        }
     }
 
     @Test func unreachableServerExits69NamingTheAddress() async throws {

@@ -112,11 +112,13 @@ extension Scenarios {
             }
         }
 
-        /// `SENTINEL FAILOVER` two seconds after the first commit. With `--wait-replicas 1` nothing is lost:
-        /// exactly-once (the writes wait about 10 s, until the sentinels make the old primary a replica of the new
-        /// one: the only replica there is; hence the stall timeout of 30 s).
-        /// Without it, writes the old primary took after the switch may be lost, and the verdict must then say so.
-        /// Either way the run follows the new primary (the subscriber moves there), leaves nothing on it, and puts
+        /// A failover mid-run. With `--wait-replicas 1` the tool asks for it itself (`--chaos failover`, when 20 to
+        /// 50 % of the keys are generated), and nothing is lost: exactly-once (the writes may wait up to about 10 s,
+        /// until the sentinels make the old primary a replica of the new one: the only replica there is; hence the
+        /// stall timeout of 30 s). Without it, `SENTINEL FAILOVER` comes from outside two seconds after the first
+        /// commit; writes the old primary took after the switch may be lost, and the verdict must then say so.
+        /// Either way the run follows the new primary (the subscriber moves there), the report shows the failover
+        /// (from the primary to the replica, and what it lost), the run leaves nothing on the new primary, and puts
         /// `notify-keyspace-events` back on both servers.
         @Test(.serialized, arguments: [true, false])
         func aFailoverMidRunIsFollowed(waitReplicas: Bool) async throws {
@@ -126,7 +128,8 @@ extension Scenarios {
                 let failover = Mutex<String?>(nil)
                 let result = try await runExpiryBench(["--redis", group.url, "--keys", "60000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
                                                        "--progress", "none", "--json", json, "--stall-timeout", "30s", "--max-duration", "90s"]
-                                                      + (waitReplicas ? ["--wait-replicas", "1"] : []), limit: .seconds(120)) { _ in
+                                                      + (waitReplicas ? ["--wait-replicas", "1", "--chaos", "failover"] : []), limit: .seconds(120)) { _ in
+                    if waitReplicas { return }
                     do {
                         _ = await waitUntil(.seconds(60)) { (try? await hasKeys(group.primary, match: "expiry-bench:*:processed")) == true }
                         try await Task.sleep(for: .seconds(2))
@@ -139,10 +142,26 @@ extension Scenarios {
                         failover.withLock { $0 = "\(error)" }
                     }
                 }
+                let report = try readJSONReport(json)
+                if waitReplicas {
+                    let chaos = report["chaos"] as? [String: Any] ?? [:]
+                    failover.withLock { $0 = chaos["failover_answer"] as? String }
+                    #expect(result.stdout.contains("chaos failover            asked of 127.0.0.1:"), "\(describe(result))")
+                }
                 #expect(failover.withLock { $0 } == "OK", "SENTINEL FAILOVER: \(failover.withLock { $0 } ?? "not sent")")
                 #expect(try await role(of: group.replica) == "master", "the replica was not promoted")
-                let report = try readJSONReport(json)
                 let lost = report["lost"] as? Int ?? -1
+                // The report shows the failover: from the primary to the replica, and what it lost.
+                let failovers = report["failovers"] as? [[String: Any]] ?? []
+                #expect(failovers.count == 1, "\(describe(result))")
+                if let shown = failovers.first {
+                    #expect(shown["via"] as? String == "sentinel")
+                    #expect(shown["from"] as? String == "127.0.0.1:\(group.primary.port)" && shown["to"] as? String == "127.0.0.1:\(group.replica.port)", "\(shown)")
+                    #expect(shown["lost"] as? Int == lost, "\(shown)")
+                    let (first, all) = (shown["first_write_back_ms"] as? Int ?? -1, shown["writes_unavailable_ms"] as? Int ?? -1)
+                    #expect(0 <= first && first <= all && all < 60_000, "\(shown)")
+                    #expect(result.stdout.contains("failovers                 1 (sentinel)"), "\(describe(result))")
+                }
                 #expect((report["subscriber_reconnects"] as? Int ?? 0) >= 1, "the subscriber did not follow the primary: \(describe(result))")
                 if waitReplicas {
                     #expect(result.status == 0, "\(describe(result))")

@@ -69,6 +69,7 @@ package enum ReportPrinter {
             lines.append("  chaos                     \(c.crashes) consumer crashes, \(c.stalls) stalls past the lock TTL, \(c.subscriberKills) subscriber disconnections")
             lines.append("  recovery                  \(c.leaseExpiries) lapsed leases; \(c.recoveries) crashed consumers' entries taken over after \(Format.milliseconds(c.recoveryMeanMs)) on average (max \(Format.milliseconds(c.recoveryMaxMs)))")
         }
+        lines.append(contentsOf: failoverLines(r))
         if r.generatorWaits > 0 {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
         }

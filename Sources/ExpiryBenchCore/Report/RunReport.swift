@@ -78,6 +78,9 @@ package struct RunReport: Sendable, Encodable {
         /// was checked on the primary, and they may lack its last writes. Absent when none (or on a cluster).
         package var replicasNotChecked: Int?
         package var chaos: Chaos
+        /// Each failover the run heard of (a sentinel's `+switch-master`, a cluster primary's slots gone to its
+        /// replica); nil (absent) when the run could hear of none: a single server named directly.
+        package var failovers: [Failover]?
         package var durationSec: Double
         package var throughputKeysPerSec: Double
         /// Keys committed more than `lateAfterMs` after their deadline.
@@ -140,6 +143,29 @@ package struct RunReport: Sendable, Encodable {
 
     }
 
+    /// One failover during the run, and what it cost.
+    package struct Failover: Sendable, Codable, Equatable {
+        /// When the switch was heard, in ms since the run's start.
+        package var atMs: Double
+        /// How it was heard: `sentinel` or `cluster`.
+        package var via: String
+        /// The old and the new primary, `host:port`.
+        package var from: String
+        package var to: String
+        /// From the first call that failed on the old primary until every connection interrupted had a call
+        /// through again on the new one; 0 when no call failed.
+        package var writesUnavailableMs: Double
+        /// From the same first failure to the first call through on the new primary.
+        package var firstWriteBackMs: Double
+        /// The run's connections (in this process) whose calls failed meanwhile.
+        package var connectionsInterrupted: Int
+        /// Keys the sweeper published itself after it (their expired event was lost) until the next failover.
+        package var keysRescued: Int
+        /// The run's lost keys and repeated commits when it had this one failover; nil (absent) when it had more.
+        package var lost: Int?
+        package var duplicateCommits: Int?
+    }
+
     /// Faults injected (`--chaos`) and how the run recovered from them.
     package struct Chaos: Sendable, Codable, Equatable {
         package var crashes: Int
@@ -151,7 +177,11 @@ package struct RunReport: Sendable, Encodable {
         package var recoveries: Int
         package var recoveryMaxMs: Double
         package var recoveryMeanMs: Double
-
+        /// `--chaos failover`: when it was asked (ms since the run's start), of which node, and its answer; nil
+        /// (absent) when it was not (not asked for, or the run ended first).
+        package var failoverAskedAtMs: Double?
+        package var failoverAskedOf: String?
+        package var failoverAnswer: String?
     }
 
     package struct Settings: Sendable, Codable {
@@ -172,7 +202,8 @@ package struct RunReport: Sendable, Encodable {
         package var rescueAfterMs: Double = 0
         package var probeWindowMs: Double = 0
         package var waitReplicas = 0
-
+        /// `--chaos failover`.
+        package var chaosFailover = false
     }
 
 }
@@ -210,7 +241,7 @@ extension RunConfiguration {
                            concurrency: concurrency, maxOutstanding: effectiveMaxOutstanding, sweeper: sweeper,
                            graceMs: grace.seconds * 1000, failRate: failRate, maxDeliveries: maxDeliveries, chaos: chaos,
                            backgroundKeys: backgroundKeys, rescueAfterMs: rescueAfter.seconds * 1000, probeWindowMs: probeWindow.seconds * 1000,
-                           waitReplicas: waitReplicas)
+                           waitReplicas: waitReplicas, chaosFailover: chaosFailover)
     }
 }
 

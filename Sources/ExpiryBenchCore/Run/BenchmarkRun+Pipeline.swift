@@ -19,8 +19,15 @@ extension BenchmarkRun {
         let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections,
                                                      settingChanges: settingChanges, stop: stop, say: say)
         defer { parts.bridge.stop() }
-        let startedAt = Double(WallClock.milliseconds()) / 1000
-        let supervisor = RunSupervisor(configuration: configuration, stop: stop, say: say, parts: parts, control: control, chaosNode: nodes[0])
+        let startedAtMilliseconds = WallClock.milliseconds()
+        let startedAt = Double(startedAtMilliseconds) / 1000
+        var supervisor = RunSupervisor(configuration: configuration, stop: stop, say: say, parts: parts, control: control, chaosNode: nodes[0])
+        let failoverSource = FailoverSource(servers)
+        supervisor.failovers = failoverSource.map { FailoverWatch(source: $0, counters: parts.counters, since: startedAtMilliseconds) }
+        if configuration.chaosFailover, let failoverSource {
+            supervisor.failoverChaos = FailoverChaos(source: failoverSource, endpoint: servers.endpoint, counters: parts.counters, keys: configuration.keys,
+                                                     timeout: configuration.timeout, runID: keyspace.runID)
+        }
         let (failure, start) = (supervisor.failure, supervisor.start)
         let ending = await supervisor.run()
         parts.reporter.finishLine()
@@ -42,6 +49,12 @@ extension BenchmarkRun {
                                       server: (redis, version, identity), processes: processes)
         report.shards = zip(parts.layout.shards, verification.processedPerShard).map { shard, processed in
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
+        }
+        report.failovers = supervisor.failovers?.failovers(lost: verification.lost, duplicates: verification.duplicateCommits)
+        if let asked = supervisor.failoverChaos?.asked {
+            report.chaos.failoverAskedAtMs = asked.atMs
+            report.chaos.failoverAskedOf = asked.node
+            report.chaos.failoverAnswer = asked.answer
         }
         report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: ending.abort)
         // What was verified is on the primary; replicas the writes did not wait for may lack the last of them.

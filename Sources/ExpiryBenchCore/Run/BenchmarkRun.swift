@@ -64,6 +64,7 @@ package struct BenchmarkRun: Sendable {
         let nodes = servers.cluster == nil ? [control] : try await servers.connectToPrimaries(name: "expiry-bench:\(keyspace.runID):admin", timeout: configuration.timeout)
         defer { if servers.cluster != nil { for node in nodes { node.close() } } }
         if servers.cluster != nil { try await Preflight.checkReplicas(wanted: configuration.waitReplicas, nodes: nodes) }
+        if configuration.chaosFailover { try await FailoverChaos.check(servers, replicas: facts.replicas, nodes: nodes) }
         let runControl = servers.cluster == nil ? control
             : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
         defer { if servers.cluster != nil { runControl.close() } }

@@ -87,6 +87,8 @@ package struct RunConfiguration: Sendable {
     package var maxDeliveries = 3
     /// Inject faults while the run goes: consumer crashes and stalls, subscriber disconnections.
     package var chaos = false
+    /// `--chaos failover`: ask the sentinels (or a cluster's replica) for one failover at a random moment.
+    package var chaosFailover = false
     /// `--wait-replicas N`: every round trip of the pipeline counts as done only once N replicas hold its writes.
     package var waitReplicas = 0
     /// Keys with a long TTL written under the run's namespace before the run, to reproduce a real cache's expiry lag.
@@ -176,6 +178,7 @@ package struct RunConfiguration: Sendable {
         if !(0...1).contains(failRate) || failRate.isNaN { found.append("--fail-rate must be a probability between 0 and 1 (got \(failRate))") }
         if failRate >= 1 { found.append("--fail-rate 1 fails every key forever: use a value below 1") }
         if maxDeliveries < 1 || maxDeliveries > 1000 { found.append("--max-deliveries must be between 1 and 1000 (got \(maxDeliveries))") }
+        if chaosFailover, role == .consumer { found.append("--chaos failover is asked by the driver: give it to the process with --role all or driver") }
         if waitReplicas < 0 || waitReplicas > 100 { found.append("--wait-replicas must be between 0 and 100 (got \(waitReplicas))") }
         if backgroundKeys < 0 || backgroundKeys > 100_000_000 { found.append("--background-keys must be between 0 and 100000000 (got \(backgroundKeys))") }
         if timeout < .milliseconds(100) { found.append("--timeout must be at least 100ms (got \(DurationText.format(timeout)))") }

@@ -15,6 +15,9 @@ struct RunSupervisor {
     /// A connection for the run-level keys (meta, leases), and the node chaos disconnects the subscriber on.
     let control: RedisConnection
     let chaosNode: RedisConnection
+    /// The run's failovers as they are heard (nil when the run can hear of none), and `--chaos failover`.
+    var failovers: FailoverWatch?
+    var failoverChaos: FailoverChaos?
     let failure = FirstFailure()
     let start = ContinuousClock.now
 
@@ -50,6 +53,12 @@ struct RunSupervisor {
         if configuration.chaos {
             let chaos = ChaosMonkey(parts: parts, pool: pool, node: chaosNode)
             services.append(RunService.polling("chaos", failure: failure) { await chaos.run(start: start, shouldStop: $0) })
+        }
+        if let failovers {
+            services.insert(RunService.polling("failovers", failure: failure) { await failovers.run(shouldStop: $0) }, at: 0)
+        }
+        if let failoverChaos {
+            services.append(RunService.polling("chaos failover", failure: failure) { await failoverChaos.run(start: start, shouldStop: $0) })
         }
         return services
     }
