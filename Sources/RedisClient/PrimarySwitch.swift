@@ -75,9 +75,10 @@ struct OutageTracker {
 
     /// The server is named only when an outage starts or ends: a call that succeeds as the last one did costs one
     /// check.
-    mutating func failed(at server: @autoclosure () -> String) {
+    /// - Parameter since: when the call that failed began, if it waited long before failing (an unconfirmed WAIT).
+    mutating func failed(at server: @autoclosure () -> String, since: Int64? = nil) {
         if failingSince == nil {
-            failingSince = WallClock.milliseconds()
+            failingSince = since ?? WallClock.milliseconds()
             failedAt = server()
         }
     }

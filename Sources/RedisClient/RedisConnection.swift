@@ -94,7 +94,8 @@ package final class RedisConnection: Sendable {
     package func pipeline(_ commands: [RedisCommand], extraWait: Duration = .zero) async throws -> [RESPValue] {
         if commands.isEmpty { return [] }
         guard let acknowledgement else { return try await roundTrip(commands, extraWait: extraWait) }
-        var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout)
+        let started = WallClock.milliseconds()
+        var replies = try await roundTrip(commands + [acknowledgement.command], extraWait: extraWait + acknowledgement.timeout, confirming: acknowledgement)
         let answer = replies.removeLast()
         // The usual case, confirmed at once, costs no second hop to the connection's thread.
         if case .integer(let count) = answer, count >= acknowledgement.replicas { return replies }
@@ -111,12 +112,14 @@ package final class RedisConnection: Sendable {
                     confirmed = try acknowledgement.confirmations(in: reply, from: endpoint)
                 }
                 if confirmed < acknowledgement.replicas {
-                    box.outage.failed(at: context.serverAddress)
+                    box.outage.failed(at: context.serverAddress, since: started)
                     context.disconnect()
+                } else {
+                    box.outage.succeeded(on: context.serverAddress)
                 }
                 return confirmed
             } catch let error as RedisError where error.breaksConnection {
-                box.outage.failed(at: context.serverAddress)
+                box.outage.failed(at: context.serverAddress, since: started)
                 context.disconnect()
                 throw error
             }
@@ -133,22 +136,24 @@ package final class RedisConnection: Sendable {
     /// How many round trips were not confirmed by enough replicas in time (`--wait-replicas`), each then tried again.
     package var unconfirmedCount: Int { unconfirmed.load(ordering: .relaxed) }
 
-    private func roundTrip(_ commands: [RedisCommand], extraWait: Duration) async throws -> [RESPValue] {
+    /// - Parameter confirming: the `WAIT` of `--wait-replicas` ends `commands`: a reply short of replicas leaves
+    ///   the call's outcome to the confirmation that follows.
+    private func roundTrip(_ commands: [RedisCommand], extraWait: Duration, confirming: ReplicaAcknowledgement? = nil) async throws -> [RESPValue] {
         if let route {
             let extra = extraWait.milliseconds
             return try await perform { [self] _, milliseconds in
-                try tracked { try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra) }
+                try tracked(confirming: confirming) { try routedRoundTrip(commands, route: route, timeoutMilliseconds: milliseconds, extraMilliseconds: extra) }
             }
         }
         return try await perform { [self] context, milliseconds in
-            try tracked { try plainRoundTrip(commands, context: context, milliseconds: milliseconds, extraWait: extraWait) }
+            try tracked(confirming: confirming) { try plainRoundTrip(commands, context: context, milliseconds: milliseconds, extraWait: extraWait) }
         }
     }
 
     /// Runs one round trip on the connection's thread and notes whether the server served it, for the report of
     /// a failover (`CallOutages`): a transport failure or a reply saying the server cannot serve now (no longer
     /// a primary, loading, cluster down) starts an outage, the next call served ends it.
-    private func tracked(_ body: () throws -> [RESPValue]) throws -> [RESPValue] {
+    private func tracked(confirming: ReplicaAcknowledgement?, _ body: () throws -> [RESPValue]) throws -> [RESPValue] {
         do {
             let replies = try body()
             var unavailable = false
@@ -156,7 +161,13 @@ package final class RedisConnection: Sendable {
                 unavailable = true
                 break
             }
-            if unavailable { box.outage.failed(at: box.context.serverAddress) } else { box.outage.succeeded(on: box.context.serverAddress) }
+            if unavailable {
+                box.outage.failed(at: box.context.serverAddress)
+            } else if let confirming, case .integer(let count) = replies.last, count < confirming.replicas {
+                // Not served until the replicas confirm it: `pipeline` decides.
+            } else {
+                box.outage.succeeded(on: box.context.serverAddress)
+            }
             return replies
         } catch let error as RedisError where error.isTransient {
             box.outage.failed(at: box.context.serverAddress)

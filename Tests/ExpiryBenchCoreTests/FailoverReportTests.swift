@@ -47,6 +47,22 @@ struct FailoverReportTests {
         #expect(none.firstBack == 0 && none.allBack == 0 && none.connections == 0)
     }
 
+    /// A connection's outage runs from its first failure (or from the start of a call that waited before it
+    /// failed: an unconfirmed WAIT) to its next call through; later failures while it lasts change nothing.
+    @Test func anOutageRunsFromTheFirstFailureToTheNextCallThrough() {
+        let before = WallClock.milliseconds()
+        var tracker = OutageTracker()
+        tracker.succeeded(on: "unit-old:1")
+        tracker.failed(at: "unit-old:1", since: before - 4_000)
+        tracker.failed(at: "unit-new:2")
+        tracker.succeeded(on: "unit-new:2")
+        tracker.succeeded(on: "unit-new:2")
+        let recorded = CallOutages.shared.ended(since: before).filter { $0.failedAt.hasPrefix("unit-") }
+        #expect(recorded.count == 1)
+        #expect(recorded.first?.startMilliseconds == before - 4_000)
+        #expect(recorded.first?.failedAt == "unit-old:1" && recorded.first?.resumedAt == "unit-new:2")
+    }
+
     private static func failover(lost: Int?) -> RunReport.Failover {
         RunReport.Failover(atMs: 4_120, via: "sentinel", from: "127.0.0.1:7301", to: "127.0.0.1:7302", writesUnavailableMs: 1_265,
                            firstWriteBackMs: 1_004, connectionsInterrupted: 22, keysRescued: 1_700, lost: lost, duplicateCommits: lost.map { _ in 0 })

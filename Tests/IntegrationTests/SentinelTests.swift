@@ -160,6 +160,8 @@ extension Scenarios {
                     #expect(shown["lost"] as? Int == lost, "\(shown)")
                     let (first, all) = (shown["first_write_back_ms"] as? Int ?? -1, shown["writes_unavailable_ms"] as? Int ?? -1)
                     #expect(0 <= first && first <= all && all < 60_000, "\(shown)")
+                    // With one replica, the writes wait until the old primary has become the new one's replica.
+                    if waitReplicas { #expect(all >= 1_000 && (shown["connections_interrupted"] as? Int ?? 0) > 0, "\(shown)") }
                     #expect(result.stdout.contains("failovers                 1 (sentinel)"), "\(describe(result))")
                 }
                 #expect((report["subscriber_reconnects"] as? Int ?? 0) >= 1, "the subscriber did not follow the primary: \(describe(result))")
