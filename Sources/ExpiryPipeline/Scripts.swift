@@ -8,7 +8,7 @@ package enum Scripts {
     /// Publish once: moves each key still in the due index to the stream, removing it from the index in the
     /// same step; a key already gone from the index is skipped, so two paths can never publish it twice.
     /// KEYS: due index, stream. ARGV: source tag, indices... Returns how many were published.
-    package static let publish = RedisScript(name: "publish", source: """
+    package static let publish = RedisScript(name: "publish", source: inParts + """
         local wanted, seen = {}, {}
         for i = 2, #ARGV do
           if not seen[ARGV[i]] then
@@ -17,7 +17,7 @@ package enum Scripts {
           end
         end
         if #wanted == 0 then return 0 end
-        local deadlines = redis.call('ZMSCORE', KEYS[1], unpack(wanted))
+        local deadlines = call_in_parts('ZMSCORE', { KEYS[1] }, wanted)
         local found = {}
         for i = 1, #wanted do
           if deadlines[i] then
@@ -25,7 +25,7 @@ package enum Scripts {
             redis.call('XADD', KEYS[2], '*', 'k', wanted[i], 'd', deadlines[i], 's', ARGV[1])
           end
         end
-        if #found > 0 then redis.call('ZREM', KEYS[1], unpack(found)) end
+        if #found > 0 then call_in_parts('ZREM', { KEYS[1] }, found) end
         return #found
         """)
 
@@ -40,7 +40,7 @@ package enum Scripts {
     /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, rescue ms, limit, touch cursor (a deadline in ms,
     /// exclusive; '-inf' at first). Returns {rescued, touched, expired by the touches, next cursor, 1 when more
     /// keys are due now (a full page) else 0}.
-    package static let sweep = RedisScript(name: "sweep", source: """
+    package static let sweep = RedisScript(name: "sweep", source: inParts + """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local limit = tonumber(ARGV[4])
@@ -72,7 +72,7 @@ package enum Scripts {
           members[#members + 1] = late[i]
           redis.call('XADD', KEYS[2], '*', 'k', late[i], 'd', late[i + 1], 's', 's')
         end
-        redis.call('ZREM', KEYS[1], unpack(members))
+        call_in_parts('ZREM', { KEYS[1] }, members)
         return { #members, upto / 2, expired, cursor, more }
         """)
 
@@ -83,7 +83,7 @@ package enum Scripts {
     /// cycle samples (hundreds of live TTL keys double its lag); the commit script deletes them.
     /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
     /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
-    package static let claim = RedisScript(name: "claim", source: now + claimFunction + """
+    package static let claim = RedisScript(name: "claim", source: now + inParts + claimFunction + """
         local ids, idxs = {}, {}
         for i = 5, #ARGV, 2 do
           ids[#ids + 1] = ARGV[i]
@@ -108,7 +108,7 @@ package enum Scripts {
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
     /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
-    package static let commit = RedisScript(name: "commit", source: now + commitFunction + """
+    package static let commit = RedisScript(name: "commit", source: now + inParts + commitFunction + """
         return commit_keys(7)
         """)
 
@@ -121,7 +121,7 @@ package enum Scripts {
     /// KEYS: as the commit script. ARGV: the commit script's first six, then the count to read, the next token,
     /// the lock ttl ms, then the commit's quadruples. Returns {the commit script's reply, the entries read (as
     /// XREADGROUP gives them), their claim codes}.
-    package static let settleAndRead = RedisScript(name: "settle-and-read", source: now + claimFunction + commitFunction + """
+    package static let settleAndRead = RedisScript(name: "settle-and-read", source: now + inParts + claimFunction + commitFunction + """
         local settled = commit_keys(10)
         local entries, codes = {}, {}
         if tonumber(ARGV[7]) > 0 then
@@ -142,6 +142,29 @@ package enum Scripts {
         return { settled, entries, codes }
         """)
 
+    /// `call_in_parts(command, head, items)`: the command with the `head` arguments and then `items`, sent in parts
+    /// of at most 2,400 items (a multiple of the 2, 3 and 4 words of a pair, a BITFIELD GET and a BITFIELD SET),
+    /// since Lua cannot pass more than about 8,000 values to one call (`--batch` 5,000 needs 15,000 for its
+    /// BITFIELD). Returns the parts' array replies joined in order, or an integer reply's sum.
+    private static let inParts = """
+        local function call_in_parts(command, head, items)
+          local joined, sum = {}, 0
+          for first = 1, #items, 2400 do
+            local args = { unpack(head) }
+            for i = first, math.min(first + 2399, #items) do args[#args + 1] = items[i] end
+            local reply = redis.call(command, unpack(args))
+            if type(reply) == 'table' then
+              for i = 1, #reply do joined[#joined + 1] = reply[i] end
+            else
+              sum = sum + reply
+            end
+          end
+          if #joined == 0 and sum > 0 then return sum end
+          return joined
+        end
+
+        """
+
     /// The server's clock, read once per call: `now` in ms, `now_us` in µs.
     private static let now = """
         local t = redis.call('TIME')
@@ -161,8 +184,8 @@ package enum Scripts {
             fields[#fields + 1] = 'u1'
             fields[#fields + 1] = idxs[j]
           end
-          local processed = redis.call('BITFIELD_RO', processed_key, unpack(fields))
-          local dead = redis.call('BITFIELD_RO', dead_key, unpack(fields))
+          local processed = call_in_parts('BITFIELD_RO', { processed_key }, fields)
+          local dead = call_in_parts('BITFIELD_RO', { dead_key }, fields)
           local held = string.format('%d|%s', now + tonumber(lock_ms), token)
           local out, done = {}, {}
           for j = 1, #ids do
@@ -185,7 +208,7 @@ package enum Scripts {
               end
             end
           end
-          if #done > 0 then redis.call('XACK', stream_key, group, unpack(done)) end
+          if #done > 0 then call_in_parts('XACK', { stream_key, group }, done) end
           return out
         end
 
@@ -205,7 +228,7 @@ package enum Scripts {
           local locks = {}
           for i = first, #ARGV, 4 do locks[#locks + 1] = ARGV[2] .. ARGV[i + 1] end
           if #locks == 0 then return out end
-          local holders = redis.call('MGET', unpack(locks))
+          local holders = call_in_parts('MGET', {}, locks)
           local fields, acks, release, codes = {}, {}, {}, {}
           local mine = '|' .. ARGV[3]
           for j = 1, #locks do
@@ -242,9 +265,9 @@ package enum Scripts {
             end
           end
           local before = {}
-          if #fields > 0 then before = redis.call('BITFIELD', KEYS[1], unpack(fields)) end
-          if #acks > 0 then redis.call('XACK', KEYS[2], ARGV[1], unpack(acks)) end
-          if #release > 0 then redis.call('DEL', unpack(release)) end
+          if #fields > 0 then before = call_in_parts('BITFIELD', { KEYS[1] }, fields) end
+          if #acks > 0 then call_in_parts('XACK', { KEYS[2], ARGV[1] }, acks) end
+          if #release > 0 then call_in_parts('DEL', {}, release) end
           local k, firsts, repeats, dead = 0, 0, 0, 0
           for j = 1, #locks do
             if codes[j] == -1 then

@@ -135,6 +135,17 @@ struct RunTests {
         }
     }
 
+    /// Batches past what one Lua call can take at once (about 8,000 values: a batch of 5,000 reads 15,000 words of
+    /// BITFIELD) are sent in parts by the scripts.
+    @Test func largeBatchesVerify() async throws {
+        try await withRedis { server in
+            var configuration = configuration(server, keys: 20_000, consumers: 2, work: .zero, runID: "bigbatch1")
+            configuration.batch = 5_000
+            let report = try await BenchmarkRun(configuration: configuration, say: { _ in }).execute()
+            expectVerified(report, keys: 20_000, consumers: 2)
+        }
+    }
+
     @Test func twoRunsAfterEachOtherOnOneServerBothVerify() async throws {
         try await withRedis { server in
             let control = try await connect(server, name: "itest-observer")
