@@ -25,9 +25,11 @@ final class SwitchLog: Sendable {
     func record(from: String, to: String) {
         let now = WallClock.milliseconds()
         entries.withLock { entries in
+            // A switch undone within 3 s is a node that had not heard of it yet (a real failback takes longer).
             let echo = entries.contains { earlier in
-                now - earlier.atMilliseconds < Self.echoWindowMilliseconds
-                    && Set([earlier.from, earlier.to]) == Set([from, to])
+                let age = now - earlier.atMilliseconds
+                return (age < Self.echoWindowMilliseconds && earlier.from == from && earlier.to == to)
+                    || (age < 3_000 && earlier.from == to && earlier.to == from)
             }
             if !echo { entries.append(PrimarySwitch(atMilliseconds: now, from: from, to: to)) }
         }
@@ -44,6 +46,8 @@ package struct CallOutage: Sendable, Equatable {
     /// The server the first failed call went to, and the one the call that succeeded reached, `host:port`.
     package var failedAt: String
     package var resumedAt: String
+    /// Which connection it was (outages of one connection count as one interrupted connection).
+    package var connection: Int = 0
 }
 
 /// Every connection's outages in this process, for the report of a failover: how long the calls to the old
@@ -70,6 +74,8 @@ package final class CallOutages: Sendable {
 
 /// One connection's outage in progress, on the connection's own thread: the first failure since the last success.
 struct OutageTracker {
+    private static let numbers = Atomic<Int>(0)
+    private let connection = OutageTracker.numbers.add(1, ordering: .relaxed).newValue
     private var failingSince: Int64?
     private var failedAt = ""
 
@@ -86,6 +92,6 @@ struct OutageTracker {
     mutating func succeeded(on server: @autoclosure () -> String) {
         guard let since = failingSince else { return }
         failingSince = nil
-        CallOutages.shared.record(CallOutage(startMilliseconds: since, endMilliseconds: WallClock.milliseconds(), failedAt: failedAt, resumedAt: server()))
+        CallOutages.shared.record(CallOutage(startMilliseconds: since, endMilliseconds: WallClock.milliseconds(), failedAt: failedAt, resumedAt: server(), connection: connection))
     }
 }

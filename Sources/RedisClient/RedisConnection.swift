@@ -154,6 +154,8 @@ package final class RedisConnection: Sendable {
     /// a failover (`CallOutages`): a transport failure or a reply saying the server cannot serve now (no longer
     /// a primary, loading, cluster down) starts an outage, the next call served ends it.
     private func tracked(confirming: ReplicaAcknowledgement?, _ body: () throws -> [RESPValue]) throws -> [RESPValue] {
+        // A call that times out failed from its start, not from when it gave up.
+        let started = WallClock.milliseconds()
         do {
             let replies = try body()
             var unavailable = false
@@ -163,6 +165,9 @@ package final class RedisConnection: Sendable {
             }
             if unavailable {
                 box.outage.failed(at: box.context.serverAddress)
+            } else if confirming != nil, case .error = replies.last {
+                // WAIT refused: a server that became a replica.
+                box.outage.failed(at: box.context.serverAddress)
             } else if let confirming, case .integer(let count) = replies.last, count < confirming.replicas {
                 // Not served until the replicas confirm it: `pipeline` decides.
             } else {
@@ -170,7 +175,7 @@ package final class RedisConnection: Sendable {
             }
             return replies
         } catch let error as RedisError where error.isTransient {
-            box.outage.failed(at: box.context.serverAddress)
+            box.outage.failed(at: box.context.serverAddress, since: started)
             throw error
         }
     }

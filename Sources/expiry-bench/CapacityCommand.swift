@@ -27,6 +27,9 @@ struct CapacityCommand: AsyncParsableCommand {
         if workload.rate != "0" || workload.duration != nil || workload.keys != nil {
             throw ValidationError("capacity chooses each step's rate and keys itself: leave out --rate, --duration and --keys (use --start-rate, --max-rate, --step-duration)")
         }
+        if reliability.chaos.contains(where: { $0.faults.contains(.failover) }) {
+            throw ValidationError("--chaos failover is for a run: capacity would ask for a failover at every step")
+        }
         if p99.duration <= .zero { throw ValidationError("--p99 must be longer than 0") }
         if stepDuration.duration < .seconds(1) { throw ValidationError("--step-duration must be 1s or more") }
         if startRate < 1 || maxRate < startRate { throw ValidationError("--start-rate must be at least 1 and at most --max-rate") }

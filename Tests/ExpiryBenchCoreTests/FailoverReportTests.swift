@@ -33,10 +33,13 @@ struct FailoverReportTests {
     @Test func unavailabilityRunsFromTheFirstFailureToTheFirstAndLastConnectionBack() {
         let primarySwitch = PrimarySwitch(atMilliseconds: 10_000, from: "a:1", to: "b:2")
         let outages = [
-            CallOutage(startMilliseconds: 9_000, endMilliseconds: 10_400, failedAt: "a:1", resumedAt: "b:2"),
-            CallOutage(startMilliseconds: 9_200, endMilliseconds: 11_500, failedAt: "a:1", resumedAt: "b:2"),
-            // Failed at the new primary (its writes not yet confirmed), back there.
-            CallOutage(startMilliseconds: 10_100, endMilliseconds: 10_900, failedAt: "b:2", resumedAt: "b:2"),
+            CallOutage(startMilliseconds: 9_000, endMilliseconds: 10_400, failedAt: "a:1", resumedAt: "b:2", connection: 1),
+            CallOutage(startMilliseconds: 9_200, endMilliseconds: 11_500, failedAt: "a:1", resumedAt: "b:2", connection: 2),
+            // Failed at the new primary (its writes not yet confirmed), back there: the same connection again.
+            CallOutage(startMilliseconds: 10_100, endMilliseconds: 10_900, failedAt: "b:2", resumedAt: "b:2", connection: 2),
+            CallOutage(startMilliseconds: 10_200, endMilliseconds: 10_950, failedAt: "b:2", resumedAt: "b:2", connection: 3),
+            // A connection pinned to the old node, back there when it came back: not the failover's.
+            CallOutage(startMilliseconds: 8_000, endMilliseconds: 30_000, failedAt: "a:1", resumedAt: "a:1", connection: 4),
             // Another server's blip, and an outage long over before the switch: not this failover's.
             CallOutage(startMilliseconds: 9_500, endMilliseconds: 9_800, failedAt: "c:3", resumedAt: "c:3"),
             CallOutage(startMilliseconds: 1_000, endMilliseconds: 2_000, failedAt: "a:1", resumedAt: "a:1"),
@@ -77,9 +80,9 @@ struct FailoverReportTests {
         report.settings.chaosFailover = true
         let lines = ReportPrinter.failoverLines(report)
         #expect(lines == [
-            "  chaos failover            asked of 127.0.0.1:26401 at 2.4 s: OK",
+            "  chaos failover            asked of 127.0.0.1:26401 at 2.4s: OK",
             "  failovers                 1 (sentinel)",
-            "    at 4.1 s  127.0.0.1:7301 → 127.0.0.1:7302: writes unavailable 1265ms (22 connections interrupted, the first back after 1004ms), 1,700 keys rescued after it, 2 lost, 0 done twice",
+            "    at 4.1s  127.0.0.1:7301 → 127.0.0.1:7302: writes unavailable 1265ms (22 connections interrupted, the first call through 1004ms after the first failure), 1,700 keys rescued after it, 2 lost, 0 done twice",
         ])
         let json = try #require(try JSONSerialization.jsonObject(with: ReportFile.encode(report)) as? [String: Any])
         let failovers = try #require(json["failovers"] as? [[String: Any]])

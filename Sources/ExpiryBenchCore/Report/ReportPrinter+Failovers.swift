@@ -23,7 +23,7 @@ extension ReportPrinter {
         for failover in failovers {
             var line = "    at \(seconds(failover.atMs))  \(failover.from) → \(failover.to): "
             line += failover.connectionsInterrupted == 0 ? "no call failed"
-                : "writes unavailable \(Format.milliseconds(failover.writesUnavailableMs)) (\(failover.connectionsInterrupted) connection\(failover.connectionsInterrupted == 1 ? "" : "s") interrupted, the first back after \(Format.milliseconds(failover.firstWriteBackMs)))"
+                : "writes unavailable \(Format.milliseconds(failover.writesUnavailableMs)) (\(failover.connectionsInterrupted) connection\(failover.connectionsInterrupted == 1 ? "" : "s") interrupted, the first call through \(Format.milliseconds(failover.firstWriteBackMs)) after the first failure)"
             line += ", \(Format.count(failover.keysRescued)) keys rescued after it"
             if let lost = failover.lost, let duplicates = failover.duplicateCommits {
                 line += ", \(Format.count(lost)) lost, \(Format.count(duplicates)) done twice"
@@ -35,6 +35,6 @@ extension ReportPrinter {
 
     /// `4.1 s` from milliseconds.
     private static func seconds(_ milliseconds: Double) -> String {
-        String(format: "%.1f s", milliseconds / 1000)
+        String(format: "%.1fs", milliseconds / 1000)
     }
 }

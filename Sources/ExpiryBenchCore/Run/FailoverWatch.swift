@@ -101,11 +101,11 @@ final class FailoverWatch: Sendable {
     static func unavailability(of primarySwitch: PrimarySwitch, in outages: [CallOutage]) -> (firstBack: Int64, allBack: Int64, connections: Int) {
         let at = primarySwitch.atMilliseconds
         let related = outages.filter {
-            ($0.failedAt == primarySwitch.from || $0.resumedAt == primarySwitch.to)
+            ($0.failedAt == primarySwitch.from || $0.resumedAt == primarySwitch.to) && $0.resumedAt != primarySwitch.from
                 && $0.endMilliseconds >= at - 5_000 && $0.startMilliseconds <= at + 5_000
         }
         guard let start = related.map(\.startMilliseconds).min(), let last = related.map(\.endMilliseconds).max() else { return (0, 0, 0) }
         let first = related.filter { $0.resumedAt == primarySwitch.to }.map(\.endMilliseconds).min() ?? last
-        return (max(0, first - start), max(0, last - start), related.count)
+        return (max(0, first - start), max(0, last - start), Set(related.map(\.connection)).count)
     }
 }
