@@ -44,6 +44,20 @@ final class HiredisContext {
             let primary = try SentinelResolver.primary(of: group, tls: endpoint.tls, timeoutMilliseconds: timeoutMilliseconds)
             target = endpoint.at(host: primary.host, port: primary.port)
         }
+        context = try open(target, timeoutMilliseconds: timeoutMilliseconds)
+        connected = target
+        lastConnected = target
+        do {
+            try startSession(at: target, timeoutMilliseconds: timeoutMilliseconds)
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    /// The socket (or the TLS tunnel's end of it), checked: hiredis returns a context even when the connection
+    /// failed, with the error inside it.
+    private func open(_ target: RedisEndpoint, timeoutMilliseconds: Int) throws -> UnsafeMutablePointer<redisContext> {
         let tv = CHiredis_timeval(timeoutMilliseconds)
         let opened: UnsafeMutablePointer<redisContext>?
         switch target.address {
@@ -58,49 +72,45 @@ final class HiredisContext {
         case .sentinel: opened = nil
         }
         guard let opened else { throw RedisError(.io, "cannot allocate a connection to \(target.addressDescription)") }
-        // hiredis returns a context even when the connection failed: the error is inside it.
         if opened.pointee.err != 0 {
             let reason = String(cString: CHiredis_errstr(opened))
             redisFree(opened)
             let code: RedisError.Code = reason.localizedLowercase.contains("timed out") ? .timeout : .io
             throw RedisError(code, "cannot connect to \(target.addressDescription): \(reason)")
         }
-        context = opened
-        connected = target
-        lastConnected = target
-        do {
-            if let password = endpoint.password {
-                var auth = ["AUTH"]
-                if let user = endpoint.username { auth.append(user) }
-                auth.append(password)
-                let reply = try roundTrip([RedisCommand(auth)], timeoutMilliseconds: timeoutMilliseconds)[0]
-                if case .error(let message) = reply {
-                    throw RedisError(.authentication, "authentication refused by \(endpoint.addressDescription): \(message)", serverMessage: message)
-                }
+        return opened
+    }
+
+    /// AUTH, SELECT, CLIENT SETNAME, and for a sentinel group's primary, ROLE.
+    private func startSession(at target: RedisEndpoint, timeoutMilliseconds: Int) throws {
+        if let password = endpoint.password {
+            var auth = ["AUTH"]
+            if let user = endpoint.username { auth.append(user) }
+            auth.append(password)
+            let reply = try roundTrip([RedisCommand(auth)], timeoutMilliseconds: timeoutMilliseconds)[0]
+            if case .error(let message) = reply {
+                throw RedisError(.authentication, "authentication refused by \(endpoint.addressDescription): \(message)", serverMessage: message)
             }
-            if endpoint.database != 0 {
-                let reply = try roundTrip([RedisCommand("SELECT", String(endpoint.database))], timeoutMilliseconds: timeoutMilliseconds)[0]
-                _ = try reply.unwrapped(for: "SELECT \(endpoint.database)")
+        }
+        if endpoint.database != 0 {
+            let reply = try roundTrip([RedisCommand("SELECT", String(endpoint.database))], timeoutMilliseconds: timeoutMilliseconds)[0]
+            _ = try reply.unwrapped(for: "SELECT \(endpoint.database)")
+        }
+        if let clientName {
+            // Best effort: a server that forbids CLIENT still serves the run.
+            _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
+        }
+        if case .sentinel(let group) = endpoint.address {
+            // Between a switch and the sentinels' reconfiguration, the address may still be a replica's. (A user
+            // without ROLE, which is in @dangerous, is trusted to the sentinels' answer.)
+            let reply = try roundTrip([RedisCommand("ROLE")], timeoutMilliseconds: timeoutMilliseconds)[0]
+            let role = reply.array?.first?.string
+            if case .error(let message) = reply, !message.hasPrefix("NOPERM") {
+                throw RedisError(.server, "ROLE: \(message)", serverMessage: message)
             }
-            if let clientName {
-                // Best effort: a server that forbids CLIENT still serves the run.
-                _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
+            if case .array = reply, role != "master" {
+                throw RedisError(.io, "the sentinels name \(target.addressDescription) as the primary '\(group.master)', but it is a \(role ?? "server of unknown role") (a failover is under way)")
             }
-            if case .sentinel(let group) = endpoint.address {
-                // Between a switch and the sentinels' reconfiguration, the address may still be a replica's. (A user
-                // without ROLE, which is in @dangerous, is trusted to the sentinels' answer.)
-                let reply = try roundTrip([RedisCommand("ROLE")], timeoutMilliseconds: timeoutMilliseconds)[0]
-                let role = reply.array?.first?.string
-                if case .error(let message) = reply, !message.hasPrefix("NOPERM") {
-                    throw RedisError(.server, "ROLE: \(message)", serverMessage: message)
-                }
-                if case .array = reply, role != "master" {
-                    throw RedisError(.io, "the sentinels name \(target.addressDescription) as the primary '\(group.master)', but it is a \(role ?? "server of unknown role") (a failover is under way)")
-                }
-            }
-        } catch {
-            disconnect()
-            throw error
         }
     }
 
