@@ -115,6 +115,17 @@ package struct ExpiryLag: Sendable, Codable, Equatable {
         self.windowMs = windowMs
     }
 
+    /// The four percentiles alone: what the probe command reports as `lag_ms`, beside its counts.
+    package struct Percentiles: Sendable, Codable, Equatable {
+        package var p50, p90, p99, max: Double
+    }
+
+    package var percentiles: Percentiles { Percentiles(p50: p50, p90: p90, p99: p99, max: max) }
+
+    package init(_ lag: Percentiles, count: Int, missing: Int, windowMs: Double) {
+        self.init(p50: lag.p50, p90: lag.p90, p99: lag.p99, max: lag.max, count: count, missing: missing, windowMs: windowMs)
+    }
+
     /// One percentile for people: "≥ 10.0 s" when it lands on missing probes.
     package func describe(_ value: Double) -> String {
         (missing > 0 && value >= windowMs ? "≥ " : "") + Format.milliseconds(value)

@@ -38,18 +38,11 @@ package struct ExpiryProbeRun: Sendable {
             package var version: String
         }
 
-        package struct Lag: Sendable, Codable, Equatable {
-            package var p50: Double
-            package var p90: Double
-            package var p99: Double
-            package var max: Double
-        }
-
         /// Probes whose event came within the window.
         package var count: Int
         /// Probes whose event did not come within the window.
         package var missing: Int
-        package var lagMs: Lag
+        package var lagMs: ExpiryLag.Percentiles
         package var windowMs: Double
         package var ttlMs: Double
         package var server: Server
@@ -57,7 +50,7 @@ package struct ExpiryProbeRun: Sendable {
 
         /// The lag as the run reports it.
         package var lag: ExpiryLag {
-            ExpiryLag(p50: lagMs.p50, p90: lagMs.p90, p99: lagMs.p99, max: lagMs.max, count: count, missing: missing, windowMs: windowMs)
+            ExpiryLag(lagMs, count: count, missing: missing, windowMs: windowMs)
         }
     }
 
@@ -101,7 +94,7 @@ package struct ExpiryProbeRun: Sendable {
                 Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: \(notifications.manualRestore)")
             }
             let lag = try measured.get()
-            return Report(count: lag.count, missing: lag.missing, lagMs: Report.Lag(p50: lag.p50, p90: lag.p90, p99: lag.p99, max: lag.max),
+            return Report(count: lag.count, missing: lag.missing, lagMs: lag.percentiles,
                           windowMs: lag.windowMs, ttlMs: Double(options.ttl.milliseconds), server: server, redis: endpoint.description)
         } catch let error as RedisError {
             throw RunError(error, endpoint: endpoint)
