@@ -106,7 +106,8 @@ package struct ExpirationBridge: Sendable {
                 case .probe(let deadline, let lag): context.probes.heard(deadline: deadline, lagMilliseconds: lag)
                 }
             }
-            for (shard, wanted) in indices.enumerated() where !wanted.isEmpty {
+            for (shard, heard) in indices.enumerated() where !heard.isEmpty {
+                let wanted = heard.sorted()
                 let published = try await withRetries(giveUpAfter: context.settings.timeout) {
                     try await publish(wanted, shard: shard)
                 }

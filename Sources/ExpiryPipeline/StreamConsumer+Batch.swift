@@ -2,34 +2,79 @@ import RedisClient
 
 /// The three steps of a batch: claim, work, settle.
 extension StreamConsumer {
-    /// Claims, works on and settles one batch; returns the entries handed back for another delivery, and the next
-    /// batch when the final settle also read and claimed it (see `work`).
-    func process(_ entries: [StreamEntry], token: String, next: () -> (count: Int, token: String)?) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
-        let claimed = try await claimBatch(entries, token: token)
-        if claimed.isEmpty { return ([], []) }
-        return try await work(claimed, token: token, next: next)
+    /// A settle call sent and not yet answered, giving the entries it handed back. A consumer has one at a time:
+    /// the commit records its last call so that a retry is answered rather than redone, so its next settle
+    /// waits for this one.
+    typealias SettleInFlight = Task<[StreamEntry], Error>
+
+    /// What a batch gave: entries handed back for another delivery, the next batch already claimed (when one was
+    /// read while the batch's last keys were worked on, or by its final settle), and the final settle when it is
+    /// still in flight.
+    struct BatchOutcome {
+        var handedBack: [StreamEntry] = []
+        var next: [StreamEntry] = []
+        var inFlight: SettleInFlight?
     }
 
-    /// Works on and settles a claimed batch; returns the entries handed back for another delivery, and the next
-    /// batch, already claimed under `next`'s token, when `next` (asked when the batch is done) wants one.
+    /// Claims, works on and settles one batch (see `work`).
+    func process(_ entries: [StreamEntry], token: String, after previous: SettleInFlight?,
+                 next: () -> (count: Int, token: String)?) async throws -> BatchOutcome {
+        let claimed = try await claimBatch(entries, token: token)
+        if claimed.isEmpty { return BatchOutcome(handedBack: try await previous?.value ?? []) }
+        return try await work(claimed, token: token, after: previous, next: next)
+    }
+
+    /// Works on and settles a claimed batch, after the previous batch's settle still in flight.
     ///
     /// The simulated handler takes `work` per key, `concurrency` keys at a time, each failing with probability
     /// `failRate`. Deadlines are cumulative, so timer overshoot on one key is not added to the next. Finished keys
     /// are settled every `commitEvery` of work (and at the end), so a key waits for at most that long after its
-    /// work, not for the whole batch: one round trip per `commitEvery`, never one per key. The final settle reads
-    /// and claims the next batch in the same round trip.
-    func work(_ claimed: [StreamEntry], token: String, next: () -> (count: Int, token: String)?) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
+    /// work, not for the whole batch: one round trip per `commitEvery`, never one per key.
+    ///
+    /// The work never waits for a settle's round trip: a settle goes out as its keys finish and the work goes on;
+    /// only the next settle waits for it. When `next` (asked as the last keys start) wants another batch and no
+    /// key of this one failed, that batch is read and claimed while the last keys are worked on, and the final
+    /// settle is left in flight for the caller: the consumer starts on the next batch at once. (With `--work 0`
+    /// there is no work to overlap, and the final settle reads and claims the next batch in the same call.)
+    func work(_ claimed: [StreamEntry], token: String, after previous: SettleInFlight?,
+              next: () -> (count: Int, token: String)?) async throws -> BatchOutcome {
         let succeeded = claimed.map { _ in failRate == 0 || Double.random(in: 0..<1) >= failRate }
+        var outcome = BatchOutcome(inFlight: previous)
+        var prefetch: Task<[StreamEntry], Error>?
+        do {
+            try await workRounds(claimed, succeeded: succeeded, token: token, outcome: &outcome, prefetch: &prefetch, next: next)
+            if let prefetch { outcome.next = try await prefetch.value }
+            return outcome
+        } catch {
+            // Nothing of this batch is left running: a settle still in flight could otherwise be retried after
+            // the consumer's next one, and be redone instead of answered from the record.
+            await Self.drain(outcome.inFlight)
+            _ = try? await prefetch?.value
+            throw error
+        }
+    }
+
+    /// Waits for a settle in flight, whatever comes of it: if it failed, its entries stay pending and are
+    /// reclaimed once idle.
+    static func drain(_ settle: SettleInFlight?) async {
+        _ = try? await settle?.value
+    }
+
+    private func workRounds(_ claimed: [StreamEntry], succeeded: [Bool], token: String, outcome: inout BatchOutcome,
+                      prefetch: inout Task<[StreamEntry], Error>?, next: () -> (count: Int, token: String)?) async throws {
         let clock = ContinuousClock()
         let start = clock.now
         var lastSettle = start
         var settled = 0
         var chunk = 0
-        var handedBack: [StreamEntry] = []
-        var following: [StreamEntry] = []
         let rounds = work > .zero ? (claimed.count + concurrency - 1) / concurrency : 1
         for round in 1...rounds {
-            if work > .zero { try await clock.sleep(until: start + work * round) }
+            if work > .zero {
+                if prefetch == nil, round > rounds - Self.readAheadRounds, !succeeded.contains(false), !stats.stall.isSet, let read = next() {
+                    prefetch = Task { try await readNext(read) }
+                }
+                try await clock.sleep(until: start + work * round)
+            }
             if stats.crash.isSet { throw ConsumerCrashed() }
             let done = work > .zero ? min(round * concurrency, claimed.count) : claimed.count
             guard done == claimed.count || clock.now - lastSettle >= commitEvery else { continue }
@@ -40,15 +85,22 @@ extension StreamConsumer {
                 try await Task.sleep(for: lockTTL + .milliseconds(100))
             }
             chunk += 1
-            let settle = try await settleBatch(Array(claimed[settled..<done]), succeeded: Array(succeeded[settled..<done]),
-                                               token: token, record: "\(token)/\(chunk)",
-                                               read: done == claimed.count && !succeeded.contains(false) ? next() : nil)
-            handedBack += settle.handedBack
-            following = settle.next
+            if let earlier = outcome.inFlight { outcome.handedBack += try await earlier.value }
+            let keys = Array(claimed[settled..<done]), results = Array(succeeded[settled..<done]), record = "\(token)/\(chunk)"
+            if done == claimed.count, work == .zero || succeeded.contains(false) {
+                // The last settle, waited for: with --work 0 it also reads the next batch; after a failure, what it
+                // hands back is redone first.
+                let read = work == .zero && !succeeded.contains(false) ? next() : nil
+                let settle = try await settleBatch(keys, succeeded: results, token: token, record: record, read: read)
+                outcome.handedBack += settle.handedBack
+                outcome.next = settle.next
+                outcome.inFlight = nil
+            } else {
+                outcome.inFlight = Task { try await settleBatch(keys, succeeded: results, token: token, record: record).handedBack }
+            }
             settled = done
             lastSettle = clock.now
         }
-        return (handedBack, following)
     }
 
     func claimBatch(_ entries: [StreamEntry], token: String) async throws -> [StreamEntry] {
@@ -99,10 +151,27 @@ extension StreamConsumer {
     /// Returns the entries handed back to this consumer for another delivery, and the new entries claimed.
     func settleBatch(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String,
                      read: (count: Int, token: String)? = nil) async throws -> (handedBack: [StreamEntry], next: [StreamEntry]) {
-        let settings = context.settings.consumer
         let reading = read.map { $0.count > 0 } ?? false
-        let reply = try await withRetries(giveUpAfter: giveUpAfter) {
-            try await connection.evalsha(reading ? context.scripts.settleAndRead : context.scripts.commit,
+        let reply = try await settleCall(claimed, succeeded: succeeded, token: token, record: record, read: reading ? read : nil)
+        let settled = reading ? reply.array?.first ?? .null : reply
+        let handedBack = try countSettled(claimed, succeeded: succeeded, reply: settled)
+        guard reading else { return (handedBack, []) }
+        return (handedBack, try entriesRead(reply))
+    }
+
+    /// Reads up to `read.count` new entries and claims them under `read.token`: the settle-and-read script with
+    /// nothing to settle, which writes no commit record (so it may go out while a settle is in flight).
+    func readNext(_ read: (count: Int, token: String)) async throws -> [StreamEntry] {
+        guard read.count > 0 else { return [] }
+        return try entriesRead(try await settleCall([], succeeded: [], token: read.token, record: "\(read.token)/read", read: read))
+    }
+
+    /// One call of the commit script, or with `read` of the settle-and-read script, retried up to `--timeout`.
+    private func settleCall(_ claimed: [StreamEntry], succeeded: [Bool], token: String, record: String,
+                            read: (count: Int, token: String)?) async throws -> RESPValue {
+        let settings = context.settings.consumer
+        return try await withRetries(giveUpAfter: giveUpAfter) {
+            try await connection.evalsha(read == nil ? context.scripts.commit : context.scripts.settleAndRead,
                                          keys: [keyspace.processed, keyspace.stream, keyspace.commitRecords,
                                                 keyspace.deadBits, keyspace.deadLetters, keyspace.tally]) { command in
                 command.append(keyspace.group)
@@ -111,7 +180,7 @@ extension StreamConsumer {
                 command.append(record)
                 command.append(settings.maxDeliveries)
                 command.append(stats.name)
-                if let read, reading {
+                if let read {
                     command.append(read.count)
                     command.append(read.token)
                     command.append(String(lockTTL.milliseconds))
@@ -124,9 +193,10 @@ extension StreamConsumer {
                 }
             }
         }
-        let settled = reading ? reply.array?.first ?? .null : reply
-        let handedBack = try countSettled(claimed, succeeded: succeeded, reply: settled)
-        guard reading else { return (handedBack, []) }
+    }
+
+    /// The entries a settle-and-read call read, those it claimed.
+    private func entriesRead(_ reply: RESPValue) throws -> [StreamEntry] {
         guard let parts = reply.array, parts.count == 3 else {
             throw RedisError(.protocolViolation, "settle-and-read script returned \(reply)")
         }
@@ -136,7 +206,7 @@ extension StreamConsumer {
             throw RedisError(.protocolViolation, "settle-and-read script returned \(codes.count) claim codes for \(entries.count) entries")
         }
         if !entries.isEmpty { context.gauges.update(stats.shard) { $0.delivered += entries.count } }
-        return (handedBack, sortClaims(entries, codes: codes))
+        return sortClaims(entries, codes: codes)
     }
 
     /// Reads the commit script's reply: records latencies and counts; returns the entries handed back.
