@@ -158,6 +158,9 @@ package struct StreamConsumer: Sendable {
         let backlog = context.gauges[stats.shard].backlog
         guard work > .zero, backlog >= 0 else { return batch }
         let share = (backlog + consumers - 1) / max(1, consumers)
-        return min(batch, max(concurrency, min(share, Self.shareRounds * concurrency)))
+        // Far behind (saturated: more than 4 slices each waiting), slices no longer shorten anyone's wait, and
+        // whole batches take fewer round trips.
+        let slice = Self.shareRounds * concurrency
+        return min(batch, max(concurrency, share > 4 * slice ? share : min(share, slice)))
     }
 }
