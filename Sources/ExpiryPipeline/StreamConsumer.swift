@@ -131,29 +131,29 @@ package struct StreamConsumer: Sendable {
         try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
     }
 
-    /// What is read and claimed for the next batch, asked as a batch's last keys start (with `--work 0`, by its
-    /// final settle): nothing
-    /// (the usual read path then runs) when the consumer must stop, has keys handed back to redo, or has a dead
-    /// consumer's entries or idle entries to take over first; else its fair share under `token`.
+    /// What is read and claimed for the next batch, asked as a batch's last keys start (where the consumer does
+    /// not overlap, by its final settle): nothing (the usual read path then runs) when the consumer must stop, has
+    /// keys handed back to redo, or has a dead consumer's entries or idle entries to take over first; else its
+    /// fair share under `token`.
     func nextRead(token: String, carriedNothing: Bool, stopping: Bool) -> (count: Int, token: String)? {
         guard carriedNothing, !stopping, !stats.crash.isSet, !context.orphans.has(shard: stats.shard), !context.gauges[stats.shard].idle else { return nil }
         return (readCount, token)
     }
 
-    /// How many entries to ask for. With work to do, a consumer takes its fair share of the undelivered backlog
-    /// (at least `concurrency`, at most `batch`), and no more than `shareRounds` rounds of work: when a burst of
-    /// expired events arrives, its oldest entries (the bridge publishes in deadline order) spread over all
-    /// consumers instead of queueing behind one consumer's slice, which is what keeps latency low below
-    /// saturation. With `--work 0` a whole batch costs no more time than one key, so it always asks for a batch.
     /// The most rounds of work (keys, at `--concurrency 1`) a consumer reads at once while it has work to do.
-    /// Measured at `--rate 10000 --sweeper off` (DESIGN.md section 5): 8 took the p99 from about 300 ms to about
-    /// 255 ms; 4 saturated on a loaded machine (a round trip per 4 keys).
+    /// Measured at `--rate 10000 --sweeper off` (DESIGN.md section 5): with the overlap of round trips, p99 went
+    /// from a median of 315 ms to 242 ms over six alternated runs; 4 saturated once on a loaded machine.
     static let shareRounds = 8
 
     /// How many rounds before the end of a batch the next one is read: two keys of 5 ms cover a read's round trip
     /// under load (about 9 ms here), so the consumer does not wait for it.
     static let readAheadRounds = 2
 
+    /// How many entries to ask for. With work to do, a consumer takes its fair share of the undelivered backlog
+    /// (at least `concurrency`, at most `batch`), and no more than `shareRounds` rounds of work: when a burst of
+    /// expired events arrives, its oldest entries (the bridge publishes in deadline order) spread over all
+    /// consumers instead of queueing behind one consumer's slice, which is what keeps latency low below
+    /// saturation. With `--work 0` a whole batch costs no more time than one key, so it always asks for a batch.
     var readCount: Int {
         let backlog = context.gauges[stats.shard].backlog
         guard work > .zero, backlog >= 0 else { return batch }
