@@ -17,11 +17,10 @@ extension StreamConsumer {
     }
 
     /// Claims, works on and settles one batch (see `work`).
-    func process(_ entries: [StreamEntry], token: String, after previous: SettleInFlight?,
-                 next: () -> (count: Int, token: String)?) async throws -> BatchOutcome {
+    func process(_ entries: [StreamEntry], token: String, next: () -> (count: Int, token: String)?) async throws -> BatchOutcome {
         let claimed = try await claimBatch(entries, token: token)
-        if claimed.isEmpty { return BatchOutcome(handedBack: try await previous?.value ?? []) }
-        return try await work(claimed, token: token, after: previous, next: next)
+        if claimed.isEmpty { return BatchOutcome() }
+        return try await work(claimed, token: token, after: nil, next: next)
     }
 
     /// Works on and settles a claimed batch, after the previous batch's settle still in flight.
@@ -79,7 +78,7 @@ extension StreamConsumer {
         let failed = succeeded.contains(false)
         for round in 1...rounds {
             if work > .zero {
-                if overlaps, prefetch == nil, round > rounds - Self.readAheadRounds, !succeeded.contains(false), !stats.stall.isSet, let read = next() {
+                if overlaps, prefetch == nil, round > rounds - Self.readAheadRounds, !failed, !stats.stall.isSet, let read = next() {
                     prefetch = Task { try await readNext(read) }
                 }
                 try await clock.sleep(until: start + work * round)

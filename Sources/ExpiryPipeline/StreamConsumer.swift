@@ -98,7 +98,7 @@ package struct StreamConsumer: Sendable {
                     failingSince = nil
                     if entries.isEmpty { continue }
                     claimSequence += 1
-                    outcome = try await process(entries, token: token, after: nil, next: next)
+                    outcome = try await process(entries, token: token, next: next)
                 }
                 failingSince = nil
                 carried += outcome.handedBack
