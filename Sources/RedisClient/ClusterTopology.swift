@@ -22,6 +22,8 @@ package final class ClusterTopology: Sendable {
         var unreachable: [RedisEndpoint.Address] = []
         /// Per node index, the index of the primary it was last listed as a replica of.
         var replicaOf: [Int: Int] = [:]
+        /// Per node index, the replica that took its slots over (a failover) and when we learnt it.
+        var demoted: [Int: (by: Int, at: ContinuousClock.Instant)] = [:]
     }
     private let state = Mutex(State())
     /// Primaries whose slots went to one of their replicas (a failover), as refreshes found them.
@@ -29,6 +31,9 @@ package final class ClusterTopology: Sendable {
 
     /// Refreshes closer together than this are skipped: after a failover every connection asks at once.
     static let minimumRefreshInterval = Duration.milliseconds(100)
+    /// For this long after a failover, a map that gives the slots back to the old primary comes from a node that
+    /// has not heard of the failover yet: it is not taken (a real failback takes longer; a `MOVED` still counts).
+    static let staleWindow = Duration.seconds(5)
 
     init(seed: RedisEndpoint, ranges: [ClusterSlotRange]) {
         var seed = seed
@@ -86,13 +91,19 @@ package final class ClusterTopology: Sendable {
     }
 
     /// Records at once that `slot` is now served by the node at `address` (a `MOVED` reply said so); an empty host
-    /// means the seed's. A refresh should follow, for the other slots that moved with it.
+    /// means the seed's. A refresh should follow, for the other slots that moved with it. The slot gone from a
+    /// primary to its replica is a failover: it is logged (a refresh from a node that has not heard of it yet
+    /// would otherwise see it backwards).
     package func noteMoved(slot: Int, to address: (host: String, port: Int)) {
         let host = address.host.isEmpty ? Self.host(of: seed) : address.host
-        state.withLock { state in
+        let promoted = state.withLock { state -> (from: String, to: String)? in
             let index = Self.index(of: .tcp(host: host, port: address.port), in: &state, template: seed)
+            let previous = Int(state.owners[slot & (HashSlot.count - 1)]) - 1
             state.owners[slot & (HashSlot.count - 1)] = UInt16(index + 1)
+            guard previous >= 0, previous != index, state.replicaOf[index] == previous else { return nil }
+            return Self.demote(previous, by: index, in: &state)
         }
+        if let promoted { recordFailover(promoted) }
     }
 
     /// Asks the known primaries in turn, then their replicas, then the seed (nodes that did not answer the last
@@ -115,6 +126,7 @@ package final class ClusterTopology: Sendable {
         guard let candidates else { return }
         var lastError: Error = RedisError(.io, "no node of the cluster is known")
         var unreachable: [RedisEndpoint.Address] = []
+        var answeredStale = false
         defer { state.withLock { $0.unreachable = unreachable } }
         for node in candidates {
             let context = HiredisContext(endpoint: node, clientName: nil)
@@ -123,9 +135,14 @@ package final class ClusterTopology: Sendable {
                 try context.connect(timeoutMilliseconds: timeoutMilliseconds)
                 let reply = try context.roundTrip([RedisCommand("CLUSTER", "SLOTS")], timeoutMilliseconds: timeoutMilliseconds)[0]
                 let ranges = try Self.parseSlots(reply.unwrapped(for: "CLUSTER SLOTS"), queriedHost: Self.host(of: node))
-                // A node that is not (or no longer) part of the cluster knows no slot: ask the next one.
+                // A node that is not (or no longer) part of the cluster knows no slot, and one that has not heard of
+                // the last failover yet gives its slots back to the old primary: ask the next one.
                 if ranges.isEmpty { continue }
-                apply(ranges)
+                guard apply(ranges) else {
+                    log.debug("\(node.addressDescription) has not heard of the last failover yet: its map is not taken")
+                    answeredStale = true
+                    continue
+                }
                 log.debug("cluster topology refreshed from \(node.addressDescription)")
                 return
             } catch {
@@ -133,6 +150,8 @@ package final class ClusterTopology: Sendable {
                 lastError = error
             }
         }
+        // Every node that answered is behind us: the map stays as it is, and MOVED replies correct it.
+        if answeredStale { return }
         throw lastError
     }
 
@@ -158,11 +177,19 @@ package final class ClusterTopology: Sendable {
     /// they had: a node that has not heard of a change yet should not make us forget where a slot was.
     /// A slot that went from a primary to one of that primary's replicas (or to a node that the old primary now
     /// replicates) is a failover: it is logged.
-    func apply(_ ranges: [ClusterSlotRange]) {
-        let promoted = state.withLock { state -> [(from: String, to: String)] in
+    /// - Returns: false, and nothing taken, when the reply gives a slot back to a primary that lost it to a
+    ///   failover less than `staleWindow` ago (the node answering has not heard of the failover yet).
+    @discardableResult
+    func apply(_ ranges: [ClusterSlotRange]) -> Bool {
+        let now = ContinuousClock.now
+        let promoted = state.withLock { state -> [(from: String, to: String)]? in
+            let indices = ranges.map { Self.index(of: .tcp(host: $0.host, port: $0.port), in: &state, template: seed) }
+            for (range, index) in zip(ranges, indices) {
+                guard let demotion = state.demoted[index], now - demotion.at < Self.staleWindow else { continue }
+                if range.slots.contains(where: { Int(state.owners[$0]) - 1 == demotion.by }) { return nil }
+            }
             var moves = Set<[Int]>()
-            for range in ranges {
-                let index = Self.index(of: .tcp(host: range.host, port: range.port), in: &state, template: seed)
+            for (range, index) in zip(ranges, indices) {
                 let mark = UInt16(index + 1)
                 for slot in range.slots {
                     let previous = Int(state.owners[slot]) - 1
@@ -171,8 +198,7 @@ package final class ClusterTopology: Sendable {
                 }
             }
             let before = state.replicaOf
-            for range in ranges {
-                let index = Self.index(of: .tcp(host: range.host, port: range.port), in: &state, template: seed)
+            for (range, index) in zip(ranges, indices) {
                 state.replicaOf[index] = nil
                 for replica in range.replicas {
                     state.replicaOf[Self.index(of: .tcp(host: replica.host, port: replica.port), in: &state, template: seed)] = index
@@ -181,12 +207,23 @@ package final class ClusterTopology: Sendable {
             // The new owner was the old one's replica, or the old owner is now the new one's (a map learnt before
             // gossip had listed the replicas knows only the second).
             return moves.filter { before[$0[1]] == $0[0] || state.replicaOf[$0[0]] == $0[1] }.sorted { $0.lexicographicallyPrecedes($1) }
-                .map { (from: state.nodes[$0[0]].addressDescription, to: state.nodes[$0[1]].addressDescription) }
+                .map { Self.demote($0[0], by: $0[1], in: &state) }
         }
-        for move in promoted {
-            log.debug("cluster failover: \(move.from) → \(move.to)")
-            switchLog.record(from: move.from, to: move.to)
-        }
+        guard let promoted else { return false }
+        promoted.forEach(recordFailover)
+        return true
+    }
+
+    /// Notes that `primary` lost its slots to its replica `replica` now; returns the pair's addresses.
+    private static func demote(_ primary: Int, by replica: Int, in state: inout State) -> (from: String, to: String) {
+        state.demoted[primary] = (by: replica, at: .now)
+        state.demoted[replica] = nil
+        return (from: state.nodes[primary].addressDescription, to: state.nodes[replica].addressDescription)
+    }
+
+    private func recordFailover(_ move: (from: String, to: String)) {
+        log.debug("cluster failover: \(move.from) → \(move.to)")
+        switchLog.record(from: move.from, to: move.to)
     }
 
     /// The index of the node at `address` in `state.nodes`, added (as a copy of `template`) if it is new.

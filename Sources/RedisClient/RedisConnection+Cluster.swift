@@ -40,29 +40,32 @@ extension RedisConnection {
         }
         let readMilliseconds = timeoutMilliseconds + extraMilliseconds
         var replies = try box.context.roundTrip(commands, timeoutMilliseconds: readMilliseconds)
-        var followed = 0
-        while followed < Self.maximumRedirects, let moved = Self.firstRedirect(in: replies, kind: .moved) {
-            followed += 1
+        // MOVED and a role change can come in either order within one failover (a blocked read on the old primary
+        // is answered `UNBLOCKED` when it turns replica; sent there again from a map not yet refreshed, it answers
+        // `MOVED`): each answer is followed, whichever comes, up to `maximumRedirects` of each kind.
+        var followed = 0, rerouted = 0
+        while followed < Self.maximumRedirects, rerouted < Self.maximumRedirects {
+            if let moved = Self.firstRedirect(in: replies, kind: .moved) {
+                followed += 1
+                let host = moved.host.isEmpty ? ClusterTopology.host(of: box.context.endpoint) : moved.host
+                log.debug("slot \(moved.slot) moved to \(host):\(moved.port) (asked \(box.context.endpoint.addressDescription))")
+                // Refresh first, then note: the node that answered MOVED knows better than a node we refreshed
+                // from, which may not have heard of the change yet.
+                refreshQuietly(route.topology, timeoutMilliseconds: timeoutMilliseconds)
+                route.topology.noteMoved(slot: moved.slot, to: (host: host, port: moved.port))
+                try home(on: moved.slot, route: route, refreshFirst: false, timeoutMilliseconds: timeoutMilliseconds)
+            } else if let message = Self.firstRoleChange(in: replies) {
+                // A failover: the node we reached became a replica of the slot's new owner. The commands did not
+                // run; find the owner and send them again there (once the cluster has elected it).
+                rerouted += 1
+                log.debug("\(box.context.endpoint.addressDescription) is no longer the owner of slot \(route.slot): \(message)")
+                box.context.disconnect()
+                if rerouted > 1 { usleep(UInt32(min(200 * rerouted, 1000)) * 1000) }
+                try home(on: route.slot, route: route, refreshFirst: true, timeoutMilliseconds: timeoutMilliseconds)
+            } else {
+                break
+            }
             redirects.add(1, ordering: .relaxed)
-            let host = moved.host.isEmpty ? ClusterTopology.host(of: box.context.endpoint) : moved.host
-            log.debug("slot \(moved.slot) moved to \(host):\(moved.port) (asked \(box.context.endpoint.addressDescription))")
-            // Refresh first, then note: the node that answered MOVED knows better than a node we refreshed from,
-            // which may not have heard of the change yet.
-            refreshQuietly(route.topology, timeoutMilliseconds: timeoutMilliseconds)
-            route.topology.noteMoved(slot: moved.slot, to: (host: host, port: moved.port))
-            try home(on: moved.slot, route: route, refreshFirst: false, timeoutMilliseconds: timeoutMilliseconds)
-            replies = try box.context.roundTrip(commands, timeoutMilliseconds: readMilliseconds)
-        }
-        // A failover: the node we reached became a replica of the slot's new owner. The commands did not run;
-        // find the owner and send them again there (once the cluster has elected it).
-        var rerouted = 0
-        while rerouted < Self.maximumRedirects, let message = Self.firstRoleChange(in: replies) {
-            rerouted += 1
-            redirects.add(1, ordering: .relaxed)
-            log.debug("\(box.context.endpoint.addressDescription) is no longer the owner of slot \(route.slot): \(message)")
-            box.context.disconnect()
-            if rerouted > 1 { usleep(UInt32(min(200 * rerouted, 1000)) * 1000) }
-            try home(on: route.slot, route: route, refreshFirst: true, timeoutMilliseconds: timeoutMilliseconds)
             replies = try box.context.roundTrip(commands, timeoutMilliseconds: readMilliseconds)
         }
         // Inside MULTI an ASK cannot be answered command by command (the transaction is already aborted): the

@@ -30,6 +30,29 @@ struct FailoverReportTests {
         #expect(early.switches.map { "\($0.from) → \($0.to)" } == ["127.0.0.1:7100 → 127.0.0.1:7101"])
     }
 
+    /// A failover first learnt from a `MOVED` reply is logged the right way round, and a node that has not heard
+    /// of it yet (its map gives the slots back to the old primary) neither moves the slots back nor logs a reversed
+    /// failover (which would hide the real one as its echo); a later real failback is taken.
+    @Test func aFailoverLearntFromMovedIsNotUndoneByAStaleMap() throws {
+        let port = { (endpoint: RedisEndpoint) -> Int? in if case .tcp(_, let port) = endpoint.address { port } else { nil } }
+        let topology = ClusterTopology(seed: RedisEndpoint(address: .tcp(host: "127.0.0.1", port: 7100)),
+                                       ranges: [Self.range(0...8191, 7100, replicas: [7102]), Self.range(8192...16383, 7101, replicas: [7103])])
+        topology.noteMoved(slot: 5, to: (host: "127.0.0.1", port: 7102))
+        #expect(topology.switches.map { "\($0.from) → \($0.to)" } == ["127.0.0.1:7100 → 127.0.0.1:7102"])
+        #expect(!topology.apply([Self.range(0...8191, 7100, replicas: [7102]), Self.range(8192...16383, 7101, replicas: [7103])]))
+        #expect(port(topology.owner(ofSlot: 5)) == 7102 && topology.switches.count == 1)
+        #expect(topology.apply([Self.range(0...8191, 7102, replicas: [7100]), Self.range(8192...16383, 7101, replicas: [7103])]))
+        #expect(port(topology.owner(ofSlot: 6)) == 7102 && topology.switches.count == 1)
+        // A failback told by MOVED within the window is taken (the switch log counts one undone within 3 s as an echo).
+        topology.noteMoved(slot: 5, to: (host: "127.0.0.1", port: 7100))
+        #expect(port(topology.owner(ofSlot: 5)) == 7100)
+        #expect(topology.apply([Self.range(0...8191, 7100, replicas: [7102]), Self.range(8192...16383, 7101, replicas: [7103])]))
+        #expect(port(topology.owner(ofSlot: 6)) == 7100)
+        // A resharding to another primary is not a failover, and a map showing it is taken.
+        #expect(topology.apply([Self.range(0...99, 7101, replicas: [7103]), Self.range(100...8191, 7100, replicas: [7102]), Self.range(8192...16383, 7101, replicas: [7103])]))
+        #expect(port(topology.owner(ofSlot: 5)) == 7101)
+    }
+
     @Test func unavailabilityRunsFromTheFirstFailureToTheFirstAndLastConnectionBack() {
         let primarySwitch = PrimarySwitch(atMilliseconds: 10_000, from: "a:1", to: "b:2")
         let outages = [

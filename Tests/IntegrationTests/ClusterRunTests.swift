@@ -200,7 +200,7 @@ extension Scenarios {
                 // with a 2 s node timeout on a loaded machine the cluster can fail back after the run, as it did
                 // once in CI, with the run's verdict and failover right.)
                 let fromPort = (failovers.first?["from"] as? String)?.split(separator: ":").last.flatMap { Int($0) }
-                #expect(fromPort != nil && primaryOfReplica[promoted.port] == fromPort, "the report's failover is not a replica taking over its primary: \(failovers), replicas \(primaryOfReplica)")
+                #expect(fromPort != nil && primaryOfReplica[promoted.port] == fromPort, "the report's failover is not a replica taking over its primary: \(failovers), replicas \(primaryOfReplica): \(describe(result))")
                 for node in cluster.nodes {
                     let connection = try await connect(node, name: "itest:cluster-after")
                     defer { connection.close() }
