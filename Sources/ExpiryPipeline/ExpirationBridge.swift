@@ -122,12 +122,11 @@ package struct ExpirationBridge: Sendable {
         }
     }
 
-    /// Publishes keys of one shard through the publish-once script, tagged with where they came from; returns how
-    /// many were published (keys no longer in the due index are skipped).
-    func publish(_ indices: [Int], shard: Int = 0, source: String = "n") async throws -> Int {
+    /// Publishes keys of one shard through the publish-once script; returns how many were published (keys no
+    /// longer in the due index are skipped).
+    func publish(_ indices: [Int], shard: Int = 0) async throws -> Int {
         let keyspace = layout.shards[shard]
         let reply = try await publishers[shard].evalsha(script, keys: [keyspace.dueIndex, keyspace.stream]) { command in
-            command.append(source)
             for index in indices { command.append(index) }
         }
         return Int(reply.int ?? 0)

@@ -7,10 +7,11 @@ import RedisClient
 package enum Scripts {
     /// Publish once: moves each key still in the due index to the stream, removing it from the index in the
     /// same step; a key already gone from the index is skipped, so two paths can never publish it twice.
-    /// KEYS: due index, stream. ARGV: source tag, indices... Returns how many were published.
+    /// An entry holds the key's index and deadline only (`k`, `d`): every field is written, read back and parsed
+    /// once per key. KEYS: due index, stream. ARGV: indices... Returns how many were published.
     package static let publish = RedisScript(name: "publish", source: inParts + """
         local wanted, seen = {}, {}
-        for i = 2, #ARGV do
+        for i = 1, #ARGV do
           if not seen[ARGV[i]] then
             seen[ARGV[i]] = true
             wanted[#wanted + 1] = ARGV[i]
@@ -22,7 +23,7 @@ package enum Scripts {
         for i = 1, #wanted do
           if deadlines[i] then
             found[#found + 1] = wanted[i]
-            redis.call('XADD', KEYS[2], '*', 'k', wanted[i], 'd', deadlines[i], 's', ARGV[1])
+            redis.call('XADD', KEYS[2], '*', 'k', wanted[i], 'd', deadlines[i])
           end
         end
         if #found > 0 then call_in_parts('ZREM', { KEYS[1] }, found) end
@@ -34,7 +35,7 @@ package enum Scripts {
     /// - Touch: keys due in (cursor, now - grace) are touched (EXISTS): a key whose TTL has passed is deleted by
     ///   Redis at once and its event published, whether or not Redis's own expiry cycle had reached it.
     /// - Rescue: keys still in the due index more than grace + rescue past their deadline (their event was lost:
-    ///   the subscriber was away, or cut off) are published here, tagged `s`, and removed from the index in the
+    ///   the subscriber was away, or cut off) are published here (counted apart), and removed from the index in the
     ///   same step, so a late event for them publishes nothing.
     /// Who expired a key is told by DBSIZE before and after the touches (nothing else runs inside the script).
     /// KEYS: due index, stream. ARGV: data-key prefix, grace ms, rescue ms, limit, touch cursor (a deadline in ms,
@@ -61,16 +62,18 @@ package enum Scripts {
           end
           cursor = touch[upto]
         end
+        local touched = {}
+        for i = 1, #late, 2 do touched[#touched + 1] = ARGV[1] .. late[i] end
+        for i = 1, upto, 2 do touched[#touched + 1] = ARGV[1] .. touch[i] end
         local before = redis.call('DBSIZE')
-        for i = 1, #late, 2 do redis.call('EXISTS', ARGV[1] .. late[i]) end
-        for i = 1, upto, 2 do redis.call('EXISTS', ARGV[1] .. touch[i]) end
+        if #touched > 0 then call_in_parts('EXISTS', {}, touched) end
         local expired = before - redis.call('DBSIZE')
         if #late == limit * 2 then more = 1 end
         if #late == 0 then return { 0, upto / 2, expired, cursor, more } end
         local members = {}
         for i = 1, #late, 2 do
           members[#members + 1] = late[i]
-          redis.call('XADD', KEYS[2], '*', 'k', late[i], 'd', late[i + 1], 's', 's')
+          redis.call('XADD', KEYS[2], '*', 'k', late[i], 'd', late[i + 1])
         end
         call_in_parts('ZREM', { KEYS[1] }, members)
         return { #members, upto / 2, expired, cursor, more }
@@ -187,27 +190,35 @@ package enum Scripts {
           local processed = call_in_parts('BITFIELD_RO', { processed_key }, fields)
           local dead = call_in_parts('BITFIELD_RO', { dead_key }, fields)
           local held = string.format('%d|%s', now + tonumber(lock_ms), token)
-          local out, done = {}, {}
+          local out, done, wanted, locks = {}, {}, {}, {}
           for j = 1, #ids do
-            local lock = lock_prefix .. idxs[j]
             if processed[j] == 1 or dead[j] == 1 then
               done[#done + 1] = ids[j]
               out[j] = 0
             else
-              local current = redis.call('GET', lock)
-              local free = not current
-              if current then
-                local bar = string.find(current, '|', 1, true)
-                free = not bar or tonumber(string.sub(current, 1, bar - 1)) <= now or string.sub(current, bar + 1) == token
-              end
-              if free then
-                redis.call('SET', lock, held)
-                out[j] = 1
-              else
-                out[j] = 2
-              end
+              wanted[#wanted + 1] = j
+              locks[#locks + 1] = lock_prefix .. idxs[j]
             end
           end
+          -- One MGET and one MSET for the batch's locks, not a call per key.
+          local current = {}
+          if #locks > 0 then current = call_in_parts('MGET', {}, locks) end
+          local taken = {}
+          for w = 1, #wanted do
+            local value, free = current[w], not current[w]
+            if value then
+              local bar = string.find(value, '|', 1, true)
+              free = not bar or tonumber(string.sub(value, 1, bar - 1)) <= now or string.sub(value, bar + 1) == token
+            end
+            if free then
+              taken[#taken + 1] = locks[w]
+              taken[#taken + 1] = held
+              out[wanted[w]] = 1
+            else
+              out[wanted[w]] = 2
+            end
+          end
+          if #taken > 0 then call_in_parts('MSET', {}, taken) end
           if #done > 0 then call_in_parts('XACK', { stream_key, group }, done) end
           return out
         end

@@ -57,7 +57,6 @@ struct ProtocolFixture: Sendable {
     /// The notification path's publish-once script; returns how many keys it published.
     func publish(on c: RedisConnection? = nil, _ indices: [Int]) async throws -> Int {
         let reply = try await (c ?? connection).evalsha(scripts.publish, keys: [keyspace.dueIndex, keyspace.stream]) { command in
-            command.append("n")
             for index in indices { command.append(index) }
         }
         return Int(try #require(reply.int))
