@@ -1,6 +1,6 @@
 import RedisClient
 
-/// One entry of the run's stream: an expired key, its deadline and which path published it.
+/// One entry of the run's stream: an expired key (`k`, its index) and its deadline (`d`).
 package struct StreamEntry: Sendable, Equatable {
     package let id: String
     package let index: Int

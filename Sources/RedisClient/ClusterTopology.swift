@@ -33,6 +33,8 @@ package final class ClusterTopology: Sendable {
     static let minimumRefreshInterval = Duration.milliseconds(100)
     /// For this long after a failover, a map that gives the slots back to the old primary comes from a node that
     /// has not heard of the failover yet: it is not taken (a real failback takes longer; a `MOVED` still counts).
+    /// The cost: a failback within the window that no MOVED tells of (the promoted node died at once) is followed
+    /// only once the window has passed.
     static let staleWindow = Duration.seconds(5)
 
     init(seed: RedisEndpoint, ranges: [ClusterSlotRange]) {
@@ -100,6 +102,8 @@ package final class ClusterTopology: Sendable {
             let index = Self.index(of: .tcp(host: host, port: address.port), in: &state, template: seed)
             let previous = Int(state.owners[slot & (HashSlot.count - 1)]) - 1
             state.owners[slot & (HashSlot.count - 1)] = UInt16(index + 1)
+            // The node that answered MOVED knows: a map giving slots to its owner is no longer stale.
+            state.demoted[index] = nil
             guard previous >= 0, previous != index, state.replicaOf[index] == previous else { return nil }
             return Self.demote(previous, by: index, in: &state)
         }
@@ -215,8 +219,9 @@ package final class ClusterTopology: Sendable {
     }
 
     /// Notes that `primary` lost its slots to its replica `replica` now; returns the pair's addresses.
+    /// The window runs from the first time this pair is learnt: hearing it again does not extend it.
     private static func demote(_ primary: Int, by replica: Int, in state: inout State) -> (from: String, to: String) {
-        state.demoted[primary] = (by: replica, at: .now)
+        if state.demoted[primary]?.by != replica { state.demoted[primary] = (by: replica, at: .now) }
         state.demoted[replica] = nil
         return (from: state.nodes[primary].addressDescription, to: state.nodes[replica].addressDescription)
     }

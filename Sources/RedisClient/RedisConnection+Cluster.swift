@@ -6,11 +6,12 @@ import Foundation
 /// - After a transport failure, the next call refreshes the topology and reconnects to the slot's current owner:
 ///   this is how a failover is followed.
 /// - On a `MOVED` reply the topology is refreshed and the move noted in it, the connection moves to the slot's
-///   owner and the whole pipeline is sent again (a pipeline is for one slot's keys), at most `maximumRedirects` times.
+///   owner and the whole pipeline is sent again (a pipeline is for one slot's keys), at most `maximumRedirects` times
+///   (and as many role changes, below, in any order).
 /// - An `ASK` reply is answered by sending `ASKING` and that command to the named node on a temporary connection
 ///   (not within MULTI/EXEC).
 extension RedisConnection {
-    /// How many `MOVED` replies one call follows before it returns the replies as they are.
+    /// How many `MOVED` replies, and how many role changes, one call follows before it returns the replies as they are.
     static let maximumRedirects = 5
 
     /// Connects to the current owner of `slot` (replacing the context if the owner changed). After a failure to
@@ -44,8 +45,8 @@ extension RedisConnection {
         // is answered `UNBLOCKED` when it turns replica; sent there again from a map not yet refreshed, it answers
         // `MOVED`): each answer is followed, whichever comes, up to `maximumRedirects` of each kind.
         var followed = 0, rerouted = 0
-        while followed < Self.maximumRedirects, rerouted < Self.maximumRedirects {
-            if let moved = Self.firstRedirect(in: replies, kind: .moved) {
+        while true {
+            if followed < Self.maximumRedirects, let moved = Self.firstRedirect(in: replies, kind: .moved) {
                 followed += 1
                 let host = moved.host.isEmpty ? ClusterTopology.host(of: box.context.endpoint) : moved.host
                 log.debug("slot \(moved.slot) moved to \(host):\(moved.port) (asked \(box.context.endpoint.addressDescription))")
@@ -54,7 +55,7 @@ extension RedisConnection {
                 refreshQuietly(route.topology, timeoutMilliseconds: timeoutMilliseconds)
                 route.topology.noteMoved(slot: moved.slot, to: (host: host, port: moved.port))
                 try home(on: moved.slot, route: route, refreshFirst: false, timeoutMilliseconds: timeoutMilliseconds)
-            } else if let message = Self.firstRoleChange(in: replies) {
+            } else if rerouted < Self.maximumRedirects, let message = Self.firstRoleChange(in: replies) {
                 // A failover: the node we reached became a replica of the slot's new owner. The commands did not
                 // run; find the owner and send them again there (once the cluster has elected it).
                 rerouted += 1
