@@ -24,6 +24,8 @@ package struct PipelineContext: Sendable {
     package let probes: ExpiryProbes
     /// Each stage's latencies, for a staged `--rate`; nil otherwise.
     package let stages: StageRecorder?
+    /// The keys whose first commit was confirmed to this process's consumers.
+    package let confirmed = ConfirmedCommits()
     /// Consumers of the run spread over the shards before this process's (see `RunLayout.shard(forConsumer:after:)`).
     package var consumerOffset = 0
 

@@ -16,6 +16,9 @@ package struct RunFigures: Sendable, Codable, Equatable {
     package var committed = 0
     /// Commits of keys that were already processed: each one is a key done twice.
     package var duplicateCommits = 0
+    /// First commits confirmed to this process for a key whose first commit it had already been confirmed: Redis
+    /// lost the earlier one (a failover before replication) and the key was done again, as a first commit.
+    package var confirmedTwice = 0
     /// Deliveries of keys already processed, caught at claim time and acknowledged without work.
     package var duplicateDeliveries = 0
     /// Deliveries skipped because another consumer held the key's lock.
@@ -67,7 +70,7 @@ package struct RunFigures: Sendable, Codable, Equatable {
     /// Every field that adds up (all but the peak `maxUnexpired`). `figuresAddUpFieldByFieldAndEveryFieldIsListed` in the tests checks that
     /// this list and the encoded fields agree.
     package static let additive: [WritableKeyPath<RunFigures, Int> & Sendable] = [
-        \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits,
+        \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits, \.confirmedTwice,
         \.duplicateDeliveries, \.lockSkips, \.fencedCommits, \.deadLettered, \.reclaimed, \.generatorWaits, \.redeliveries,
         \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors, \.settles,
     ]

@@ -227,9 +227,11 @@ extension StreamConsumer {
         var deadlines: [Int64] = []
         var handedBack: [StreamEntry] = []
         var repeats = 0, fenced = 0, dead = 0
+        var firsts: [Int] = []
         for (entry, code) in zip(claimed, codes.dropFirst()) {
             switch code.int {
             case 1:
+                firsts.append(entry.index)
                 latencies.append(serverMicroseconds - entry.deadline * 1000)
                 if context.stages != nil { deadlines.append(entry.deadline) }
             case 2: repeats += 1
@@ -246,9 +248,11 @@ extension StreamConsumer {
         }
         let (committed, redelivered) = (latencies.count, handedBack.count)
         let failures = succeeded.count - succeeded.filter { $0 }.count
+        let confirmedTwice = firsts.isEmpty ? 0 : context.confirmed.note(firsts)
         // One lock for the whole outcome: this runs once per settle of every consumer.
         counters.update {
             $0.committed += committed
+            $0.confirmedTwice += confirmedTwice
             $0.settles += 1
             $0.duplicateCommits += repeats
             $0.fencedCommits += fenced

@@ -94,7 +94,7 @@ package final class StreamTrimmer: Sendable {
     }
 
     /// The fields of `group` in an XINFO GROUPS reply, as text.
-    static func groupFields(_ group: String, in reply: RESPValue) -> [String: String] {
+    package static func groupFields(_ group: String, in reply: RESPValue) -> [String: String] {
         for entry in reply.array ?? [] {
             let fields = entry.fieldMap
             if fields["name"] == group { return fields }

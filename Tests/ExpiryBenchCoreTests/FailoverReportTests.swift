@@ -121,7 +121,7 @@ struct FailoverReportTests {
         var report = ReportFixture.report()
         report.failovers = [Self.failover(lost: nil), Self.failover(lost: nil)]
         let lines = ReportPrinter.failoverLines(report)
-        #expect(lines.first == "  failovers                 2 (sentinel): the run's 2 lost keys and 1 repeated commits are not told apart by failover")
+        #expect(lines.first == "  failovers                 2 (sentinel): the run's 2 lost keys and 1 keys done twice are not told apart by failover")
         #expect(lines.count == 3 && !lines[1].contains("lost"))
         report.failovers = []
         #expect(ReportPrinter.failoverLines(report).isEmpty)

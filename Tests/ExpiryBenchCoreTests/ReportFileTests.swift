@@ -132,11 +132,27 @@ struct ReportFileTests {
             "subscriber_reconnects", "connection_reconnects", "consumer_errors", "generator_waits", "chaos", "duration_sec",
             "throughput_keys_per_sec", "max_unexpired", "late_keys", "late_after_ms", "max_stream_length", "latency_ms", "stages", "thresholds",
             "settings", "consumers", "shards", "consumer_processes", "consumer_processes_reported", "expired_by", "expiry_lag_ms",
-            "saturated", "footprint",
+            "saturated", "footprint", "unprocessed",
         ]
         #expect(contract.isSubset(of: names))
         let counters = Set(try #require(try JSONSerialization.jsonObject(with: SnakeCaseJSON.encoder.encode(RunFigures())) as? [String: Int]).keys)
         #expect(names.subtracting(contract).isSubset(of: counters))
+    }
+
+    /// A figure Redis could not give is null in the JSON, with the reason in `unknown`, never a default.
+    @Test func unknownFiguresAreNullWithTheirReason() throws {
+        var report = ReportFixture.report()
+        report.keysProcessed = nil
+        report.lost = nil
+        report.pendingAtEnd = nil
+        report.unknown = ["keys_processed": "Redis at h:1 could not be reached at the end", "lost": "same", "pending_at_end": "same", "duplicate_commits": "same"]
+        let object = try json(report)
+        for name in ["keys_processed", "lost", "pending_at_end", "duplicate_commits"] {
+            #expect(object[name] is NSNull, "\(name): \(String(describing: object[name]))")
+        }
+        #expect(object["due_at_end"] as? Int == report.dueAtEnd)
+        #expect((object["unknown"] as? [String: String])?["keys_processed"] == "Redis at h:1 could not be reached at the end")
+        #expect(ReportPrinter.render(report).contains("lost                      unknown (same)"))
     }
 
     /// A counter of `RunFigures` is a top-level field of the report unless the report shows it in another form,

@@ -17,7 +17,7 @@ extension ReportPrinter {
         }
         var header = "  failovers                 \(failovers.count) (\(failovers[0].via))"
         if failovers.count > 1 {
-            header += ": the run's \(Format.count(r.lost)) lost keys and \(Format.count(r.duplicateCommits)) repeated commits are not told apart by failover"
+            header += ": the run's \(r.shown("lost", r.lost)) lost keys and \(r.shown("duplicate_commits", r.duplicateCommits)) keys done twice are not told apart by failover"
         }
         lines.append(header)
         for failover in failovers {

@@ -32,7 +32,7 @@ package enum ReportPrinter {
         if let processed = r.keysProcessed {
             lines.append("  keys processed            \(Format.count(processed))")
         } else {
-            lines.append("  keys processed            unknown: Redis's count could not be read (the clients counted \(Format.count(r.keysProcessedByClients)) first commits)")
+            lines.append("  keys processed            \(r.shown("keys_processed", nil)); the clients were confirmed \(Format.count(r.keysProcessedByClients)) first commits")
         }
         lines.append("  duration                  \(String(format: "%.2f", r.durationSec)) s")
         lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
@@ -44,7 +44,8 @@ package enum ReportPrinter {
     /// What happened to deliveries: duplicates caught, locks, fencing, reclaims, dead letters, failures, faults.
     static func deliveryLines(_ r: RunReport) -> [String] {
         var lines: [String] = []
-        lines.append("  duplicate commits         \(Format.count(r.duplicateCommits))")
+        lines.append("  duplicate commits         \(r.shown("duplicate_commits", r.duplicateCommits))"
+                     + (r.confirmedTwice > 0 ? " (\(Format.count(r.confirmedTwice)) of them first commits confirmed again after Redis lost the first)" : ""))
         lines.append("  duplicate deliveries      \(Format.count(r.duplicateDeliveries)) (caught at claim, acknowledged without work)")
         lines.append("  lock skips                \(Format.count(r.lockSkips))")
         lines.append("  fenced commits            \(Format.count(r.fencedCommits)) (lock lapsed: not committed, redone)")
@@ -52,12 +53,15 @@ package enum ReportPrinter {
             lines.append("                            (each was worked on twice and committed once: raise --lock-ttl or lower --batch)")
         }
         lines.append("  reclaimed entries         \(Format.count(r.reclaimed))")
-        lines.append("  dead-lettered             \(Format.count(r.deadLettered))")
+        lines.append("  dead-lettered             \(r.shown("dead_lettered", r.deadLettered))")
         if r.failedWork > 0 || r.redeliveries > 0 {
             lines.append("  failed work               \(Format.count(r.failedWork)) (redelivered \(Format.count(r.redeliveries)), dead-lettered after \(r.settings.maxDeliveries) deliveries)")
         }
-        lines.append("  pending at end            \(Format.count(r.pendingAtEnd))")
-        lines.append("  lost                      \(Format.count(r.lost))")
+        lines.append("  pending at end            \(r.shown("pending_at_end", r.pendingAtEnd))")
+        if r.unprocessed != 0 || r.dueAtEnd != 0 {
+            lines.append("  unprocessed               \(r.shown("unprocessed", r.unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index)")
+        }
+        lines.append("  lost                      \(r.shown("lost", r.lost))")
         if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
             lines.append("  reconnects                subscriber \(r.subscriberReconnects), other connections \(r.connectionReconnects), consumer errors \(r.consumerErrors)")
         }
@@ -78,7 +82,7 @@ package enum ReportPrinter {
 
     /// How late keys were committed, how late Redis's own events were, and whether the run was saturated.
     static func latencyLines(_ r: RunReport) -> [String] {
-        var lines = ["  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + (r.lost > 0 ? ", and \(Format.count(r.lost)) never committed" : "")]
+        var lines = ["  late keys                 \(Format.count(r.lateKeys)) committed more than \(DurationText.format(.milliseconds(r.lateAfterMs))) after their deadline" + ((r.lost ?? 0) > 0 ? ", and \(Format.count(r.lost ?? 0)) lost" : "")]
         let l = r.latencyMs
         if l.count == 0 {
             lines.append("  latency deadline→commit   no key was committed: no latency to show")

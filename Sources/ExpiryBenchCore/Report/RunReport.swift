@@ -32,7 +32,13 @@ package struct RunReport: Sendable, Encodable {
 
     package func encode(to encoder: any Encoder) throws {
         try findings.encode(to: encoder)
-        try figures.encodeReported(to: encoder)
+        try figures.encodeReported(to: encoder, unknown: Set(findings.unknown?.keys.map { $0 } ?? []))
+    }
+
+    /// A figure as the text report shows it: the count, or "unknown (why)" when `field` (its JSON name) is unknown.
+    package func shown(_ field: String, _ value: Int?) -> String {
+        if let reason = findings.unknown?[field] { return "unknown (\(reason))" }
+        return value.map { Format.count($0) } ?? "unknown"
     }
 
     package enum Verdict: String, Sendable, Codable {
@@ -60,14 +66,19 @@ package struct RunReport: Sendable, Encodable {
         package var server: ServerIdentity
         package var keysRequested: Int
         package var keysGenerated: Int
-        /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (absent from
-        /// the JSON) when Redis could not be read, or lost the run's data.
-        package var keysProcessed: Int?
+        /// Keys whose processed bit is set in Redis at the end (BITCOUNT), the source of truth; nil (JSON null)
+        /// when Redis could not be read (`unknown` says why).
+        @NullWhenUnknown package var keysProcessed: Int?
         /// First commits confirmed to the consumers of every process that reported: the clients' own count.
         package var keysProcessedByClients = 0
-        package var lost: Int
-        package var pendingAtEnd: Int
-        package var dueAtEnd: Int
+        /// Generated keys whose commit or entry Redis no longer holds (or whose confirmed commit it lost).
+        @NullWhenUnknown package var lost: Int?
+        /// Generated keys not processed when the run stopped but still in Redis (due, pending, undelivered).
+        @NullWhenUnknown package var unprocessed: Int?
+        @NullWhenUnknown package var pendingAtEnd: Int?
+        @NullWhenUnknown package var dueAtEnd: Int?
+        /// Why figures are unknown, by JSON field name; nil (absent) when every figure was read.
+        package var unknown: [String: String]?
         package var subscriberReconnects: Int
         /// Reconnections of every other connection of the run.
         package var connectionReconnects: Int
@@ -216,12 +227,17 @@ extension RunFigures {
         "generated", "committed", "expired_by_sweeper", "chaos_crashes", "chaos_stalls", "chaos_subscriber_kills", "lease_expiries",
     ]
 
-    /// The counters as top-level fields of the report's JSON, named by the same encoder as everything else.
-    func encodeReported(to encoder: any Encoder) throws {
+    /// The counters as top-level fields of the report's JSON, named by the same encoder as everything else; a
+    /// counter named in `unknown` (one the verification could not read in Redis) is null.
+    func encodeReported(to encoder: any Encoder, unknown: Set<String> = []) throws {
         let fields = try JSONSerialization.jsonObject(with: SnakeCaseJSON.encoder.encode(self)) as? [String: Int] ?? [:]
         var container = encoder.container(keyedBy: FieldName.self)
         for (name, value) in fields where !Self.shownElsewhere.contains(name) {
-            try container.encode(value, forKey: FieldName(name))
+            if unknown.contains(name) {
+                try container.encodeNil(forKey: FieldName(name))
+            } else {
+                try container.encode(value, forKey: FieldName(name))
+            }
         }
     }
 
@@ -245,88 +261,17 @@ extension RunConfiguration {
     }
 }
 
-/// What the end of a run found in Redis, and the verdict that follows from it.
-package struct Verification: Sendable, Equatable {
-    package var requested: Int
-    package var generated: Int
-    package var processedBits: Int
-    package var firstCommitsCounted: Int
-    package var duplicateCommits: Int
-    package var deadLettered: Int
-    package var pending: Int
-    package var due: Int
-    package var interrupted: Bool
-    package var stalledFor: Duration?
-    /// Keys both committed and dead-lettered (must be none).
-    package var committedAndDeadLettered = 0
-    /// Processed keys of each shard, by shard index.
-    package var processedPerShard: [Int] = []
-    /// Why the end state could not be read from Redis, if it could not.
-    package var unverifiable: String?
-    /// Set when the run's consumer group is gone from Redis: the server lost the run's data (restarted without
-    /// persistence, flushed, failed over to a replica without it).
-    package var dataLost: DataLoss?
 
-    /// Where the run's data was found missing, and what Redis said.
-    package struct DataLoss: Sendable, Equatable {
-        package var shard: String
-        package var reason: String
-    }
-    /// First commits confirmed to the clients (this process and the consumer processes that reported).
-    package var clientsProcessed = 0
-    /// First commits per consumer in the shards' tallies (every process), as the verification read them; nil
-    /// when it could not.
-    package var commitsPerConsumer: [String: Int]?
-    /// Redis's count of processed keys, or nil when it could not be read or lost the run's data.
-    package var redisProcessed: Int? { unverifiable == nil && dataLost == nil ? processedBits : nil }
-    /// The first error a component of the run ended with, if any.
-    package var componentFailure: String?
-    /// The `--max-duration` the run exceeded, if it did.
-    package var exceededMaxDuration: Duration?
-    /// Set when `--abort-on-fail` stopped the run: the threshold that failed, and when.
-    package var abortedBy: String?
+/// An optional figure that the JSON report writes as `null` when it is unknown, instead of leaving it out: a reader
+/// then sees the field and, in the report's `unknown`, why it has no value.
+@propertyWrapper
+package struct NullWhenUnknown<Value: Encodable & Sendable>: Encodable, Sendable {
+    package var wrappedValue: Value?
 
-    package init(requested: Int, generated: Int, processedBits: Int, firstCommitsCounted: Int, duplicateCommits: Int,
-                deadLettered: Int, pending: Int, due: Int, interrupted: Bool = false, stalledFor: Duration? = nil) {
-        self.requested = requested
-        self.generated = generated
-        self.processedBits = processedBits
-        self.firstCommitsCounted = firstCommitsCounted
-        self.duplicateCommits = duplicateCommits
-        self.deadLettered = deadLettered
-        self.pending = pending
-        self.due = due
-        self.interrupted = interrupted
-        self.stalledFor = stalledFor
-    }
+    package init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
 
-    /// Keys generated that reached neither a commit nor a dead letter.
-    package var lost: Int { max(0, generated - processedBits - deadLettered) }
-
-    /// Every reason the run is not exactly-once; empty when it is.
-    package var problems: [String] {
-        var found: [String] = []
-        if let abortedBy { found.append("stopped by --abort-on-fail: threshold \(abortedBy)") }
-        if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
-        if let componentFailure { found.append("a component failed: \(componentFailure)") }
-        if let unverifiable { found.append(unverifiable) }
-        if let dataLost {
-            found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); it was restarted without persistence, flushed by someone, or failed over to a replica that lacked it. Redis's count of processed keys is unknown; the clients confirmed \(Format.count(clientsProcessed)) first commits")
-        }
-        if committedAndDeadLettered > 0 { found.append("\(committedAndDeadLettered) keys were both committed and dead-lettered") }
-        if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
-        if generated < requested { found.append("only \(Format.count(generated)) of \(Format.count(requested)) keys were generated") }
-        if lost > 0 { found.append("\(Format.count(lost)) generated keys were never committed nor dead-lettered") }
-        if duplicateCommits > 0 { found.append("\(Format.count(duplicateCommits)) commits were repeats of keys already processed") }
-        if firstCommitsCounted != processedBits { found.append("consumers counted \(Format.count(firstCommitsCounted)) first commits but Redis holds \(Format.count(processedBits)) processed keys") }
-        if pending > 0 { found.append("\(Format.count(pending)) stream entries are still pending (delivered, never acknowledged)") }
-        if due > 0 { found.append("\(Format.count(due)) keys are still in the due index (never published)") }
-        return found
-    }
-
-    /// Interrupted (unless a component failed first), else exactly-once when nothing is wrong, else failed.
-    package var verdict: RunReport.Verdict {
-        if interrupted && componentFailure == nil { return .interrupted }
-        return problems.isEmpty ? .exactlyOnce : .failed
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
     }
 }

@@ -73,8 +73,8 @@ package struct Threshold: Sendable, Equatable, CustomStringConvertible {
     package func value(in report: RunReport) -> Double? {
         switch metric {
         case .p50, .p90, .p99, .p999, .max: return value(in: report.latencyMs)
-        case .lost: return share(report.lost, of: report.keysGenerated)
-        case .duplicates: return share(report.duplicateCommits, of: report.keysGenerated)
+        case .lost: return report.lost.map { share($0, of: report.keysGenerated) }
+        case .duplicates: return report.unknown?["duplicate_commits"] != nil ? nil : share(report.duplicateCommits, of: report.keysGenerated)
         case .late: return share(report.lateKeys, of: report.keysGenerated)
         }
     }

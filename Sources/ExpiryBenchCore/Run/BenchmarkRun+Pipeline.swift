@@ -33,8 +33,12 @@ extension BenchmarkRun {
         parts.reporter.finishLine()
 
         let processes = await ProcessReports.collect(keyspace: keyspace, control: control, context: parts.context, timeout: configuration.timeout, stop: stop)
-        var verification = await Verification.read(requested: configuration.keys, shards: parts.layout.shards, connections: parts.shardControls, counters: parts.counters, reportedCommits: processes.committed,
-                                        patience: failure.message == nil ? configuration.timeout : .seconds(1))
+        let patience = failure.message == nil ? configuration.timeout : .seconds(1)
+        // The end is read on connections that wait for no replica: under --wait-replicas a read must not fail
+        // because the replicas fell behind (a failover), and the run's own connections may be broken.
+        let readers = (try? await connections.openPerShard("verify", layout: parts.layout, acknowledged: false, patience: patience)) ?? parts.shardControls
+        var verification = await Verification.read(requested: configuration.keys, shards: parts.layout.shards, connections: readers, server: servers.endpoint.addressDescription,
+                                                   counters: parts.counters, confirmed: parts.context.confirmed, reportedCommits: processes.committed, patience: patience)
         verification.interrupted = ending.interrupted
         verification.stalledFor = ending.stalledFor
         verification.componentFailure = failure.message
@@ -76,15 +80,17 @@ extension BenchmarkRun {
         let rows = RunReport.Consumer.rows(tallies: tallies ?? Dictionary(roster.members.map { ($0.name, $0.processed.load(ordering: .relaxed)) }, uniquingKeysWith: +),
                                            local: roster.members.map(\.name))
         let recoveries = context.recoveries.recoveries
-        // The counters, with what the verification read in Redis in place of the client's own counts.
+        // The counters, with what the verification read in Redis in place of the client's own counts; where it
+        // could not read them, the counts are unknown (null in the JSON), not the client's under Redis's name.
         var verified = figures
-        verified.duplicateCommits = verification.duplicateCommits
-        verified.deadLettered = verification.deadLettered
+        verified.duplicateCommits = verification.duplicateCommits ?? figures.duplicateCommits
+        verified.deadLettered = verification.held?.deadLettered ?? figures.deadLettered
         var report = RunReport(RunReport.Findings(
             verdict: verification.verdict, problems: verification.problems, runID: parts.layout.run.runID,
             redis: server.description, redisVersion: server.version, server: server.identity,
             keysRequested: configuration.keys, keysGenerated: verification.generated, keysProcessed: verification.redisProcessed,
-            lost: verification.lost, pendingAtEnd: verification.pending, dueAtEnd: verification.due,
+            lost: verification.lost, unprocessed: verification.held?.unprocessed, pendingAtEnd: verification.held?.pending, dueAtEnd: verification.held?.due,
+            unknown: verification.unknownFields,
             subscriberReconnects: parts.bridge.reconnects, connectionReconnects: parts.connections.reconnects + processes.reconnects,
             chaos: RunReport.Chaos(crashes: figures.chaosCrashes, stalls: figures.chaosStalls,
                                    subscriberKills: figures.chaosSubscriberKills,

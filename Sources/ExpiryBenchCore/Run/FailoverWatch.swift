@@ -76,7 +76,7 @@ final class FailoverWatch: Sendable {
 
     /// The report's failovers. What was lost and done twice can be told per failover only when there was one:
     /// Redis's data does not say which failover lost which key.
-    func failovers(lost: Int, duplicates: Int) -> [RunReport.Failover] {
+    func failovers(lost: Int?, duplicates: Int?) -> [RunReport.Failover] {
         poll()
         let heard = heard.withLock { $0 }
         let outages = CallOutages.shared.ended(since: since)

@@ -99,10 +99,14 @@ final class ConnectionSet: Sendable {
     /// Opens a connection named after `role`, homed on the slot of `key` in a cluster. A connection dropped while
     /// it is being opened (its handshake included: AUTH, SELECT, CLIENT SETNAME) is opened again, for up to
     /// `timeout`: a replacement consumer started while someone kills connections must not end the run.
-    func open(_ role: String, for key: String) async throws -> RedisConnection {
-        let connection = try await withRetries(giveUpAfter: timeout) {
-            try await RedisConnection.connect(to: servers.endpoint, name: "expiry-bench:\(runID):\(role)", timeout: timeout,
-                                              route: servers.route(for: key), acknowledgement: acknowledgement)
+    /// - Parameters:
+    ///   - acknowledged: false for a connection whose writes wait for no replica (`--wait-replicas`).
+    ///   - patience: how long to keep trying; `timeout` when nil.
+    func open(_ role: String, for key: String, acknowledged: Bool = true, patience: Duration? = nil) async throws -> RedisConnection {
+        let limit = min(patience ?? timeout, timeout)
+        let connection = try await withRetries(giveUpAfter: limit) {
+            try await RedisConnection.connect(to: servers.endpoint, name: "expiry-bench:\(runID):\(role)", timeout: max(limit, .seconds(1)),
+                                              route: servers.route(for: key), acknowledgement: acknowledged ? acknowledgement : nil)
         }
         opened.withLock { $0.append(connection) }
         return connection
@@ -114,10 +118,11 @@ final class ConnectionSet: Sendable {
     }
 
     /// One connection per shard of `layout`, by shard index.
-    func openPerShard(_ role: String, layout: RunLayout) async throws -> [RedisConnection] {
+    func openPerShard(_ role: String, layout: RunLayout, acknowledged: Bool = true, patience: Duration? = nil) async throws -> [RedisConnection] {
         var connections: [RedisConnection] = []
         for shard in layout.shards {
-            connections.append(try await open(layout.shards.count == 1 ? role : "\(role)-\(shard.shardIndex)", for: shard.stream))
+            connections.append(try await open(layout.shards.count == 1 ? role : "\(role)-\(shard.shardIndex)", for: shard.stream,
+                                              acknowledged: acknowledged, patience: patience))
         }
         return connections
     }

@@ -5,71 +5,111 @@ import RedisClient
 /// The end of a run: what Redis holds, what every process counted, and what the consumer processes reported.
 extension Verification {
     /// Reads the end state from Redis, shard by shard: processed and dead-letter bitmaps (and their overlap), the
-    /// due index, the group's pending entries, and the tallies of first commits and repeats that every process's
-    /// commits kept. If Redis cannot be reached, the client's own counts stand in, and say so.
+    /// due index, the group's pending and undelivered entries, and the tallies of first commits and repeats that
+    /// every process's commits kept. When keys are left unfinished, it reads which of them are still in Redis
+    /// (`Unfinished`), so that work left is told from work lost. If Redis cannot be read, every figure of Redis's
+    /// is unknown, and `unreadable` says why and where.
     /// - Parameters:
+    ///   - connections: one per shard, that wait for no replica (a read must not fail because WAIT fell short).
+    ///   - confirmed: the keys whose first commit this process's consumers were told of.
     ///   - reportedCommits: first commits confirmed to the consumers of other processes that reported.
-    ///   - patience: how long Redis may stay unreachable before the client's counts stand in; short after a
+    ///   - patience: how long Redis may stay unreachable before the figures are given up as unknown; short after a
     ///     component already waited `--timeout` for it, so that the run ends within `--timeout` and a few seconds.
-    static func read(requested: Int, shards: [ShardKeyspace], connections: [RedisConnection], counters: RunCounters, reportedCommits: Int = 0,
-                     patience: Duration) async -> Verification {
+    static func read(requested: Int, shards: [ShardKeyspace], connections: [RedisConnection], server: String, counters: RunCounters,
+                     confirmed: ConfirmedCommits, reportedCommits: Int = 0, patience: Duration) async -> Verification {
         let figures = counters.snapshot()
-        var verification = Verification(
-            requested: requested, generated: figures.generated,
-            processedBits: figures.committed, firstCommitsCounted: figures.committed,
-            duplicateCommits: figures.duplicateCommits, deadLettered: figures.deadLettered,
-            pending: 0, due: 0)
-        let confirmed = figures.committed + reportedCommits
-        verification.clientsProcessed = confirmed
+        let clients = figures.committed + reportedCommits
+        var verification = Verification(requested: requested, generated: figures.generated, held: nil, firstCommitsCounted: clients)
+        verification.clientsProcessed = clients
+        verification.confirmedTwice = figures.confirmedTwice
         do {
-            var totals = (processed: 0, due: 0, pending: 0, dead: 0, overlap: 0)
-            var perShard: [Int] = []
+            var held = Held(processed: 0, deadLettered: 0, due: 0, pending: 0, undelivered: 0, repeats: 0, unprocessed: 0)
             for (shard, connection) in zip(shards, connections) {
-                let replies = try await withRetries(giveUpAfter: patience) {
-                    try await connection.pipeline([
-                        RedisCommand("BITCOUNT", shard.processed),
-                        RedisCommand("ZCARD", shard.dueIndex),
-                        RedisCommand("XPENDING", shard.stream, shard.group),
-                        RedisCommand("XLEN", shard.deadLetters),
-                        RedisCommand("BITOP", "AND", shard.overlap, shard.processed, shard.deadBits),
-                        RedisCommand("BITCOUNT", shard.overlap),
-                        RedisCommand("DEL", shard.overlap),
-                    ])
-                }
-                // The group is made once, when the run starts, and nothing makes it again: without it, the server
-                // lost the run's data (a restart without persistence, a flush, a replica that lacked it).
-                if case .error(let message) = replies[2], message.hasPrefix("NOGROUP") || message.contains("no such key") {
-                    verification.dataLost = Verification.DataLoss(shard: shard.shardTag ?? shard.stream, reason: message)
-                    verification.processedBits = confirmed
-                    return verification
-                }
-                let values = try replies.map { try $0.unwrapped(for: "verification") }
-                let processed = Int(values[0].int ?? 0)
-                perShard.append(processed)
-                totals.processed += processed
-                totals.due += Int(values[1].int ?? 0)
-                totals.pending += Int(values[2].array?.first?.int ?? 0)
-                totals.dead += Int(values[3].int ?? 0)
-                totals.overlap += Int(values[5].int ?? 0)
+                let shardHeld = try await withRetries(giveUpAfter: patience) { try await readShard(shard, on: connection) }
+                if let loss = shardHeld.loss, verification.dataLost == nil { verification.dataLost = loss }
+                verification.processedPerShard.append(shardHeld.held.processed)
+                verification.committedAndDeadLettered += shardHeld.overlap
+                held.add(shardHeld.held)
             }
             let tallies = try await withRetries(giveUpAfter: patience) { try await Tallies.read(shards: shards, connections: connections) }
-            verification.processedBits = totals.processed
-            verification.processedPerShard = perShard
-            verification.due = totals.due
-            verification.pending = totals.pending
-            verification.deadLettered = totals.dead
-            verification.committedAndDeadLettered = totals.overlap
-            // The clients' count of confirmed first commits can only exceed Redis's if Redis lost acknowledged
-            // writes (a failover before replication): then the check below reports it.
             verification.commitsPerConsumer = tallies.perConsumer
-            verification.firstCommitsCounted = max(tallies.perConsumer.values.reduce(0, +), confirmed)
-            verification.duplicateCommits = max(verification.duplicateCommits, tallies.repeats)
+            verification.firstCommitsCounted = max(tallies.perConsumer.values.reduce(0, +), clients)
+            held.repeats = tallies.repeats
+            if figures.generated > held.processed + held.deadLettered {
+                let unfinished = try await withRetries(giveUpAfter: patience) {
+                    try await Unfinished.read(keys: max(requested, figures.generated), shards: shards, connections: connections, confirmed: confirmed.snapshot)
+                }
+                held.unprocessed = unfinished.unprocessed
+                verification.lostCommits = unfinished.lostCommits
+            }
+            verification.held = held
+        } catch let error as RedisError {
+            (verification.unreadable, verification.unreadableCause) = Self.unreadable(error, server: server)
         } catch {
-            verification.unverifiable = "Redis could not be reached to verify the run (\(error)); the figures are the client's own counts"
+            verification.unreadable = "the end of the run could not be read from \(server) (\(error)): what Redis held is unknown"
+            verification.unreadableCause = "the end could not be read from \(server)"
         }
         return verification
     }
 
+    /// Why the end could not be read, as Redis said it: unreachable, or refusing the reads.
+    static func unreadable(_ error: RedisError, server: String) -> (sentence: String, cause: String) {
+        let what = "what Redis held (processed, pending, due, lost, unprocessed, done twice) is unknown"
+        if error.breaksConnection || error.code == .timeout {
+            return ("Redis at \(server) could not be reached to verify the run (\(error.message)): \(what)", "Redis at \(server) could not be reached at the end")
+        }
+        let said = error.serverMessage ?? error.message
+        return ("Redis at \(server) refused the verification's reads (\(said)): \(what)", "Redis at \(server) refused the end's reads: \(said)")
+    }
+
+    /// One shard's end state, with the overlap of its bitmaps and whether its group is gone.
+    private static func readShard(_ shard: ShardKeyspace, on connection: RedisConnection) async throws -> (held: Held, overlap: Int, loss: DataLoss?) {
+        let replies = try await connection.pipeline([
+            RedisCommand("BITCOUNT", shard.processed),
+            RedisCommand("ZCARD", shard.dueIndex),
+            RedisCommand("XPENDING", shard.stream, shard.group),
+            RedisCommand("XLEN", shard.deadLetters),
+            RedisCommand("BITOP", "AND", shard.overlap, shard.processed, shard.deadBits),
+            RedisCommand("BITCOUNT", shard.overlap),
+            RedisCommand("DEL", shard.overlap),
+            RedisCommand("XINFO", "GROUPS", shard.stream),
+        ])
+        // The group is made once, when the run starts, and nothing makes it again: without it, the server lost
+        // the run's data (a restart without persistence, a flush, a replica that lacked it). Nothing of the stream
+        // is then held: no entry pending, none to deliver.
+        var loss: DataLoss?
+        if case .error(let message) = replies[2], message.hasPrefix("NOGROUP") || message.contains("no such key") {
+            loss = DataLoss(shard: shard.shardTag ?? shard.stream, reason: message)
+        }
+        let values = try replies.enumerated().map { index, reply in
+            loss != nil && (index == 2 || index == 7) ? RESPValue.null : try reply.unwrapped(for: "verification")
+        }
+        let group = StreamTrimmer.groupFields(shard.group, in: values[7])
+        let undelivered: Int? = loss != nil ? 0 : group["lag"].flatMap { Int($0) }
+        let held = Held(processed: try count(values[0]), deadLettered: try count(values[3]), due: try count(values[1]),
+                        pending: loss != nil ? 0 : try count(values[2].array?.first ?? .null), undelivered: undelivered, repeats: 0, unprocessed: 0)
+        return (held, try count(values[5]), loss)
+    }
+
+    /// An integer reply as a count; a reply of another kind is a protocol error, never a zero.
+    private static func count(_ reply: RESPValue) throws -> Int {
+        guard let value = reply.int else { throw RedisError(.protocolViolation, "verification: expected a count, got \(reply)") }
+        return Int(value)
+    }
+
+}
+
+extension Verification.Held {
+    /// Adds another shard's end state.
+    mutating func add(_ other: Self) {
+        processed += other.processed
+        deadLettered += other.deadLettered
+        due += other.due
+        pending += other.pending
+        undelivered = undelivered.flatMap { mine in other.undelivered.map { mine + $0 } }
+        repeats += other.repeats
+        unprocessed += other.unprocessed
+    }
 }
 
 /// What the commit script counted in the shards' tallies, over every process.
