@@ -104,10 +104,19 @@ package final class RedisConnection: Sendable {
             // A replica late, or copying the data of a primary it was just attached to by a failover: WAIT again,
             // up to the call's timeout, on this very connection (WAIT counts only the writes of its own
             // connection: a new one would confirm at once), unless the primary changed meanwhile.
+            // A replica on its way (attached and copying, or one the sentinels are turning into this primary's
+            // replica after a failover) is waited for much longer than one --timeout; none on its way ends the
+            // wait after --timeout, with that cause.
             do {
                 var confirmed = try acknowledgement.confirmations(in: answer, from: endpoint)
                 let since = ContinuousClock.now
-                while confirmed < acknowledgement.replicas, ContinuousClock.now - since < budget, context.isConnected, !context.isStale {
+                var outlook = ReplicaOutlook.coming
+                func waiting() -> Bool {
+                    let elapsed = ContinuousClock.now - since
+                    return elapsed < budget || (outlook == .coming && elapsed < acknowledgement.patience)
+                }
+                while confirmed < acknowledgement.replicas, waiting(), context.isConnected, !context.isStale, !acknowledgement.abandoned.isSet {
+                    outlook = acknowledgement.outlook(on: context, configured: configured, timeoutMilliseconds: milliseconds)
                     let reply = try context.roundTrip([acknowledgement.command], timeoutMilliseconds: milliseconds + acknowledgement.timeout.milliseconds)[0]
                     confirmed = try acknowledgement.confirmations(in: reply, from: endpoint)
                 }
@@ -117,18 +126,28 @@ package final class RedisConnection: Sendable {
                 } else {
                     box.outage.succeeded(on: context.serverAddress)
                 }
-                return confirmed
+                return (count: confirmed, outlook: outlook)
             } catch let error as RedisError where error.breaksConnection {
                 box.outage.failed(at: context.serverAddress, since: started)
                 context.disconnect()
                 throw error
             }
         }
-        if confirmed < acknowledgement.replicas {
+        if confirmed.count < acknowledgement.replicas {
             unconfirmed.add(1, ordering: .relaxed)
+            if acknowledgement.abandoned.isSet {
+                // Not retried (a server answer, not an outage): the run is over.
+                throw RedisError(.server, "\(endpoint.addressDescription): the run ended while the writes waited for \(acknowledgement.replicas) replica\(acknowledgement.replicas == 1 ? "" : "s") (WAIT)",
+                                 serverMessage: "ABANDONED the run ended")
+            }
+            // No replica on its way: no retry can be confirmed, and the run ends with the cause.
+            if case .none(let why) = confirmed.outlook {
+                throw RedisError(.server, "\(endpoint.addressDescription): only \(confirmed.count) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT): \(why)",
+                                 serverMessage: "NOREPLICAS \(why)")
+            }
             // Not confirmed: the step is tried again by its caller (every step is safe to repeat), on a new
             // connection that finds the primary as it is then.
-            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)")
+            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed.count) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)")
         }
         return replies
     }
@@ -227,32 +246,6 @@ package final class RedisConnection: Sendable {
                 }
             }
             if !queued { continuation.resume(throwing: RedisError(.closed, "the connection to \(endpoint.addressDescription) is closed")) }
-        }
-    }
-}
-
-/// `--wait-replicas N`: a connection's round trips count as done only once `WAIT` says `replicas` replicas hold
-/// every write the connection made, so a failover to one of them loses nothing (Redis replicates asynchronously).
-package struct ReplicaAcknowledgement: Sendable, Equatable {
-    package let replicas: Int
-    /// How long one `WAIT` may block.
-    package let timeout: Duration
-    package init(replicas: Int, timeout: Duration) {
-        self.replicas = replicas
-        self.timeout = timeout
-    }
-
-    var command: RedisCommand { RedisCommand("WAIT", String(replicas), String(max(1, timeout.milliseconds))) }
-
-    /// The replicas a WAIT reply counts. A server that became a replica refuses WAIT: that breaks the connection
-    /// (the call is tried again at the primary); any other refusal (NOPERM) is the server's answer.
-    func confirmations(in reply: RESPValue, from endpoint: RedisEndpoint) throws -> Int {
-        switch reply {
-        case .integer(let count): return Int(count)
-        case .error(let message) where message.contains("replica") || RedisError.isRoleChange(message):
-            throw RedisError(.io, "\(endpoint.addressDescription) is no longer a primary (WAIT: \(message))")
-        case .error(let message): throw RedisError(.server, "WAIT: \(message)", serverMessage: message)
-        default: throw RedisError(.protocolViolation, "WAIT returned \(reply)")
         }
     }
 }

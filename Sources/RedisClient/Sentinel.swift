@@ -55,6 +55,40 @@ enum SentinelResolver {
     }
 }
 
+extension SentinelResolver {
+    /// A replica as the sentinels see it.
+    struct KnownReplica: Sendable, Equatable {
+        var address: String
+        /// Sentinel's flags: `slave`, and `s_down`, `o_down`, `disconnected` when it is not reachable.
+        var flags: [String]
+        /// True when it reports itself a replica with its link to the primary up.
+        var attached: Bool
+    }
+
+    /// The replicas of the group's primary as the first sentinel that answers knows them (`SENTINEL REPLICAS`).
+    static func replicas(of group: SentinelGroup, tls: TLSSettings?, timeoutMilliseconds: Int) throws -> [KnownReplica] {
+        var lastError: Error = RedisError(.io, "no sentinel answered")
+        for node in group.sentinels {
+            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: nil)
+            defer { context.disconnect() }
+            do {
+                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
+                let reply = try context.roundTrip([RedisCommand("SENTINEL", "REPLICAS", group.master)], timeoutMilliseconds: timeoutMilliseconds)[0]
+                guard let entries = try reply.unwrapped(for: "SENTINEL REPLICAS").array else { continue }
+                return entries.map { entry in
+                    let fields = entry.fieldMap
+                    return KnownReplica(address: "\(fields["ip"] ?? "?"):\(fields["port"] ?? "?")",
+                                        flags: (fields["flags"] ?? "").split(separator: ",").map(String.init),
+                                        attached: fields["role-reported"] == "slave" && fields["master-link-status"] == "ok")
+                }
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+}
+
 /// Hears the sentinels' `+switch-master` for each group in use, on a thread of its own per group, and counts the
 /// switches: a connection made under an older count finds the primary again before its next call (the old primary
 /// may stay a primary for seconds after the switch, and what it takes then is lost). Losing the sentinels'

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ExpiryBenchCore
+@testable import ExpiryPipeline
 @testable import RedisClient
 
 /// A primary, a replica and three sentinels watching them as `mymaster`, each a process on a free loopback port
@@ -114,8 +115,8 @@ extension Scenarios {
 
         /// A failover mid-run. With `--wait-replicas 1` the tool asks for it itself (`--chaos failover`, when 20 to
         /// 50 % of the keys are generated), and nothing is lost: exactly-once (the writes may wait up to about 10 s,
-        /// until the sentinels make the old primary a replica of the new one: the only replica there is; hence the
-        /// stall timeout of 30 s). Without it, `SENTINEL FAILOVER` comes from outside two seconds after the first
+        /// until the sentinels make the old primary a replica of the new one: the only replica there is), with the
+        /// defaults. Without it, `SENTINEL FAILOVER` comes from outside two seconds after the first
         /// commit; writes the old primary took after the switch may be lost, and the verdict must then say so.
         /// Either way the run follows the new primary (the subscriber moves there), the report shows the failover
         /// (from the primary to the replica, and what it lost), the run leaves nothing on the new primary, and puts
@@ -127,7 +128,7 @@ extension Scenarios {
                 defer { try? FileManager.default.removeItem(atPath: json) }
                 let failover = Mutex<String?>(nil)
                 let result = try await runExpiryBench(["--redis", group.url, "--keys", "60000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
-                                                       "--progress", "none", "--json", json, "--stall-timeout", "30s", "--max-duration", "90s"]
+                                                       "--progress", "none", "--json", json, "--max-duration", "90s"]
                                                       + (waitReplicas ? ["--wait-replicas", "1", "--chaos", "failover"] : []), limit: .seconds(120)) { _ in
                     if waitReplicas { return }
                     do {
@@ -184,6 +185,64 @@ extension Scenarios {
                 let promoted = try await connect(group.replica, name: "itest:after")
                 defer { promoted.close() }
                 #expect(try await scanKeys(promoted, match: "expiry-bench*").isEmpty, "keys left on the new primary")
+            }
+        }
+
+        /// `--wait-replicas 1` and the primary killed (`kill -9`) mid-run. Never back: the promoted replica has no
+        /// replica left, so no write can be confirmed; the run ends within 2 × `--timeout` (10 s) + 10 s of the kill with
+        /// that cause, and every figure equal to what the new primary holds (the run's keys are kept and read).
+        /// Back 10 s after the kill: the sentinels make it the new primary's replica, and the run is exactly-once.
+        @Test(.serialized, arguments: [false, true])
+        func thePrimaryKilledUnderWaitReplicas(comesBack: Bool) async throws {
+            try await withSentinels { group in
+                let json = temporaryPath("sentinel-kill.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let killedAt = Mutex<ContinuousClock.Instant?>(nil)
+                let runID = "skill\(comesBack ? 1 : 0)"
+                let result = try await runExpiryBench(["--redis", group.url, "--keys", "60000", "--rate", "10000", "--consumers", "16", "--work", "1ms",
+                                                       "--progress", "none", "--json", json, "--wait-replicas", "1", "--run-id", runID,
+                                                       "--max-duration", "120s"] + (comesBack ? [] : ["--keep"]), limit: .seconds(150)) { _ in
+                    _ = await waitUntil(.seconds(60)) { (try? await hasKeys(group.primary, match: "expiry-bench:*:processed")) == true }
+                    try? await Task.sleep(for: .seconds(2))
+                    await group.primary.crash()
+                    killedAt.withLock { $0 = .now }
+                    guard comesBack else { return }
+                    try? await Task.sleep(for: .seconds(10))
+                    try? await group.primary.restart()
+                }
+                let ended = ContinuousClock.now
+                let killed = try #require(killedAt.withLock { $0 }, "the primary was never killed")
+                let report = try readJSONReport(json)
+                #expect(try await role(of: group.replica) == "master", "the replica was not promoted")
+                if comesBack {
+                    #expect(result.status == 0, "\(describe(result))")
+                    #expect(report["verdict"] as? String == "exactly-once", "\(describe(result))")
+                    #expect(report["lost"] as? Int == 0 && report["keys_processed"] as? Int == 60000, "\(describe(result))")
+                    let promoted = try await connect(group.replica, name: "itest:after")
+                    defer { promoted.close() }
+                    #expect(try await scanKeys(promoted, match: "expiry-bench*").isEmpty, "keys left on the new primary")
+                    return
+                }
+                #expect(result.status == 1, "\(describe(result))")
+                #expect(ended - killed < .seconds(30), "the run ended \(ended - killed) after the kill (--timeout 10s): \(describe(result))")
+                let problems = (report["problems"] as? [String] ?? []).joined(separator: "\n")
+                #expect(problems.contains("no replica in sync"), "\(problems)")
+                #expect(!problems.contains("could not be reached"), "\(problems)")
+                #expect(report["lost"] as? Int == 0, "\(describe(result))")
+                // Every figure is what the new primary holds.
+                let promoted = try await connect(group.replica, name: "itest:after")
+                defer { promoted.close() }
+                let shard = RunKeyspace(namespace: "expiry-bench", runID: runID).shard(0, tag: nil)
+                let pending = Int(try await promoted.send("XPENDING", shard.stream, shard.group).array?.first?.int ?? -1)
+                #expect(report["keys_processed"] as? Int == Int(try await promoted.send("BITCOUNT", shard.processed).int ?? -1), "\(describe(result))")
+                #expect(report["pending_at_end"] as? Int == pending, "\(describe(result))")
+                #expect(report["due_at_end"] as? Int == Int(try await promoted.send("ZCARD", shard.dueIndex).int ?? -1), "\(describe(result))")
+                let processed = report["keys_processed"] as? Int ?? 0
+                #expect(report["unprocessed"] as? Int == (report["keys_generated"] as? Int ?? 0) - processed, "\(describe(result))")
+                let cleanup = try await runExpiryBench(["cleanup", "--redis", group.url, "--run-id", runID])
+                #expect(cleanup.status == 0, "\(describe(cleanup))")
+                #expect(try await scanKeys(promoted, match: "expiry-bench*").isEmpty, "keys left on the new primary after cleanup")
+                #expect(try await notifyKeyspaceEvents(promoted) == "", "setting not restored on the new primary")
             }
         }
     }

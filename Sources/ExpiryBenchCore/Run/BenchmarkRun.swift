@@ -106,9 +106,13 @@ package struct RunOutcome: Sendable {
     package var hdrIntervals: [String] = []
 }
 
-/// The first error any component of the run ended with.
+/// The first error any component of the run ended with, before the run's end was decided: what fails while the
+/// run stops (a write whose wait for replicas the end cut short) is not a cause of the end, and Redis's figures
+/// say what it left.
 final class FirstFailure: Sendable {
-    private let first = Mutex<String?>(nil)
-    func record(_ message: String) { first.withLock { if $0 == nil { $0 = message } } }
-    var message: String? { first.withLock { $0 } }
+    private let first = Mutex<(message: String?, closed: Bool)>((nil, false))
+    func record(_ message: String) { first.withLock { if $0.message == nil, !$0.closed { $0.message = message } } }
+    /// Later failures are not recorded.
+    func close() { first.withLock { $0.closed = true } }
+    var message: String? { first.withLock { $0.message } }
 }

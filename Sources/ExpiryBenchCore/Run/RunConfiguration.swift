@@ -198,9 +198,10 @@ package struct RunConfiguration: Sendable {
 extension ConsumerSettings {
     /// What `--wait-replicas` asks of the pipeline's connections; nil for nothing. One WAIT blocks at most a
     /// quarter of `--timeout` (1 s at most); the connection asks again for up to `--timeout` before the step is
-    /// tried again on a new connection.
+    /// tried again on a new connection, and for up to 6 × `--timeout` (60 s at least) while a replica is on its way
+    /// (a failover: the sentinels turning the old primary into the new one's replica).
     package func replicaAcknowledgement(timeout: Duration) -> ReplicaAcknowledgement? {
-        waitReplicas > 0 ? ReplicaAcknowledgement(replicas: waitReplicas, timeout: min(.seconds(1), timeout / 4)) : nil
+        waitReplicas > 0 ? ReplicaAcknowledgement(replicas: waitReplicas, timeout: min(.seconds(1), timeout / 4), patience: max(.seconds(60), timeout * 6)) : nil
     }
 }
 

@@ -76,7 +76,12 @@ struct RunSupervisor {
         var thresholds = configuration.abortOnFail ? ThresholdWatch(configuration.thresholds, start: start) : nil
         while true {
             try? await Task.sleep(for: .milliseconds(5))
-            if let ending = ending(at: clock.now, stall: &stall, thresholds: &thresholds) { return ending }
+            if let ending = ending(at: clock.now, stall: &stall, thresholds: &thresholds) {
+                // The stop must not wait for round trips still waiting for replicas (`--wait-replicas`).
+                failure.close()
+                parts.connections.acknowledgement?.abandoned.set()
+                return ending
+            }
         }
     }
 
