@@ -51,6 +51,8 @@ extension BenchmarkRun {
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
         report.failovers = supervisor.failovers?.failovers(lost: verification.lost, duplicates: verification.duplicateCommits)
+        report.saturated = RunReport.saturated(report.figures, stalled: verification.stalledFor != nil, failed: verification.componentFailure != nil,
+                                               failovers: report.failovers?.count ?? 0)
         if let asked = supervisor.failoverChaos?.asked {
             report.chaos.failoverAskedAtMs = asked.atMs
             report.chaos.failoverAskedOf = asked.node
@@ -101,8 +103,7 @@ extension BenchmarkRun {
         if configuration.waitReplicas > 0 { report.unconfirmedWrites = parts.connections.unconfirmed }
         let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)
-        report.expiryLagMs = context.probes.summary()
-        report.saturated = report.generatorWaits > 0
+        report.expiryLagMs = context.probes.summary(serverNow: context.serverNowMilliseconds)
         report.footprint = parts.footprint.footprint
         report.consumerProcesses = processes.joined
         report.consumerProcessesReported = processes.reported
