@@ -9,6 +9,38 @@ extension Scenarios {
     /// built binary and by what Redis holds after.
     @Suite(.serialized)
     struct QuietOutputTests {
+        /// `--progress none` prints no status line; `footprint.ttl_keys_before` counts the user's keys with a TTL,
+        /// never the run's `--background-keys`; and cleanup's warnings are one line each in the tool's format.
+        @Test func progressNoneIsQuietAndTheFootprintBaselineIsTheUsers() async throws {
+            try await withRedis { server in
+                let control = try await connect(server, name: "itest-observer")
+                defer { control.close() }
+                for index in 0..<5 { try await control.send("SET", "user:\(index)", "kept", "EX", "3600") }
+                let json = temporaryPath("progress-none.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let result = try await runExpiryBench(["--redis", tcpURL(server), "--keys", "2000", "--consumers", "4", "--work", "1ms", "--background-keys", "1000",
+                                                       "--probe-window", "2s", "--progress", "none", "--json", json], limit: .seconds(60))
+                #expect(result.status == 0, "\(describe(result))")
+                for status in ["Writing", "Progress:", "All keys are processed"] { #expect(!result.stdout.contains(status), "\(status) with --progress none: \(result.stdout)") }
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+                let footprint = try #require(report["footprint"] as? [String: Int])
+                #expect(footprint["ttl_keys_before"] == 5, "\(footprint)")
+                #expect((footprint["own_ttl_keys_peak"] ?? .max) < 1000, "the background keys are not the run's footprint: \(footprint)")
+                #expect(try await control.send("DBSIZE") == .integer(5))
+
+                let kept = try await runExpiryBench(["--redis", tcpURL(server), "--keys", "500", "--consumers", "2", "--work", "0", "--keep", "--run-id", "kept27",
+                                                     "--progress", "none"], limit: .seconds(60))
+                #expect(kept.status == 0, "\(describe(kept))")
+                try await control.send("ACL", "SETUSER", "noinfo", "on", ">pw-noinfo", "~expiry-bench:*", "&*", "+@all", "-info")
+                let cleanup = try await runExpiryBench(["cleanup", "--redis", "redis://noinfo:pw-noinfo@127.0.0.1:\(server.port)", "--run-id", "kept27"], limit: .seconds(30))
+                #expect(cleanup.status == 0, "\(describe(cleanup))")
+                let lines = cleanup.stderr.split(separator: "\n")
+                #expect(lines.contains { $0.hasPrefix("expiry-bench: warning: INFO is refused to this user") }, "\(describe(cleanup))")
+                #expect(lines.allSatisfy { $0.hasPrefix("expiry-bench: ") }, "a line in another format: \(describe(cleanup))")
+                #expect(try await control.send("DBSIZE") == .integer(5))
+            }
+        }
+
         /// Saturation is said only when the consumers held the generator back: one slow consumer at full speed is
         /// saturated; `--sweeper off` beside 50,000 TTL keys (Redis expires the keys late, the consumers idle) is
         /// not. That run ends at `--max-duration` before the probes' window: their figures are unknown, `null` in

@@ -17,11 +17,11 @@ extension BenchmarkRun {
                                         acknowledgement: configuration.pipelineSettings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
         let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections,
-                                                     settingChanges: settingChanges, stop: stop, say: say)
+                                                     settingChanges: settingChanges, stop: stop, say: status)
         defer { parts.bridge.stop() }
         let startedAtMilliseconds = WallClock.milliseconds()
         let startedAt = Double(startedAtMilliseconds) / 1000
-        var supervisor = RunSupervisor(configuration: configuration, stop: stop, say: say, parts: parts, control: control, chaosNode: nodes[0])
+        var supervisor = RunSupervisor(configuration: configuration, stop: stop, say: status, parts: parts, control: control, chaosNode: nodes[0])
         let failoverSource = FailoverSource(servers)
         supervisor.failovers = failoverSource.map { FailoverWatch(source: $0, counters: parts.counters, since: startedAtMilliseconds) }
         if configuration.chaosFailover, let failoverSource {
