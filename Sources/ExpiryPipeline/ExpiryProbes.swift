@@ -80,21 +80,33 @@ package final class ExpiryProbes: Sendable {
         heardAtAll >= count || serverNow > state.withLock { $0.lastDeadline } + Int64(window.milliseconds)
     }
 
+    /// Probes not heard whose window had not passed at `serverNow` (ms, server clock): neither heard in time nor
+    /// missing, since nobody waited long enough to tell.
+    package func unresolved(serverNow: Int64) -> Int {
+        let window = Int64(self.window.milliseconds)
+        return state.withLock { $0.waiting.filter { $0.key + window >= serverNow }.values.reduce(0) { $0 + max(0, $1) } }
+    }
+
     /// The lag percentiles over every probe written, a missing probe counting as the window (so a percentile
-    /// that lands on missing probes is a lower bound, shown as such).
-    package func summary() -> ExpiryLag {
+    /// that lands on missing probes is a lower bound, shown as such). With `serverNow`, the moment measuring
+    /// ended: probes whose window had not passed by then are `unresolved`, not missing.
+    package func summary(serverNow: Int64? = nil) -> ExpiryLag {
         var histogram = lags.snapshot()
-        let missing = max(0, count - Int(histogram.totalCount))
+        let heard = Int(histogram.totalCount)
+        let unresolved = serverNow.map { self.unresolved(serverNow: $0) } ?? 0
+        let missing = max(0, count - heard - unresolved)
         if missing > 0 { _ = histogram.record(UInt64(window.milliseconds * 1000), count: UInt64(missing)) }
         let summary = LatencySummary(histogram)
         return ExpiryLag(p50: summary.p50, p90: summary.p90, p99: summary.p99, max: summary.max,
-                         count: count - missing, missing: missing, windowMs: Double(window.milliseconds))
+                         count: heard, missing: missing, windowMs: Double(window.milliseconds), unresolved: unresolved)
     }
 }
 
 /// How late a server's own `expired` events were: percentiles in ms over every probe (a missing probe counts as
 /// `windowMs`, so a percentile equal to the window is a lower bound), probes heard in time, probes missing.
-package struct ExpiryLag: Sendable, Codable, Equatable {
+/// When measuring ended before some probes' window had passed (`unresolved`), the percentiles and the missing
+/// count are unknown: the late probes are exactly those not yet heard. The JSON then has them `null`.
+package struct ExpiryLag: Sendable, Encodable, Equatable {
     package var p50: Double
     package var p90: Double
     package var p99: Double
@@ -104,8 +116,10 @@ package struct ExpiryLag: Sendable, Codable, Equatable {
     /// Probes whose event never came within the window.
     package var missing: Int
     package var windowMs: Double
+    /// Probes not heard whose window had not passed when measuring ended (a run that ended early).
+    package var unresolved: Int
 
-    package init(p50: Double, p90: Double, p99: Double, max: Double, count: Int, missing: Int, windowMs: Double) {
+    package init(p50: Double, p90: Double, p99: Double, max: Double, count: Int, missing: Int, windowMs: Double, unresolved: Int = 0) {
         self.p50 = p50
         self.p90 = p90
         self.p99 = p99
@@ -113,17 +127,42 @@ package struct ExpiryLag: Sendable, Codable, Equatable {
         self.count = count
         self.missing = missing
         self.windowMs = windowMs
+        self.unresolved = unresolved
     }
 
-    /// The four percentiles alone: what the probe command reports as `lag_ms`, beside its counts.
-    package struct Percentiles: Sendable, Codable, Equatable {
-        package var p50, p90, p99, max: Double
+    /// True when every probe's window was waited (each was heard in time or is missing): the percentiles and
+    /// `missing` are then measured.
+    package var windowWaited: Bool { unresolved == 0 }
+    /// True when there are percentiles to show: the window was waited, and there were probes.
+    package var isKnown: Bool { windowWaited && count + missing > 0 }
+
+    fileprivate enum CodingKeys: String, CodingKey { case p50, p90, p99, max, count, missing, windowMs, unresolved }
+
+    /// `null` for what is unknown (see `isKnown`, `windowWaited`), never a stand-in.
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try encodePercentiles(into: &container)
+        try container.encode(count, forKey: .count)
+        if windowWaited { try container.encode(missing, forKey: .missing) } else { try container.encodeNil(forKey: .missing) }
+        try container.encode(windowMs, forKey: .windowMs)
+        try container.encode(unresolved, forKey: .unresolved)
     }
 
-    package var percentiles: Percentiles { Percentiles(p50: p50, p90: p90, p99: p99, max: max) }
+    /// The four percentiles alone, `null` each when unknown: what the probe command reports as `lag_ms`.
+    package struct Percentiles: Encodable {
+        let lag: ExpiryLag
+        package func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try lag.encodePercentiles(into: &container)
+        }
+    }
 
-    package init(_ lag: Percentiles, count: Int, missing: Int, windowMs: Double) {
-        self.init(p50: lag.p50, p90: lag.p90, p99: lag.p99, max: lag.max, count: count, missing: missing, windowMs: windowMs)
+    package var percentiles: Percentiles { Percentiles(lag: self) }
+
+    fileprivate func encodePercentiles(into container: inout KeyedEncodingContainer<CodingKeys>) throws {
+        for (key, value) in [(CodingKeys.p50, p50), (.p90, p90), (.p99, p99), (.max, max)] {
+            if isKnown { try container.encode(value, forKey: key) } else { try container.encodeNil(forKey: key) }
+        }
     }
 
     /// One percentile for people: "≥ 10.0 s" when it lands on missing probes.
@@ -131,11 +170,16 @@ package struct ExpiryLag: Sendable, Codable, Equatable {
         (missing > 0 && value >= windowMs ? "≥ " : "") + Format.milliseconds(value)
     }
 
-    /// "p50 53.0ms  p90 …  p99 …  max …", then how many probes and how many missing.
+    /// "p50 53.0ms  p90 …  p99 …  max …", then how many probes and how many missing; the window is named only
+    /// when it was waited, else the figures are unknown and the line says why.
     package var line: String {
-        let total = count + missing
+        let total = count + missing + unresolved
         guard total > 0 else { return "no probes" }
+        let window = DurationText.format(.milliseconds(Int64(windowMs)))
+        guard windowWaited else {
+            return "unknown (the run ended before the probes' \(window) window: \(Format.count(unresolved)) of \(Format.count(total)) probes neither heard nor past it; \(Format.count(count)) heard in time)"
+        }
         return "p50 \(describe(p50))  p90 \(describe(p90))  p99 \(describe(p99))  max \(describe(max))"
-            + "  (\(Format.count(total)) probes, \(Format.count(missing)) missing after \(DurationText.format(.milliseconds(Int64(windowMs)))))"
+            + "  (\(Format.count(total)) probes, \(Format.count(missing)) missing after \(window))"
     }
 }

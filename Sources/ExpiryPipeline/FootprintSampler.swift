@@ -6,8 +6,8 @@ import RedisClient
 /// Redis's expiry cycle samples the keys that carry a TTL and stops a pass once few of its sample have expired,
 /// so every live key with a TTL (a lease, a probe, a record) slows the expiry of the keys the run measures. Every
 /// `interval` one script per server reads, at one instant, how many keys carry a TTL (`INFO keyspace`, `expires=`)
-/// and how many data keys wait in the due indexes. The run's own TTL keys are the first less the count before the
-/// run less the second. It assumes nobody else adds or removes TTL keys on the server meanwhile (a sample that
+/// and how many data keys wait in the due indexes. The run's own TTL keys are the first less the count once the
+/// background keys are written less the second. It assumes nobody else adds or removes TTL keys on the server meanwhile (a sample that
 /// comes out negative counts as 0). In a cluster the script runs shard by shard (its keys must share a slot), so
 /// a node's shards are read a moment apart.
 package final class FootprintSampler: Sendable {
@@ -29,7 +29,12 @@ package final class FootprintSampler: Sendable {
     /// One script call for all shards (a single server), or one per shard (a cluster).
     let together: Bool
     let interval: Duration
-    private let state = Mutex(Footprint())
+    private struct State {
+        var footprint = Footprint()
+        /// Keys with a TTL once the run's background keys are written: what a sample subtracts besides the data keys.
+        var baseline = 0
+    }
+    private let state = Mutex(State())
 
     package init(shards: [Shard], script: LoadedScript, database: Int, cluster: Bool, interval: Duration = .milliseconds(100)) {
         self.shards = shards
@@ -39,10 +44,17 @@ package final class FootprintSampler: Sendable {
         self.interval = interval
     }
 
-    /// Reads the servers' TTL keys before the run starts writing, as the baseline.
-    package func start() async throws {
+    /// Reads the servers' TTL keys before the run writes any: the user's (`ttlKeysBefore`).
+    package func readBefore() async throws {
         let before = try await read().reduce(0) { $0 + $1.value.expires }
-        state.withLock { $0.ttlKeysBefore = before }
+        state.withLock { $0.footprint.ttlKeysBefore = before }
+    }
+
+    /// Reads them again once the run's `--background-keys` are written, as the baseline of the samples: neither
+    /// the user's keys nor the background keys are the run's own footprint.
+    package func start() async throws {
+        let baseline = try await read().reduce(0) { $0 + $1.value.expires }
+        state.withLock { $0.baseline = baseline }
     }
 
     /// Samples until cancelled; a failed sample is skipped.
@@ -59,17 +71,17 @@ package final class FootprintSampler: Sendable {
         let nodes = try await read()
         let total = nodes.values.reduce(0) { $0 + $1.expires }
         let data = nodes.values.reduce(0) { $0 + $1.due }
-        return state.withLock { footprint in
-            let own = max(0, total - footprint.ttlKeysBefore - data)
-            footprint.ownTTLKeysPeak = max(footprint.ownTTLKeysPeak, own)
-            footprint.dataKeysPeak = max(footprint.dataKeysPeak, data)
-            footprint.samples += 1
+        return state.withLock { state in
+            let own = max(0, total - state.baseline - data)
+            state.footprint.ownTTLKeysPeak = max(state.footprint.ownTTLKeysPeak, own)
+            state.footprint.dataKeysPeak = max(state.footprint.dataKeysPeak, data)
+            state.footprint.samples += 1
             return (own, data)
         }
     }
 
     /// The peaks so far.
-    package var footprint: Footprint { state.withLock { $0 } }
+    package var footprint: Footprint { state.withLock { $0.footprint } }
 
     /// Per server: keys with a TTL in the run's database, and data keys in its shards' due indexes.
     func read() async throws -> [String: (expires: Int, due: Int)] {
@@ -105,7 +117,7 @@ package struct Footprint: Sendable, Codable, Equatable {
     package var ownTTLKeysPeak = 0
     /// The most data keys waiting to expire and be published at once.
     package var dataKeysPeak = 0
-    /// Keys with a TTL on the server before the run started writing (the user's, and --background-keys).
+    /// Keys with a TTL on the server before the run wrote any (the user's; never the run's --background-keys).
     package var ttlKeysBefore = 0
     /// Samples taken.
     package var samples = 0

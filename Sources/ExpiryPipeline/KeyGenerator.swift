@@ -71,11 +71,15 @@ package struct KeyGenerator: Sendable {
                 if shouldStop() { break }
             }
             var waited = false
+            // Checks of the wait (one a millisecond) that found the consumers, or the keys' expiry, holding it.
+            var onConsumers = 0, onExpiry = 0
             while counters[\.generated] - counters.finished + count > maxOutstanding, !shouldStop() {
                 waited = true
+                if heldBackByConsumers() { onConsumers += 1 } else { onExpiry += 1 }
                 try await Task.sleep(for: .milliseconds(1))
             }
             if waited { counters.add(\.generatorWaits, 1) }
+            if onConsumers > onExpiry { counters.add(\.generatorWaitsOnConsumers, 1) }
             if shouldStop() { break }
             let first = next
             let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
@@ -83,6 +87,14 @@ package struct KeyGenerator: Sendable {
             next += count
             counters.update { $0.generated(count) }
         }
+    }
+
+    /// True when more of the keys in flight wait for the consumers (published to the stream, not finished) than
+    /// for their expiry (generated, not yet published): the consumers, not Redis's expiry, hold the generator.
+    func heldBackByConsumers() -> Bool {
+        let figures = counters.snapshot()
+        let inFlight = figures.generated - counters.finished
+        return inFlight - figures.unexpired > figures.unexpired
     }
 
     /// Writes the shard's keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at

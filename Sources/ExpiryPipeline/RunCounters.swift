@@ -32,6 +32,9 @@ package struct RunFigures: Sendable, Codable, Equatable {
     package var maxUnexpired = 0
     /// Times the generator waited because `--max-outstanding` keys were in flight.
     package var generatorWaits = 0
+    /// Those of the waits during most of which more of the keys in flight waited for the consumers (published,
+    /// not finished) than for their expiry (not yet published): the generator held back by the consumers.
+    package var generatorWaitsOnConsumers = 0
     /// Failed keys handed back for another delivery.
     package var redeliveries = 0
     /// Keys whose simulated work failed (`--fail-rate`).
@@ -71,7 +74,7 @@ package struct RunFigures: Sendable, Codable, Equatable {
     /// this list and the encoded fields agree.
     package static let additive: [WritableKeyPath<RunFigures, Int> & Sendable] = [
         \.generated, \.publishedByNotification, \.publishedBySweeper, \.expiredBySweeper, \.committed, \.duplicateCommits, \.confirmedTwice,
-        \.duplicateDeliveries, \.lockSkips, \.fencedCommits, \.deadLettered, \.reclaimed, \.generatorWaits, \.redeliveries,
+        \.duplicateDeliveries, \.lockSkips, \.fencedCommits, \.deadLettered, \.reclaimed, \.generatorWaits, \.generatorWaitsOnConsumers, \.redeliveries,
         \.failedWork, \.chaosCrashes, \.chaosStalls, \.chaosSubscriberKills, \.leaseExpiries, \.consumerErrors, \.settles,
     ]
 

@@ -17,6 +17,7 @@ struct InspectCommand: AsyncParsableCommand {
     @Flag(help: "List the runs under the namespace instead.") var list = false
 
     func run() async throws {
+        LogSetup.bootstrap(level: .warning)
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
@@ -60,6 +61,7 @@ struct CleanupCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        LogSetup.bootstrap(level: .warning)
         let connection = try await server.connectWithoutSpawning()
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {

@@ -8,7 +8,7 @@ struct ProbeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
         abstract: "Measure how late this server's own `expired` events are: write a few probe keys with a short TTL, timestamp their events, remove what is left, restore the setting.",
-        discussion: "Redis expires a key, and raises its event, only when a command touches it or its background cycle samples it. On a server with many keys that carry a TTL the cycle falls behind, and events come seconds late or not at all. Exit codes: 0 measured; 64 bad usage; 69 Redis unreachable; 77 authentication refused; 78 events are off and cannot be turned on, or a cluster node."
+        discussion: "Redis expires a key, and raises its event, only when a command touches it or its background cycle samples it. On a server with many keys that carry a TTL the cycle falls behind, and events come seconds late or not at all. Exit codes: 0 measured; 64 bad usage; 69 Redis unreachable; 77 authentication or a permission refused; 78 the server cannot be probed: older than Redis 6.2, a replica, a cluster node, events off and CONFIG unavailable, or its writes refused (READONLY, NOREPLICAS, OOM, MISCONF); 130 interrupted."
     )
 
     @OptionGroup(title: "Server") var server: ServerOptions
@@ -36,6 +36,7 @@ struct ProbeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        LogSetup.bootstrap(level: .warning)
         let stop = StopSignal()
         let signals = SignalWatcher(stop: stop)
         defer { signals.cancel() }
@@ -54,23 +55,28 @@ struct ProbeCommand: AsyncParsableCommand {
     }
 
     static func render(_ report: ExpiryProbeRun.Report) -> String {
-        let total = report.count + report.missing
-        let s = report.server
-        var settings: [String] = []
-        settings.append(s.hz.map { "hz \($0)" } ?? "hz unknown (CONFIG refused)")
-        settings.append(s.activeExpireEffort.map { "active-expire-effort \($0)" } ?? "active-expire-effort unknown")
-        settings.append(s.keysWithTTL.map { "\(Format.count($0)) keys with a TTL" } ?? "keys with a TTL unknown (INFO refused)")
         let lag = report.lag
+        let total = lag.count + lag.missing + lag.unresolved
+        let s = report.server
+        let settings = [s.describe(s.hz, as: "hz", key: "hz"), s.describe(s.activeExpireEffort, as: "active-expire-effort", key: "active_expire_effort"),
+                        s.describe(s.keysWithTTL, as: "keys with a TTL", key: "keys_with_ttl")]
         let ttl = DurationText.format(.milliseconds(Int64(report.ttlMs)))
-        let window = DurationText.format(.milliseconds(Int64(report.windowMs)))
-        let share = Format.percent(Double(report.missing) / Double(max(1, total)))
-        let percentiles = "p50 \(lag.describe(lag.p50))  p90 \(lag.describe(lag.p90))  p99 \(lag.describe(lag.p99))  max \(lag.describe(lag.max))"
-        return [
+        let window = DurationText.format(.milliseconds(Int64(lag.windowMs)))
+        let measured: [String]
+        if lag.windowWaited {
+            let share = Format.percent(Double(lag.missing) / Double(max(1, total)))
+            measured = [
+                "  deadline → expired event  p50 \(lag.describe(lag.p50))  p90 \(lag.describe(lag.p90))  p99 \(lag.describe(lag.p99))  max \(lag.describe(lag.max))",
+                "  missing                   \(Format.count(lag.missing)) of \(Format.count(total)) (\(share)) had no event within \(window)",
+            ]
+        } else {
+            measured = ["  deadline → expired event  " + lag.line]
+        }
+        return ([
             "",
             "Redis's own expiry lag at \(report.redis) (\(Format.count(total)) probe keys, ttl \(ttl))",
-            "  deadline → expired event  " + percentiles,
-            "  missing                   \(Format.count(report.missing)) of \(Format.count(total)) (\(share)) had no event within \(window)",
+        ] + measured + [
             "  server                    \(s.name) \(s.version), " + settings.joined(separator: ", "),
-        ].joined(separator: "\n")
+        ]).joined(separator: "\n")
     }
 }

@@ -72,7 +72,7 @@ struct ReportFileTests {
         #expect(object["expired_by"] as? [String: Int] == ["redis": 0, "sweeper": 0])
         #expect(object["saturated"] as? Bool == false)
         #expect((object["footprint"] as? [String: Int])?.keys.sorted() == ["data_keys_peak", "own_ttl_keys_peak", "samples", "ttl_keys_before"])
-        #expect((object["expiry_lag_ms"] as? [String: Any])?.keys.sorted() == ["count", "max", "missing", "p50", "p90", "p99", "window_ms"])
+        #expect((object["expiry_lag_ms"] as? [String: Any])?.keys.sorted() == ["count", "max", "missing", "p50", "p90", "p99", "unresolved", "window_ms"])
         #expect(object["duration_sec"] as? Double == 12.5)
         #expect(object["throughput_keys_per_sec"] as? Double == 81)
         #expect(object["max_unexpired"] as? Int == 4321)

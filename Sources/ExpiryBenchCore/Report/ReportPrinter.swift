@@ -68,14 +68,22 @@ package enum ReportPrinter {
         if let unconfirmed = r.unconfirmedWrites {
             lines.append("  replica confirmations     --wait-replicas \(r.settings.waitReplicas): \(Format.count(unconfirmed)) round trip\(unconfirmed == 1 ? "" : "s") not confirmed within --timeout, each tried again")
         }
-        let c = r.chaos
-        if r.settings.chaos || c.leaseExpiries > 0 {
-            lines.append("  chaos                     \(c.crashes) consumer crashes, \(c.stalls) stalls past the lock TTL, \(c.subscriberKills) subscriber disconnections")
-            lines.append("  recovery                  \(c.leaseExpiries) lapsed leases; \(c.recoveries) crashed consumers' entries taken over after \(Format.milliseconds(c.recoveryMeanMs)) on average (max \(Format.milliseconds(c.recoveryMaxMs)))")
-        }
+        lines.append(contentsOf: chaosLines(r))
         lines.append(contentsOf: failoverLines(r))
         if r.generatorWaits > 0 {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
+        }
+        return lines
+    }
+
+    /// `--chaos`'s faults, and the recovery when something was recovered; nothing in a run without `--chaos`.
+    static func chaosLines(_ r: RunReport) -> [String] {
+        guard r.settings.chaos else { return [] }
+        let c = r.chaos
+        var lines = ["  chaos                     \(c.crashes) consumer crashes, \(c.stalls) stalls past the lock TTL, \(c.subscriberKills) subscriber disconnections"]
+        if c.leaseExpiries > 0 || c.recoveries > 0 {
+            lines.append("  recovery                  \(c.leaseExpiries) lapsed leases; \(c.recoveries) crashed consumers' entries taken over"
+                         + (c.recoveries > 0 ? " after \(Format.milliseconds(c.recoveryMeanMs)) on average (max \(Format.milliseconds(c.recoveryMaxMs)))" : ""))
         }
         return lines
     }
@@ -92,7 +100,7 @@ package enum ReportPrinter {
         lines.append("  Redis's own expiry lag    \(r.expiryLagMs.line)")
         if r.saturated {
             lines.append("")
-            lines.append("Saturated at \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s: the consumers could not keep up, so the generator was held back (\(Format.count(r.generatorWaits)) waits) and the latency above is mostly queueing time. For on-time latency, run with --rate \(r.suggestedRate) or lower.")
+            lines.append("Saturated at \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s: the consumers could not keep up, so the generator was held back (\(Format.count(r.generatorWaits)) waits, at least half of them with more keys waiting for the consumers than for their expiry) and the latency above is mostly queueing time. For on-time latency, run with --rate \(r.suggestedRate) or lower.")
         }
         return lines
     }

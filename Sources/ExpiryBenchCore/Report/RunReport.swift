@@ -114,7 +114,8 @@ package struct RunReport: Sendable, Encodable {
         package var expiredBy = ExpiredBy()
         /// How late this server's own expired events were during the run (the probes, which nothing touches).
         package var expiryLagMs = ExpiryLag(p50: 0, p90: 0, p99: 0, max: 0, count: 0, missing: 0, windowMs: 0)
-        /// True when the generator was held back by the pipeline: latency is then mostly queueing.
+        /// True when the generator was held back by the consumers (`RunReport.saturated`): latency is then mostly
+        /// queueing, and a lower rate is the remedy.
         package var saturated = false
         /// The run's own keys with a TTL beside its data keys, at their peaks.
         package var footprint = Footprint()
@@ -128,6 +129,17 @@ package struct RunReport: Sendable, Encodable {
             self.redis = redis
             self.sweeper = sweeper
         }
+    }
+
+    /// Whether the run was saturated: the generator was held back by the consumers, and nothing else slowed it.
+    /// Held back by the consumers: at least half of its waits at `--max-outstanding` were spent mostly with more
+    /// keys waiting for the consumers (in the stream) than for their expiry (`generatorWaitsOnConsumers`; checked
+    /// every millisecond of a wait), so that a lower
+    /// rate, not the server, is the remedy. Nothing else: the run did not stall, no component failed, no failover
+    /// happened, and no consumer round trip failed (an outage slows the consumers without them being the limit).
+    package static func saturated(_ figures: RunFigures, stalled: Bool, failed: Bool, failovers: Int) -> Bool {
+        figures.generatorWaitsOnConsumers > 0 && figures.generatorWaitsOnConsumers * 2 >= figures.generatorWaits
+            && !stalled && !failed && failovers == 0 && figures.consumerErrors == 0
     }
 
     /// For a saturated run: a rate a little under the one reached, at which keys should be processed on time.

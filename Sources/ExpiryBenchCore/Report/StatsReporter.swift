@@ -93,10 +93,10 @@ package final class StatsReporter: Sendable {
 
     func show(_ sample: Sample) {
         guard mode != .none else { return }
-        let percent = total > 0 ? Double(sample.processed) / Double(total) * 100 : 0
+        let (done, percent) = Self.progress(sample.processed, of: total)
         let average = sample.elapsed > 0 ? Double(sample.processed) / sample.elapsed : 0
         let pending = sample.pending >= 0 ? Format.count(sample.pending) : "?"
-        let line = "Progress: \(Format.count(sample.processed))/\(Format.count(total)) (\(String(format: "%.1f", percent))%)"
+        let line = "Progress: \(Format.count(done))/\(Format.count(total)) (\(percent)%)"
             + " | rate \(Format.count(Int(sample.rate)))/s (avg \(Format.count(Int(average)))/s)"
             + " | unexpired \(Format.count(sample.unexpired)) (max \(Format.count(counters[\.maxUnexpired])))"
             + " | pending \(pending) | stream \(sample.streamLength >= 0 ? Format.count(sample.streamLength) : "?")"
@@ -105,7 +105,7 @@ package final class StatsReporter: Sendable {
             // One line, rewritten in place: cut to the terminal's width, or it wraps and scrolls.
             let width = Self.terminalWidth()
             // Narrow terminals get a compact form that keeps every figure but the stream length.
-            let compact = "\(Format.count(sample.processed))/\(Format.count(total)) \(String(format: "%.1f", percent))%"
+            let compact = "\(Format.count(done))/\(Format.count(total)) \(percent)%"
                 + " | \(Format.count(Int(sample.rate)))/s avg \(Format.count(Int(average)))/s"
                 + " | unexp \(Format.count(sample.unexpired))"
                 + " | pend \(pending) | p99 \(Format.milliseconds(sample.p99Milliseconds))"
@@ -121,6 +121,16 @@ package final class StatsReporter: Sendable {
 }
 
 extension StatsReporter {
+    /// Keys done as the progress line shows them: capped at the total (a key redone after a failover counts
+    /// once more in the clients' count), and the share rounded down to a tenth of a percent, so that 100.0 %
+    /// means every key is done (199,925 of 200,000 is 99.9 %).
+    static func progress(_ processed: Int, of total: Int) -> (done: Int, percent: String) {
+        let done = min(max(0, processed), total)
+        guard total > 0 else { return (done, "0.0") }
+        let tenths = done * 1000 / total
+        return (done, "\(tenths / 10).\(tenths % 10)")
+    }
+
     /// The terminal's width in columns (80 when it cannot be read).
     static func terminalWidth() -> Int {
         var size = winsize()

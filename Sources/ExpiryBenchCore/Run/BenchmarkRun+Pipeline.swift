@@ -17,11 +17,11 @@ extension BenchmarkRun {
                                         acknowledgement: configuration.pipelineSettings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
         let parts = try await PipelineParts.assemble(configuration, servers: servers, control: control, keyspace: keyspace, connections: connections,
-                                                     settingChanges: settingChanges, stop: stop, say: say)
+                                                     settingChanges: settingChanges, stop: stop, say: status)
         defer { parts.bridge.stop() }
         let startedAtMilliseconds = WallClock.milliseconds()
         let startedAt = Double(startedAtMilliseconds) / 1000
-        var supervisor = RunSupervisor(configuration: configuration, stop: stop, say: say, parts: parts, control: control, chaosNode: nodes[0])
+        var supervisor = RunSupervisor(configuration: configuration, stop: stop, say: status, parts: parts, control: control, chaosNode: nodes[0])
         let failoverSource = FailoverSource(servers)
         supervisor.failovers = failoverSource.map { FailoverWatch(source: $0, counters: parts.counters, since: startedAtMilliseconds) }
         if configuration.chaosFailover, let failoverSource {
@@ -55,6 +55,8 @@ extension BenchmarkRun {
             RunReport.Shard(name: shard.shardTag ?? "-", node: servers.node(of: shard), keysProcessed: processed)
         }
         report.failovers = supervisor.failovers?.failovers(lost: verification.lost, duplicates: verification.duplicateCommits)
+        report.saturated = RunReport.saturated(report.figures, stalled: verification.stalledFor != nil, failed: verification.componentFailure != nil,
+                                               failovers: report.failovers?.count ?? 0)
         if let asked = supervisor.failoverChaos?.asked {
             report.chaos.failoverAskedAtMs = asked.atMs
             report.chaos.failoverAskedOf = asked.node
@@ -107,8 +109,7 @@ extension BenchmarkRun {
         if configuration.waitReplicas > 0 { report.unconfirmedWrites = parts.connections.unconfirmed }
         let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)
-        report.expiryLagMs = context.probes.summary()
-        report.saturated = report.generatorWaits > 0
+        report.expiryLagMs = context.probes.summary(serverNow: context.serverNowMilliseconds)
         report.footprint = parts.footprint.footprint
         report.consumerProcesses = processes.joined
         report.consumerProcessesReported = processes.reported

@@ -13,6 +13,14 @@ package struct BenchmarkRun: Sendable {
     /// Where informational lines go (stdout in the tool, a buffer in tests).
     package let say: @Sendable (String) -> Void
 
+    /// Where status lines go, those that only say what the run is doing ("Writing 1,000,000 background keys ...",
+    /// "waiting up to 10s for the probes ..."): `say`, or nowhere with `--progress none`. What the run changes on
+    /// the server (the notification setting) is always said.
+    var status: @Sendable (String) -> Void {
+        if configuration.progress == .none { return { _ in } }
+        return say
+    }
+
     package init(configuration: RunConfiguration, stop: StopSignal = StopSignal(), say: @escaping @Sendable (String) -> Void = { print($0); fflush(nil) }) {
         self.configuration = configuration
         self.stop = stop

@@ -50,8 +50,9 @@ package final class EmbeddedRedis: Sendable {
     /// - Parameter port: the port to listen on; by default a free one the kernel hands out.
     /// - Parameter tls: when given, the server listens on TLS only (`--port 0 --tls-port`; `extraArguments` name its
     ///   certificate files) and `endpoint` reaches it with these settings.
-    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil, tls: TLSSettings? = nil) async throws -> EmbeddedRedis {
-        guard let server = serverPath() else {
+    /// - Parameter binary: the server binary to start; `serverPath()` when nil.
+    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil, tls: TLSSettings? = nil, binary: String? = nil) async throws -> EmbeddedRedis {
+        guard let server = binary ?? serverPath() else {
             if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
                 throw RunError(.unavailable, "\(serverVariable) is '\(chosen)', which is not an executable file: give the path of a redis-server or valkey-server (scripts/servers path NAME prints one), or unset it")
             }

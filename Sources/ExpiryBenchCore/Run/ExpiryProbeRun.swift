@@ -26,31 +26,56 @@ package struct ExpiryProbeRun: Sendable {
         }
     }
 
-    /// What the probe found: the JSON the checks read.
-    package struct Report: Sendable, Codable, Equatable {
-        /// The server's settings that drive its expiry; nil where they could not be read.
-        package struct Server: Sendable, Codable, Equatable {
+    /// What the probe found: the JSON the checks read. What is unknown is `null`, never left out.
+    package struct Report: Sendable, Encodable, Equatable {
+        /// The server's settings that drive its expiry; nil where they could not be read, with the reason.
+        package struct Server: Sendable, Encodable, Equatable {
             package var hz: Int?
             package var activeExpireEffort: Int?
             package var keysWithTTL: Int?
+            /// Why each setting that is nil could not be read, by its JSON name (`hz`: "CONFIG GET: ERR unknown
+            /// command 'CONFIG'").
+            package var unknown: [String: String] = [:]
             /// The server as it names itself (`Redis`, `Valkey`) and its own version.
             package var name: String
             package var version: String
+
+            private enum CodingKeys: String, CodingKey { case hz, activeExpireEffort, keysWithTTL, unknown, name, version }
+
+            package func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(hz, forKey: .hz)
+                try container.encode(activeExpireEffort, forKey: .activeExpireEffort)
+                try container.encode(keysWithTTL, forKey: .keysWithTTL)
+                try container.encode(unknown, forKey: .unknown)
+                try container.encode(name, forKey: .name)
+                try container.encode(version, forKey: .version)
+            }
+
+            /// "hz 10", or "hz unknown (why)".
+            package func describe(_ value: Int?, as name: String, key: String) -> String {
+                value.map { "\(name) \(Format.count($0))" } ?? "\(name) unknown (\(unknown[key] ?? "not read"))"
+            }
         }
 
-        /// Probes whose event came within the window.
-        package var count: Int
-        /// Probes whose event did not come within the window.
-        package var missing: Int
-        package var lagMs: ExpiryLag.Percentiles
-        package var windowMs: Double
+        package var lag: ExpiryLag
         package var ttlMs: Double
         package var server: Server
         package var redis: String
 
-        /// The lag as the run reports it.
-        package var lag: ExpiryLag {
-            ExpiryLag(lagMs, count: count, missing: missing, windowMs: windowMs)
+        private enum CodingKeys: String, CodingKey { case count, missing, unresolved, lagMs, windowMs, ttlMs, server, redis }
+
+        /// `count`, `missing`, `unresolved` and `lag_ms` {`p50` … `max`} from `lag` (`null` where unknown), beside the rest.
+        package func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(lag.count, forKey: .count)
+            try container.encode(lag.windowWaited ? lag.missing : nil, forKey: .missing)
+            try container.encode(lag.unresolved, forKey: .unresolved)
+            try container.encode(lag.percentiles, forKey: .lagMs)
+            try container.encode(lag.windowMs, forKey: .windowMs)
+            try container.encode(ttlMs, forKey: .ttlMs)
+            try container.encode(server, forKey: .server)
+            try container.encode(redis, forKey: .redis)
         }
     }
 
@@ -72,6 +97,7 @@ package struct ExpiryProbeRun: Sendable {
             if facts.clusterEnabled {
                 throw RunError(.configuration, "probe measures one server, and \(endpoint.addressDescription) is a Redis Cluster node whose keys live on several primaries; a full run covers a cluster (expiry-bench --redis \(endpoint.description)).")
             }
+            try Preflight.checkWritable(facts, endpoint: endpoint, by: .probe)
             let keyspace = RunKeyspace(namespace: options.namespace, runID: "probe-" + RunKeyspace.newRunID())
             let server = await Self.expirySettings(control, database: endpoint.database, identity: facts.server)
             let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
@@ -93,9 +119,7 @@ package struct ExpiryProbeRun: Sendable {
                 notifications.share?.close()
                 Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: \(notifications.manualRestore)")
             }
-            let lag = try measured.get()
-            return Report(count: lag.count, missing: lag.missing, lagMs: lag.percentiles,
-                          windowMs: lag.windowMs, ttlMs: Double(options.ttl.milliseconds), server: server, redis: endpoint.description)
+            return Report(lag: try measured.get(), ttlMs: Double(options.ttl.milliseconds), server: server, redis: endpoint.description)
         } catch let error as RedisError {
             throw RunError(error, endpoint: endpoint)
         }
@@ -131,11 +155,12 @@ package struct ExpiryProbeRun: Sendable {
         subscription.stop()
         _ = await listening.value
         await removeProbes(written, on: control)
-        return probes.summary()
+        return probes.summary(serverNow: WallClock.milliseconds() + offset)
     }
 
     /// Writes the probes in 100 batches over about a second, adding each batch's names to `names` before it is
-    /// sent (so that a failure part way still removes what was written).
+    /// sent (so that a failure part way still removes what was written). A write the server refuses (READONLY,
+    /// NOREPLICAS, OOM ...) ends the probe with that cause: no lag is ever reported for probes not written.
     func writeProbes(on control: RedisConnection, keyspace: ShardKeyspace, offset: Int64, probes: ExpiryProbes, names: inout [String]) async throws {
         let clock = ContinuousClock()
         let start = clock.now
@@ -147,7 +172,10 @@ package struct ExpiryProbeRun: Sendable {
             let deadline = WallClock.milliseconds() + offset + Int64(options.ttl.milliseconds)
             let batchNames = (first..<end).map { keyspace.probeKey(deadline: deadline, number: $0) }
             names += batchNames
-            _ = try await control.pipeline(batchNames.map { RedisCommand("SET", $0, "", "PXAT", String(deadline)) })
+            let replies = try await control.pipeline(batchNames.map { RedisCommand("SET", $0, "", "PXAT", String(deadline)) })
+            for case .error(let refusal) in replies {
+                throw RunError.writesRefused(refusal, by: "the probe", endpoint: control.endpoint)
+            }
             probes.wrote(batchNames.count, deadline: deadline)
         }
     }
@@ -159,15 +187,36 @@ package struct ExpiryProbeRun: Sendable {
         }
     }
 
-    /// `hz`, `active-expire-effort` (CONFIG GET) and the keys with a TTL (INFO keyspace); nil where refused.
+    /// `hz`, `active-expire-effort` (CONFIG GET) and the keys with a TTL (INFO keyspace); nil where refused or
+    /// absent, with the reason.
     static func expirySettings(_ control: RedisConnection, database: Int, identity: ServerIdentity) async -> Report.Server {
-        func config(_ name: String) async -> Int? {
-            guard let pair = try? await control.send("CONFIG", "GET", name).array, pair.count == 2 else { return nil }
-            return pair[1].string.flatMap { Int($0) }
+        var server = Report.Server(name: identity.name, version: identity.version)
+        func config(_ name: String, key: String) async -> Int? {
+            do {
+                let reply = try await control.send("CONFIG", "GET", name).array ?? []
+                guard reply.count == 2, let value = reply[1].string.flatMap({ Int($0) }) else {
+                    server.unknown[key] = "this server has no setting \(name)"
+                    return nil
+                }
+                return value
+            } catch {
+                server.unknown[key] = "CONFIG GET \(name) refused: \(Self.reason(error))"
+                return nil
+            }
         }
-        let info = try? await control.send(RedisCommand("INFO", "keyspace")).string
-        return Report.Server(hz: await config("hz"), activeExpireEffort: await config("active-expire-effort"),
-                             keysWithTTL: info.map { FootprintSampler.keysWithTTL(inKeyspaceInfo: $0, database: database) },
-                             name: identity.name, version: identity.version)
+        server.hz = await config("hz", key: "hz")
+        server.activeExpireEffort = await config("active-expire-effort", key: "active_expire_effort")
+        do {
+            let info = try await control.send(RedisCommand("INFO", "keyspace")).string ?? ""
+            server.keysWithTTL = FootprintSampler.keysWithTTL(inKeyspaceInfo: info, database: database)
+        } catch {
+            server.unknown["keys_with_ttl"] = "INFO keyspace refused: \(Self.reason(error))"
+        }
+        return server
+    }
+
+    /// A failed call's cause in a few words: the server's reply when there is one.
+    static func reason(_ error: Error) -> String {
+        (error as? RedisError).map { $0.serverMessage ?? $0.message } ?? "\(error)"
     }
 }

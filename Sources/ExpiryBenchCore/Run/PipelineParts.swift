@@ -34,13 +34,14 @@ extension PipelineParts {
             try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
         }
         try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
+        let footprint = FootprintSampler(
+            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
+            script: scripts.footprint, database: servers.endpoint.database, cluster: servers.cluster != nil)
+        do { try await footprint.readBefore() } catch { log.debug("keys with a TTL before the run not read: \(error)") }
         try await writeBackgroundKeys(configuration.backgroundKeys, layout: layout, shardControls: shardControls, stop: stop, say: say)
         let context = PipelineContext(
             keyspace: keyspace, layout: layout, scripts: scripts, settings: configuration.pipelineSettings, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
             serverOffsetMilliseconds: try await ServerClock.offsetMilliseconds(control))
-        let footprint = FootprintSampler(
-            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
-            script: scripts.footprint, database: servers.endpoint.database, cluster: servers.cluster != nil)
         do { try await footprint.start() } catch { log.debug("footprint not sampled: \(error)") }
 
         let bridge = try await ExpirationBridge.start(sources: servers.subscriptionSources(), publishers: try await connections.openPerShard("publisher", layout: layout),

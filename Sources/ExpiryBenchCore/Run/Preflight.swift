@@ -97,9 +97,7 @@ package enum Preflight {
 
     /// Refuses what would make the run impossible (exit 78) and warns about what may spoil it.
     package static func check(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
-        if !facts.isAtLeast(6, 2) {
-            throw RunError(.configuration, "\(facts.server) at \(endpoint.addressDescription) is too old: the run needs XAUTOCLAIM and ZMSCORE, which came with Redis 6.2. Use Redis 6.2 or newer, or any Valkey.")
-        }
+        try checkWritable(facts, endpoint: endpoint, by: .run)
         try checkReplication(facts, configuration: configuration, endpoint: endpoint, warn: warn)
         if !facts.memoryKnown { return }
         if facts.maxMemoryPolicy != "noeviction" {
@@ -116,14 +114,35 @@ package enum Preflight {
         }
     }
 
-    /// A replica refuses the run (it writes); `--wait-replicas N` needs N replicas; a primary with replicas, reached
-    /// directly, is said to be one: a failover would lose its last writes, and the verdict checks this server only.
-    /// (A cluster's primaries are checked one by one by `checkReplicas`.)
-    static func checkReplication(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
-        guard !facts.clusterEnabled, let role = facts.role else { return }
-        if role == "slave" {
-            throw RunError(.configuration, "\(endpoint.addressDescription) is a replica\(facts.primary.map { " of \($0)" } ?? ""): the run writes keys, which a replica refuses or loses to its primary. Point --redis at the primary\(facts.primary.map { ", \($0)" } ?? "").")
+    /// What is about to write to the server: the refusals name it, and what it needs.
+    package enum Writer: Sendable {
+        /// A run (`expiry-bench run`, a consumer process).
+        case run
+        /// `expiry-bench probe`.
+        case probe
+
+        var subject: String { self == .run ? "the run" : "the probe" }
+        /// The commands that first came with Redis 6.2.
+        var needsFromRedis62: String { self == .run ? "XAUTOCLAIM and ZMSCORE" : "SET ... PXAT" }
+    }
+
+    /// What a run and a probe both refuse, before writing anything (exit 78): a server older than Redis 6.2
+    /// (without the commands they need), and a replica (which refuses writes or loses them to its primary; it is
+    /// named, with its primary). A cluster node is left to the caller.
+    package static func checkWritable(_ facts: ServerFacts, endpoint: RedisEndpoint, by writer: Writer) throws {
+        if !facts.isAtLeast(6, 2) {
+            throw RunError(.configuration, "\(facts.server) at \(endpoint.addressDescription) is too old: \(writer.subject) needs \(writer.needsFromRedis62), which came with Redis 6.2. Use Redis 6.2 or newer, or any Valkey.")
         }
+        if !facts.clusterEnabled, facts.role == "slave" {
+            throw RunError(.configuration, "\(endpoint.addressDescription) is a replica\(facts.primary.map { " of \($0)" } ?? ""): \(writer.subject) writes keys, which a replica refuses or loses to its primary. Point --redis at the primary\(facts.primary.map { ", \($0)" } ?? "").")
+        }
+    }
+
+    /// `--wait-replicas N` needs N replicas; a primary with replicas, reached directly, is said to be one: a
+    /// failover would lose its last writes, and the verdict checks this server only. (A replica is refused by
+    /// `checkWritable`; a cluster's primaries are checked one by one by `checkReplicas`.)
+    static func checkReplication(_ facts: ServerFacts, configuration: RunConfiguration, endpoint: RedisEndpoint, warn: (String) -> Void) throws {
+        guard !facts.clusterEnabled, facts.role != nil else { return }
         try checkReplicas(connected: facts.replicas, inSync: facts.replicasInSync, wanted: configuration.waitReplicas, on: endpoint)
         if facts.replicas > 0, configuration.waitReplicas == 0 {
             let count = "\(facts.replicas) replica\(facts.replicas == 1 ? "" : "s")"

@@ -51,6 +51,25 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// One line for a write the server refused with an error reply, naming the cause as Redis gave it and what to
+    /// do: a replica (`READONLY`), too few replicas for `min-replicas-to-write` (`NOREPLICAS`), memory full
+    /// (`OOM`), a failed save (`MISCONF`). Exit 78, the server's configuration; a refused permission (`NOPERM`) is
+    /// 77, as everywhere.
+    /// - Parameter writer: who wrote, for the wording ("the probe").
+    package static func writesRefused(_ reply: String, by writer: String, endpoint: RedisEndpoint) -> RunError {
+        if reply.hasPrefix("NOPERM") { return RunError(.authentication, permissionMessage(reply, endpoint: endpoint)) }
+        let server = reply.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+        let cause: String
+        switch server.prefix(while: { $0 != " " }) {
+        case "READONLY": cause = ": it is a read-only replica. Point --redis at its primary."
+        case "NOREPLICAS": cause = ": it has fewer replicas in sync than its min-replicas-to-write. Bring its replicas back in sync, or lower min-replicas-to-write."
+        case "OOM": cause = ": its memory is full (maxmemory, with a policy that does not evict). Free memory or raise maxmemory."
+        case "MISCONF": cause = ": its last save to disk failed and stop-writes-on-bgsave-error is on. Fix the server's disk or persistence settings."
+        default: cause = "."
+        }
+        return RunError(.configuration, "Redis at \(endpoint.addressDescription) refused \(writer)'s writes (\(server))" + cause)
+    }
+
     /// What to do about a TLS failure, from OpenSSL's and the certificate check's wording.
     static func tlsAdvice(_ message: String) -> String {
         if message.contains("cannot start") {
