@@ -211,6 +211,54 @@ extension Scenarios {
                 }
             }
         }
+
+        /// A primary without a replica killed for good mid-run: the cluster goes down (every node answers
+        /// CLUSTERDOWN once the dead node is marked failed), so the run ends with a failed verdict within
+        /// 2 × `--timeout` + 10 s of the kill, says why, reports what it could not read as unknown (JSON null with
+        /// the reason), never as 0, and puts `notify-keyspace-events` back on the primaries still alive (CONFIG
+        /// works there; the record of the runs sharing the setting is refused).
+        @Test func aPrimaryKilledForGoodEndsWithTheFiguresUnknownAndTheSettingRestored() async throws {
+            try await withRedisCluster(primaries: 3) { cluster in
+                for node in cluster.nodes {
+                    let connection = try await connect(node, name: "itest:cluster-setup")
+                    defer { connection.close() }
+                    try await connection.send("CONFIG", "SET", "notify-keyspace-events", "gK")
+                }
+                let victim = cluster.nodes[1]
+                let json = temporaryPath("cluster-kill.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let killedAt = Mutex<ContinuousClock.Instant?>(nil)
+                let result = try await runExpiryBench(["--redis", cluster.url, "--keys", "60000", "--rate", "10000", "--consumers", "12", "--work", "1ms",
+                                                       "--progress", "none", "--json", json, "--timeout", "5s", "--max-duration", "90s"],
+                                                      limit: .seconds(120)) { _ in
+                    _ = await waitUntil(.seconds(60)) { (try? await hasKeys(victim, match: "expiry-bench:*:processed")) == true }
+                    try? await Task.sleep(for: .seconds(2))
+                    await victim.crash()
+                    killedAt.withLock { $0 = .now }
+                }
+                let ended = ContinuousClock.now
+                let killed = try #require(killedAt.withLock { $0 }, "the primary was never killed")
+                #expect(result.status == 1, "\(describe(result))")
+                #expect(ended - killed < .seconds(20), "the run ended \(ended - killed) after the kill (--timeout 5s): \(describe(result))")
+                let report = try readJSONReport(json)
+                let unknown = report["unknown"] as? [String: String] ?? [:]
+                for field in ["pending_at_end", "due_at_end", "lost", "keys_processed"] {
+                    // Unknown, with the reason, or read: never a 0 that was not read.
+                    if report[field] is NSNull {
+                        #expect(unknown[field] != nil, "\(field) is null without a reason: \(describe(result))")
+                    } else {
+                        #expect(unknown[field] == nil, "\(field) has a value and a reason: \(describe(result))")
+                    }
+                }
+                #expect(report["keys_processed"] is NSNull, "the cluster is down: Redis's count cannot be read: \(describe(result))")
+                #expect(!(report["problems"] as? [String] ?? []).isEmpty)
+                for node in cluster.nodes where node.port != victim.port {
+                    let connection = try await connect(node, name: "itest:cluster-after")
+                    defer { connection.close() }
+                    #expect(try await notifyKeyspaceEvents(connection) == "gK", "setting not restored on \(node.port): \(describe(result))")
+                }
+            }
+        }
     }
 }
 

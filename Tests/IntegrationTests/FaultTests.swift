@@ -258,6 +258,38 @@ extension Scenarios {
             }
         }
 
+        /// Redis killed and restarted from a snapshot taken a second earlier (as a failover to a replica that
+        /// lagged would): the commits made after the snapshot are gone, their entries come back undelivered, and the
+        /// keys are committed again as first commits. The report says so: keys done twice (first commits
+        /// confirmed twice), not "0 duplicate commits", and every key the clients were told of is either done twice
+        /// or lost, never silently absorbed.
+        @Test func commitsLostWithASnapshotAreCountedAsDoneTwice() async throws {
+            try await withRedis { server in
+                let observer = try await connect(server, name: "itest-observer", timeout: .seconds(2))
+                defer { observer.close() }
+                let keyspace = RunKeyspace(namespace: Self.namespace, runID: "snap1")
+                var configuration = configuration(server, keys: 20_000, consumers: 8, runID: "snap1")
+                configuration.rate = 5_000
+                let fault = Task {
+                    guard await waitUntil(.seconds(30), { await bitCount(observer, keyspace.shard(0, tag: nil).processed) >= 3_000 }) else { return false }
+                    guard (try? await observer.send("SAVE")) != nil else { return false }
+                    try? await Task.sleep(for: .seconds(1))
+                    await server.crash()
+                    return (try? await server.restart()) != nil
+                }
+                let outcome = await run(configuration, limit: .seconds(60))
+                #expect(await fault.value, "the server was not snapshotted, crashed and restarted")
+                let report = try outcome.report()
+                let processed = try #require(report.keysProcessed, "Redis was reachable at the end: \(dump(report))")
+                #expect(report.verdict == .failed, "report: \(dump(report))")
+                #expect(report.confirmedTwice > 0, "no first commit was confirmed twice: \(dump(report))")
+                #expect(report.duplicateCommits >= report.confirmedTwice, "report: \(dump(report))")
+                #expect(report.problems.contains { $0.contains("keys were done twice") }, "problems: \(report.problems)")
+                // What the clients were told beyond what Redis holds is explained: done twice, or lost.
+                #expect(report.keysProcessedByClients - processed <= report.confirmedTwice + (report.lost ?? 0), "report: \(dump(report))")
+            }
+        }
+
         /// Redis is killed and stays away. `--timeout 2s` bounds how long Redis may be unreachable: the run must
         /// end on its own, soon, with a failed verdict that says why (README: "how long Redis may stay unreachable
         /// before the run gives up (with a failed verdict, not a hang)"; `execute()`: "failures during the run end

@@ -60,9 +60,27 @@ package struct NotificationSettings: Sendable {
             try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
             return "notify-keyspace-events put back to '\(original)'."
         }
-        let departure = try await share.leave(fallback: original.map { ($0, applied ?? $0) })
+        let departure: NotificationShare.Departure
+        do {
+            departure = try await share.leave(fallback: original.map { ($0, applied ?? $0) })
+        } catch let error as RedisError where !error.breaksConnection {
+            // The server refuses the record's key (a cluster down, writes refused): CONFIG still works there, so
+            // the setting goes back without it, unless someone changed it since.
+            share.close()
+            return try await restoreWithoutRecord(on: connection, refused: error.serverMessage ?? error.message)
+        }
         share.close()
         return Self.describe(departure)
+    }
+
+    /// Puts the original value back without the shared record (which the server refused), if the setting is
+    /// still what this run applied. Returns the line to say.
+    private func restoreWithoutRecord(on connection: RedisConnection, refused: String) async throws -> String? {
+        guard let applied, let original else { return nil }
+        let now = try await Self.current(on: connection)
+        guard NotificationShare.sameFlags(now, applied) else { return Self.describe(.changedElsewhere(now)) }
+        try await connection.send("CONFIG", "SET", "notify-keyspace-events", original)
+        return "notify-keyspace-events put back to '\(original)' (the record of the runs sharing it was refused: \(refused); a run still using this server would have to set it again)."
     }
 
     /// One line for what became of the setting when a run left the shared record; nil when nothing changed.
