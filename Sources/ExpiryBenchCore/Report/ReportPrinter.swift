@@ -58,8 +58,10 @@ package enum ReportPrinter {
             lines.append("  failed work               \(Format.count(r.failedWork)) (redelivered \(Format.count(r.redeliveries)), dead-lettered after \(r.settings.maxDeliveries) deliveries)")
         }
         lines.append("  pending at end            \(r.shown("pending_at_end", r.pendingAtEnd))")
-        if r.unprocessed != 0 || r.dueAtEnd != 0 {
-            lines.append("  unprocessed               \(r.shown("unprocessed", r.unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index)")
+        if let unprocessed = r.unprocessed, unprocessed > 0 || (r.dueAtEnd ?? 0) > 0 {
+            lines.append("  unprocessed               \(Format.count(unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index)")
+        } else if r.unprocessed == nil {
+            lines.append("  unprocessed               \(r.shown("unprocessed", nil))")
         }
         lines.append("  lost                      \(r.shown("lost", r.lost))")
         if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
