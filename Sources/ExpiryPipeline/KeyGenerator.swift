@@ -83,9 +83,13 @@ package struct KeyGenerator: Sendable {
             if shouldStop() { break }
             let first = next
             let deadline = WallClock.milliseconds() + serverOffsetMilliseconds + ttlMillisecondsInt
-            try await write(first: first, count: count, deadline: deadline)
+            let written = try await write(first: first, count: count, deadline: deadline)
             next += count
-            counters.update { $0.generated(count) }
+            counters.update {
+                $0.generated(count)
+                // Keys whose deadline had passed when Redis wrote them: Valkey raises no event for such a key.
+                if let written, written >= deadline { $0.bornExpired += count }
+            }
         }
     }
 
@@ -102,7 +106,10 @@ package struct KeyGenerator: Sendable {
     /// `ExpiryProbes.maxInFlight` wait for their event (same deadline, in no index: nothing but Redis expires it),
     /// and the generator's high-water mark. Atomic, and without Lua.
     /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
-    func write(first: Int, count: Int, deadline: Int64) async throws {
+    /// - Returns: the server's time (ms) when the transaction ran (`TIME` inside it); nil when a retry found it
+    ///   already applied.
+    @discardableResult
+    func write(first: Int, count: Int, deadline: Int64) async throws -> Int64? {
         var commands: [RedisCommand] = []
         commands.reserveCapacity(count + count / ExpiryProbes.every + 5)
         commands.append(RedisCommand("MULTI"))
@@ -130,9 +137,10 @@ package struct KeyGenerator: Sendable {
         }
         commands.append(zadd.build())
         commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
+        commands.append(RedisCommand("TIME"))
         commands.append(RedisCommand("EXEC"))
         do {
-            try await transact(commands, first: first, count: count)
+            return try await transact(commands, first: first, count: count)
         } catch {
             probes.cancel(probeRoom, deadline: deadline)
             throw error
@@ -141,11 +149,13 @@ package struct KeyGenerator: Sendable {
 
     /// Runs the generator's MULTI/EXEC `commands` for keys `first ..< first + count`, retried while it fails
     /// transiently; a retry first asks the high-water mark whether the previous attempt went through.
-    func transact(_ commands: [RedisCommand], first: Int, count: Int) async throws {
+    /// - Returns: the server's time (ms) of a `TIME` that ends the transaction, if it has one and it ran now.
+    @discardableResult
+    func transact(_ commands: [RedisCommand], first: Int, count: Int) async throws -> Int64? {
         var retry = false
-        try await withRetries(giveUpAfter: giveUpAfter) {
+        return try await withRetries(giveUpAfter: giveUpAfter) { () async throws -> Int64? in
             // A retry first asks whether the previous attempt's transaction went through.
-            if retry, let mark = try await connection.send(RedisCommand("GET", keyspace.generatorMark)).int, mark >= first + count { return }
+            if retry, let mark = try await connection.send(RedisCommand("GET", keyspace.generatorMark)).int, mark >= first + count { return nil }
             retry = true
             let replies = try await connection.pipeline(commands)
             // EXECABORT only says the transaction was discarded: the reason is the first refused command's reply.
@@ -153,6 +163,7 @@ package struct KeyGenerator: Sendable {
                case .error(let message) = replies.first(where: { if case .error = $0 { return true } else { return false } }) ?? .null {
                 throw RedisError(.server, "generator transaction: \(message)", serverMessage: message)
             }
+            return replies.last?.array?.last.flatMap(ServerClock.milliseconds(fromTime:))
         }
     }
 }

@@ -184,6 +184,9 @@ package enum ReportPrinter {
             "  expired by                Redis's own expiry \(Format.count(r.expiredBy.redis)), the sweeper's touch \(Format.count(r.expiredBy.sweeper))"
                 + (r.settings.sweeper ? " (at deadline + \(DurationText.format(.milliseconds(Int64(r.settings.graceMs)))))" : " (--sweeper off)"),
         ]
+        if r.bornExpired > 0 {
+            lines.append("  born expired              \(Format.count(r.bornExpired)) (their deadline had passed when Redis wrote them: the generator fell behind; Valkey raises no event for such a key, so only the sweeper finds it)")
+        }
         let f = r.footprint
         if f.samples > 0 {
             lines.append("  footprint                 up to \(Format.count(f.ownTTLKeysPeak)) keys of the run's own with a TTL (leases, probes, bookkeeping) beside up to \(Format.count(f.dataKeysPeak)) data keys")
