@@ -59,7 +59,7 @@ package enum ReportPrinter {
         }
         lines.append("  pending at end            \(r.shown("pending_at_end", r.pendingAtEnd))")
         if let unprocessed = r.unprocessed, unprocessed > 0 || (r.dueAtEnd ?? 0) > 0 {
-            lines.append("  unprocessed               \(Format.count(unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index)")
+            lines.append("  unprocessed               \(Format.count(unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index, the others in the stream)")
         } else if r.unprocessed == nil {
             lines.append("  unprocessed               \(r.shown("unprocessed", nil))")
         }

@@ -118,7 +118,10 @@ struct RunClaim {
                     // but the setting is this node's own.
                     if let line = try await releaseOnFormerPrimary(node, settings) { say("\(node.endpoint.addressDescription): \(line)") }
                 } else if let line = try await withRetries(giveUpAfter: endPatience, { try await settings.release(on: node) }) {
-                    say(servers.cluster != nil ? "\(node.endpoint.addressDescription): \(line)" : line)
+                    // A Sentinel group's primary is named by the server it is now, not by the group.
+                    let sentinel = if case .sentinel = node.endpoint.address { true } else { false }
+                    let named = sentinel ? await node.connectedServer()?.addressDescription : servers.cluster != nil ? node.endpoint.addressDescription : nil
+                    say(named.map { "\($0): \(line)" } ?? line)
                 }
             } catch {
                 settings.share?.close()
@@ -186,7 +189,9 @@ struct RunClaim {
     /// The nodes the bridge turned the events on for after a reconnection (a promoted replica), other than the
     /// ones the run claimed: their setting goes back to what it was.
     private func restoreChangedOnReconnect(patience: Duration) async {
-        let claimed = nodes.map(\.endpoint.address)
+        // The claimed nodes, and for a Sentinel group the primary it is now: their setting went back above.
+        var claimed = nodes.map(\.endpoint.address)
+        for node in nodes { if let now = await node.connectedServer() { claimed.append(now.address) } }
         for (node, original) in settingChanges.all where !claimed.contains(node.address) {
             await putBack(original, on: node, why: "the run turned expired events on there after a failover", patience: patience)
         }
