@@ -37,6 +37,14 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
         serverMessage?.hasPrefix(prefix) ?? false
     }
 
+    /// True when the server turned the connection away because it already serves `maxclients` clients.
+    package var isClientLimit: Bool { serverMessage.map(Self.isClientLimit) ?? false }
+
+    /// The same, for an error reply's text.
+    package static func isClientLimit(_ message: String) -> Bool {
+        message.contains("max number of clients reached")
+    }
+
     /// True for a failure that the same call may not meet if tried again shortly: a broken connection, or a
     /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), between
     /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).

@@ -33,6 +33,8 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         switch error.code {
         case _ where error.serverSays("NOPERM"):
             self.init(.authentication, Self.permissionMessage(server, endpoint: endpoint))
+        case _ where error.isClientLimit:
+            self.init(.configuration, Self.clientLimitMessage(endpoint, limit: nil, needed: nil))
         case _ where error.serverSays("NOAUTH"):
             self.init(.authentication, "Redis at \(endpoint.addressDescription) requires a password (\(server)): give it in --redis (redis://[user]:password@host:port), --password-file or REDIS_PASSWORD.")
         case .authentication:
@@ -69,6 +71,34 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
             return "That port does not speak TLS: use redis:// without --tls, or the server's tls-port."
         }
         return "Check --cacert, --cert, --key and the server's tls-* settings."
+    }
+
+    /// What a run needs of a server's client slots, for the line of a server at its limit.
+    package struct ClientNeed: Sendable, Equatable {
+        /// Every connection the run opens (`PipelineParts.connectionCount`), and how many of them are consumers'.
+        package var connections: Int
+        package var consumers: Int
+        package init(connections: Int, consumers: Int) {
+            self.connections = connections
+            self.consumers = consumers
+        }
+    }
+
+    /// One line for a server that turns connections away at its client limit (`-ERR max number of clients
+    /// reached`): the server, its `maxclients` when it could be read, what the run needs, and what to do.
+    static func clientLimitMessage(_ endpoint: RedisEndpoint, limit: Int?, needed: ClientNeed?) -> String {
+        let limitText = limit.map { "maxclients \($0)" } ?? "maxclients could not be read with CONFIG GET"
+        let needText = needed.map { " This run needs \($0.connections) connections: \($0.consumers) for the consumers, \($0.connections - $0.consumers) for its other parts." } ?? ""
+        return "Redis at \(endpoint.addressDescription) refused a connection: max number of clients reached (\(limitText)).\(needText) Raise maxclients on the server (CONFIG SET maxclients N, and in redis.conf), or run with fewer --consumers."
+    }
+
+    /// The same, found before the run started: the limit, the clients already connected, and at most how many
+    /// consumers would fit.
+    static func clientLimitMessage(_ endpoint: RedisEndpoint, limit: Int, connected: Int, needed: ClientNeed) -> String {
+        let others = needed.connections - needed.consumers
+        let fitting = max(0, limit - connected + 1 - others)
+        let raise = needed.connections - 1 + connected
+        return "Redis at \(endpoint.addressDescription) accepts at most \(limit) clients (maxclients) and \(connected) \(connected == 1 ? "is" : "are") connected, this tool's first among them; this run needs \(needed.connections) connections (\(needed.consumers) for the consumers, \(others) for its other parts). Raise maxclients to at least \(raise) (CONFIG SET maxclients \(raise), and in redis.conf)" + (fitting > 0 ? ", or run with --consumers \(fitting) or fewer." : ".")
     }
 
     /// One line for a NOPERM reply: the user's credentials were accepted, but it may not run a command, touch a
