@@ -21,6 +21,16 @@ struct PermissionTests {
         #expect(error.message.contains("ACL SETUSER bench +@scripting"))
     }
 
+    @Test func aDiscardedTransactionIsThePermissionItWasRefused() {
+        // What Redis 7 answers to EXEC when the user may not run it: the refusal inside EXECABORT.
+        let exec = RunError(RedisError(.server, "EXEC: …", serverMessage: "EXECABORT Transaction discarded because of: NOPERM this user has no permissions to run the 'exec' command"), endpoint: endpoint)
+        #expect(exec.status == .authentication)
+        #expect(exec.message.contains("grant the command 'exec': ACL SETUSER bench +multi +exec"), "\(exec.message)")
+        #expect(!exec.message.contains("EXECABORT"))
+        let multi = RunError(RedisError(.server, "MULTI: …", serverMessage: "NOPERM this user has no permissions to run the 'multi' command"), endpoint: endpoint)
+        #expect(multi.message.contains("grant the command 'multi': ACL SETUSER bench +multi +exec"), "\(multi.message)")
+    }
+
     @Test func aServerAtItsClientLimitIsAConfigurationToChange() {
         let refused = RunError(RedisError(.server, "…", serverMessage: "ERR max number of clients reached"), endpoint: endpoint)
         #expect(refused.status == .configuration)

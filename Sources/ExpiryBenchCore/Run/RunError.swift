@@ -31,8 +31,8 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
     package init(_ error: RedisError, endpoint: RedisEndpoint) {
         let server = (error.serverMessage ?? error.message).trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         switch error.code {
-        case _ where error.serverSays("NOPERM"):
-            self.init(.authentication, Self.permissionMessage(server, endpoint: endpoint))
+        case _ where error.permissionRefusal != nil:
+            self.init(.authentication, Self.permissionMessage(error.permissionRefusal ?? server, endpoint: endpoint))
         case _ where error.isClientLimit:
             self.init(.configuration, Self.clientLimitMessage(endpoint, limit: nil, needed: nil))
         case _ where error.serverSays("NOAUTH"):
@@ -109,7 +109,9 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         if let command = server.split(separator: "'").dropFirst().first, server.contains("command") {
             // The run's protocol is Lua: a user refused one script command is refused them all.
             let scripting = command.hasPrefix("script") || command.hasPrefix("eval")
-            grant = "the command '\(command)': ACL SETUSER \(user) " + (scripting ? "+@scripting" : "+\(command)")
+            // A transaction needs both ends.
+            let transaction = command == "multi" || command == "exec"
+            grant = "the command '\(command)': ACL SETUSER \(user) " + (scripting ? "+@scripting" : transaction ? "+multi +exec" : "+\(command)")
         } else if server.contains("key") {
             grant = "the run's keys: ACL SETUSER \(user) '~<namespace>:*' (expiry-bench:* by default)"
         } else if server.contains("channel") {
