@@ -58,6 +58,13 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         if message.contains("cannot start") {
             return "Check that file: a PEM certificate or key that this user can read, and the key of that certificate."
         }
+        // Before the CA and client-certificate advice: another CA, or --cert, would not mend a date.
+        if message.contains("certificate has expired") || message.contains("certificate is not yet valid") {
+            return "The server's certificate is outside its validity dates: renew it on the server (tls-cert-file), or correct the clock of whichever machine is wrong; --cacert or --insecure would not mend it."
+        }
+        if message.contains("alert certificate expired") {
+            return "The server refused the client certificate as expired: renew the certificate given with --cert."
+        }
         if message.contains("hostname mismatch") || message.contains("IP address mismatch") {
             return "The certificate names another host: connect by a name it lists, or give that name with --sni NAME."
         }
