@@ -88,17 +88,19 @@ final class HiredisContext {
             if let user = endpoint.username { auth.append(user) }
             auth.append(password)
             let reply = try roundTrip([RedisCommand(auth)], timeoutMilliseconds: timeoutMilliseconds)[0]
+            try checkAccepted(reply)
             if case .error(let message) = reply {
                 throw RedisError(.authentication, "authentication refused by \(endpoint.addressDescription): \(message)", serverMessage: message)
             }
         }
         if endpoint.database != 0 {
             let reply = try roundTrip([RedisCommand("SELECT", String(endpoint.database))], timeoutMilliseconds: timeoutMilliseconds)[0]
+            try checkAccepted(reply)
             _ = try reply.unwrapped(for: "SELECT \(endpoint.database)")
         }
         if let clientName {
-            // Best effort: a server that forbids CLIENT still serves the run.
-            _ = try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)
+            // Best effort: a server that forbids CLIENT still serves the run; one at its client limit does not.
+            try checkAccepted(try roundTrip([RedisCommand("CLIENT", "SETNAME", clientName)], timeoutMilliseconds: timeoutMilliseconds)[0])
         }
         if case .sentinel(let group) = endpoint.address {
             // Between a switch and the sentinels' reconfiguration, the address may still be a replica's. (A user
@@ -112,6 +114,13 @@ final class HiredisContext {
                 throw RedisError(.io, "the sentinels name \(target.addressDescription) as the primary '\(group.master)', but it is a \(role ?? "server of unknown role") (a failover is under way)")
             }
         }
+    }
+
+    /// A server at `maxclients` accepts the socket, answers the first command with `-ERR max number of clients
+    /// reached` and closes it: that is a refusal to say, not a connection that broke and may be tried again.
+    private func checkAccepted(_ reply: RESPValue) throws {
+        guard case .error(let message) = reply, RedisError.isClientLimit(message) else { return }
+        throw RedisError(.server, "\(endpoint.addressDescription) refused the connection: \(message)", serverMessage: message)
     }
 
     func disconnect() {

@@ -37,6 +37,23 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
         serverMessage?.hasPrefix(prefix) ?? false
     }
 
+    /// The ACL refusal this error is, or carries: `NOPERM ...` itself, or the cause of an `EXECABORT` (a
+    /// transaction discarded because a command in it, or EXEC, was refused). Nil for any other error.
+    package var permissionRefusal: String? {
+        guard let serverMessage else { return nil }
+        if serverMessage.hasPrefix("NOPERM") { return serverMessage }
+        guard serverMessage.hasPrefix("EXECABORT"), let cause = serverMessage.range(of: "NOPERM") else { return nil }
+        return String(serverMessage[cause.lowerBound...])
+    }
+
+    /// True when the server turned the connection away because it already serves `maxclients` clients.
+    package var isClientLimit: Bool { serverMessage.map(Self.isClientLimit) ?? false }
+
+    /// The same, for an error reply's text.
+    package static func isClientLimit(_ message: String) -> Bool {
+        message.contains("max number of clients reached")
+    }
+
     /// True for a failure that the same call may not meet if tried again shortly: a broken connection, or a
     /// server that is still loading its data after a restart (LOADING), busy with a script (BUSY), between
     /// roles (MASTERDOWN, TRYAGAIN), or a cluster waiting for a failover to end (CLUSTERDOWN).

@@ -70,6 +70,9 @@ enum AllocatorTuning {
 @main
 enum Entry {
     static func main() async {
+        // A write to a connection the server closed (a client limit, CLIENT KILL, a restart) must fail that call
+        // with EPIPE, which the connection layer reports and the run survives, not end the process silently.
+        signal(SIGPIPE, SIG_IGN)
         AllocatorTuning.apply()
         await ExpiryBench.main(ChaosArgument.withDefaults(Array(CommandLine.arguments.dropFirst())))
     }

@@ -22,7 +22,7 @@ struct InspectCommand: AsyncParsableCommand {
         defer { connection.close() }
         try await exitingOnFailure(at: connection.endpoint) {
             if try await RunInspector.isClusterNode(connection) {
-                throw RunError(.configuration, "inspect reads runs on a single server; \(connection.endpoint.addressDescription) is a Redis Cluster node. The run's report has its figures; remove a kept run with: expiry-bench cleanup --run-id ID")
+                throw RunError(.configuration, "inspect reads runs on a single server; \(connection.endpoint.addressDescription) is a Redis Cluster node. The run's report has its figures; remove a kept run with: \(connection.endpoint.cleanupCommand(runID: "ID", namespace: runDefaults.namespace))")
             }
             let inspector = RunInspector(connection: connection, namespace: namespace)
             let runs = try await inspector.runs()

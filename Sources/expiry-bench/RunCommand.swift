@@ -70,6 +70,10 @@ struct RunCommand: AsyncParsableCommand {
                 Diagnostics.warn("cannot write the \(file.what) to \(path): \(error.localizedDescription)")
             }
         }
+        if let cause = outcome.cause {
+            Diagnostics.fail(cause.message)
+            throw ExitCode(cause.status.rawValue)
+        }
         let failedThresholds = (report.thresholds ?? []).filter { !$0.ok }
         for failed in failedThresholds {
             Diagnostics.fail("threshold \(failed.threshold) failed: \(ReportPrinter.describeValue(of: failed))"

@@ -16,8 +16,8 @@ final class SignalWatcher {
                 if stop.request() == 1 {
                     Diagnostics.warn("stopping: finishing the work in flight, then reporting and cleaning up (interrupt again to quit at once)")
                 } else {
-                    let runID = EmergencyCleanup.shared.runID ?? "<id>"
-                    Diagnostics.fail("interrupted again: quitting now, after at most 3 s of cleanup; if anything of the run remains, remove it with: expiry-bench cleanup --run-id \(runID)")
+                    let remedy = EmergencyCleanup.shared.remedy.map { "; if anything of the run remains, remove it with: \($0)" } ?? ""
+                    Diagnostics.fail("interrupted again: quitting now, after at most 3 s of cleanup\(remedy)")
                     // Best effort: restore the server setting and remove the run's keys, bounded in time.
                     let done = DispatchSemaphore(value: 0)
                     Task.detached {

@@ -174,6 +174,56 @@ struct EndToEndTests {
         #expect(error?.code == .io)
     }
 
+    /// SIGKILL leaves the tool no chance to stop its private server: the kernel kills the server with it
+    /// (`setpriv --pdeathsig`). Killed after 6 s, past the time an idle thread of the pool may end, which would
+    /// also fire the signal, early, were the server started from one.
+    @Test func aSpawnedServerDiesWithTheToolOnSIGKILL() async throws {
+        let serverPID = Shared<pid_t?>(nil)
+        let aliveAtKill = Shared(false)
+        let goneAfterKill = Shared(false)
+        // runProgram, not runTool: a process ended by a signal is what this test makes.
+        let binary = try Self.productsDirectory().appendingPathComponent("expiry-bench")
+        let result = try await runProgram(binary, ["--redis", "spawn", "--keys", "500000", "--rate", "10000", "--consumers", "4", "--work", "1ms",
+                                                   "--progress", "none", "--max-duration", "60s"], limit: .seconds(60)) { process in
+            _ = await waitUntil(.seconds(20)) {
+                serverPID.update { $0 = Self.child(of: process.processIdentifier, named: "redis-server") }
+                return serverPID.value != nil
+            }
+            try? await Task.sleep(for: .seconds(6))
+            aliveAtKill.update { $0 = serverPID.value.map(Self.isAlive) ?? false }
+            kill(process.processIdentifier, SIGKILL)
+            // Checked here, and a survivor killed: while it runs, Process may never see the tool's exit.
+            guard let pid = serverPID.value else { return }
+            let gone = await waitUntil(.seconds(5)) { !Self.isAlive(pid) }
+            goneAfterKill.update { $0 = gone }
+            if !gone { kill(pid, SIGKILL) }
+        }
+        #expect(!result.exitedNormally && result.status == SIGKILL, "\(result.status) \(result.stderr)")
+        let pid = try #require(serverPID.value, "no private redis-server was seen")
+        #expect(aliveAtKill.value, "the server ended before the tool was killed")
+        #expect(goneAfterKill.value, "redis-server \(pid) still ran 5 s after the tool was killed")
+    }
+
+    /// The pid of a process whose parent is `parent` and whose name is `name` (from /proc), if any.
+    static func child(of parent: pid_t, named name: String) -> pid_t? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { continue }
+            // pid (comm) state ppid ...
+            guard let close = stat.lastIndex(of: ")") else { continue }
+            let comm = stat[stat.index(after: stat.firstIndex(of: "(")!)..<close]
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if comm == name, fields.count > 1, pid_t(fields[1]) == parent { return pid }
+        }
+        return nil
+    }
+
+    /// True while `pid` runs (a zombie waiting for its new parent to reap it has ended).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
     @Test(arguments: [
         (["--keys", "-5"], "--keys"),
         (["--keys=-5"], "--keys"),

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import ExpiryBenchCore
 @testable import ExpiryPipeline
+@testable import RedisClient
 
 extension Scenarios {
     /// The checks made before any key is written, through the built binary: credentials, the notification
@@ -48,6 +49,26 @@ extension Scenarios {
                 #expect(!noscript.combined.lowercased().contains("password") && !noscript.combined.contains("credentials"), "\(describe(noscript))")
                 #expect(try await admin.send("DBSIZE") == .integer(0), "nothing of the runs is left")
                 #expect(try await notifyKeyspaceEvents(admin) == "xE")
+            }
+        }
+
+        /// A user allowed everything the run needs but transactions: exit 77 and the permission to grant, with
+        /// nothing written (the claim's MULTI goes alone first, so no write runs outside the refused transaction).
+        @Test(arguments: [(["-multi", "-exec"], "multi"), (["-exec"], "exec")])
+        func aUserWithoutMultiOrExecExits77NamingThemAndLeavesNothing(denied: [String], named: String) async throws {
+            try await withRedis { server in
+                let admin = try await connect(server, name: "itest-admin")
+                defer { admin.close() }
+                try await admin.send(RedisCommand(["ACL", "SETUSER", "notx", "on", ">pw-notx", "~*", "&*", "+@all"] + denied))
+                try await admin.send("SET", "user:keep-me", "mine")
+                let setting = try await notifyKeyspaceEvents(admin)
+                let result = try await runExpiryBench(smallRun("redis://notx:pw-notx@127.0.0.1:\(server.port)", ["--run-id", "notx1"]), limit: .seconds(30))
+                #expect(result.status == 77, "\(describe(result))")
+                #expect(result.stderr.contains("grant the command '\(named)': ACL SETUSER notx +multi +exec"), "\(describe(result))")
+                #expect(!result.stderr.contains("EXECABORT") && !result.combined.contains("pw-notx"), "\(describe(result))")
+                #expect(try await scanKeys(admin, match: "expiry-bench:*") == [], "no meta key, nothing of the run")
+                #expect(try await admin.send("DBSIZE") == .integer(1))
+                #expect(try await notifyKeyspaceEvents(admin) == setting)
             }
         }
 

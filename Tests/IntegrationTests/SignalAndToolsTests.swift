@@ -54,6 +54,28 @@ extension Scenarios {
 
         // MARK: - inspect and cleanup
 
+        /// The cleanup command a kept run prints names its server (never the password, which it says how to give):
+        /// pasted as printed, it removes that run, on that server.
+        @Test func thePrintedCleanupCommandActsOnTheRunServer() async throws {
+            let password = "Cl34nup-S3cret"
+            try await withRedis(extraArguments: ["--requirepass", password]) { server in
+                let control = try await connect(server, name: "itest-observer")
+                defer { control.close() }
+                let run = try await runExpiryBench(oneSecondRun(server, ["--keep", "--run-id", "kept12"]), environment: ["REDIS_PASSWORD": password])
+                #expect(run.status == 0, "\(describe(run))")
+                let line = try #require(run.stdout.split(whereSeparator: \.isNewline).first { $0.contains("remove them with: ") }, "\(run.stdout)")
+                let command = String(line[line.range(of: "remove them with: ")!.upperBound...])
+                #expect(command.hasPrefix("expiry-bench cleanup --run-id kept12 --redis \(tcpURL(server)) (with the password given as for the run"), "\(command)")
+                #expect(!run.combined.contains(password))
+                #expect(try await !scanKeys(control, match: "expiry-bench:kept12:*").isEmpty)
+                let words = command.prefix { $0 != "(" }.split(separator: " ").dropFirst().map(String.init)
+                let cleanup = try await runExpiryBench(words, environment: ["REDIS_PASSWORD": password], limit: .seconds(20))
+                #expect(cleanup.status == 0, "\(describe(cleanup))")
+                #expect(try await scanKeys(control, match: "expiry-bench:*") == [])
+                #expect(try await notifyKeyspaceEvents(control) == "")
+            }
+        }
+
         @Test func keptRunIsInspectedListedAndCleanedUp() async throws {
             try await withRedis { server in
                 let control = try await connect(server, name: "itest-observer")

@@ -4,12 +4,14 @@ import Testing
 @testable import RedisClient
 
 /// Certificates made with `openssl` for one test: a CA, a server certificate for 127.0.0.1 and localhost signed by
-/// it, a client certificate signed by it, and a second CA that signed nothing of ours.
+/// it (and the same expired: its validity ends a day before it starts), a client certificate signed by it, and a
+/// second CA that signed nothing of ours.
 struct TestCertificates: Sendable {
     let directory: String
     var ca: String { "\(directory)/ca.crt" }
     var otherCA: String { "\(directory)/other-ca.crt" }
     var serverCertificate: String { "\(directory)/server.crt" }
+    var expiredServerCertificate: String { "\(directory)/server-expired.crt" }
     var serverKey: String { "\(directory)/server.key" }
     var clientCertificate: String { "\(directory)/client.crt" }
     var clientKey: String { "\(directory)/client.key" }
@@ -25,6 +27,8 @@ struct TestCertificates: Sendable {
             ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", certificates.serverKey, "-out", "\(directory)/server.csr", "-subj", "/CN=localhost"],
             ["x509", "-req", "-in", "\(directory)/server.csr", "-CA", certificates.ca, "-CAkey", "\(directory)/ca.key", "-CAcreateserial",
              "-out", certificates.serverCertificate, "-days", "2", "-extfile", "\(directory)/server.ext"],
+            ["x509", "-req", "-in", "\(directory)/server.csr", "-CA", certificates.ca, "-CAkey", "\(directory)/ca.key", "-CAcreateserial",
+             "-out", certificates.expiredServerCertificate, "-days", "-1", "-extfile", "\(directory)/server.ext"],
             ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", certificates.clientKey, "-out", "\(directory)/client.csr", "-subj", "/CN=client"],
             ["x509", "-req", "-in", "\(directory)/client.csr", "-CA", certificates.ca, "-CAkey", "\(directory)/ca.key", "-CAcreateserial",
              "-out", certificates.clientCertificate, "-days", "2"],
@@ -92,6 +96,26 @@ extension Scenarios {
                     #expect(result.stderr.contains("--cacert FILE"), "\(describe(result))")
                     #expect(result.stderr.split(separator: "\n").count == 1, "\(describe(result))")
                 }
+            }
+        }
+
+        /// The CA is right and the certificate expired: the advice is to renew it, not another --cacert.
+        @Test func anExpiredServerCertificateIsToBeRenewedAndNothingIsWritten() async throws {
+            let certificates = try await TestCertificates.make()
+            defer { certificates.remove() }
+            let arguments = ["--tls-cert-file", certificates.expiredServerCertificate, "--tls-key-file", certificates.serverKey,
+                             "--tls-ca-cert-file", certificates.ca, "--tls-auth-clients", "no"]
+            // The test's own connections skip verification: they would be refused too.
+            try await withRedis(extraArguments: arguments, tls: TLSSettings(insecure: true)) { server in
+                let result = try await runExpiryBench(["--redis", "rediss://127.0.0.1:\(server.port)", "--cacert", certificates.ca] + Self.run)
+                #expect(result.status == 77, "\(describe(result))")
+                #expect(result.stderr.contains("certificate has expired") && result.stderr.contains("renew it on the server"), "\(describe(result))")
+                #expect(!result.stderr.contains("Give the CA"), "\(describe(result))")
+                #expect(result.stderr.split(separator: "\n").count == 1, "\(describe(result))")
+                let connection = try await connect(server, name: "itest:tls-after")
+                defer { connection.close() }
+                #expect(try await connection.send("DBSIZE") == .integer(0))
+                #expect(try await notifyKeyspaceEvents(connection) == "")
             }
         }
 

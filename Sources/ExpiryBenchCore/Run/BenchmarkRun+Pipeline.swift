@@ -65,7 +65,13 @@ extension BenchmarkRun {
         report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: ending.abort)
         // What was verified is on the primary; replicas the writes did not wait for may lack the last of them.
         if servers.cluster == nil, replicas > configuration.waitReplicas { report.replicasNotChecked = replicas - configuration.waitReplicas }
-        return RunOutcome(report: report, samples: parts.reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: parts.reporter.hdrIntervals)
+        var outcome = RunOutcome(report: report, samples: parts.reporter.samples, latencies: histogram, startedAt: startedAt, hdrIntervals: parts.reporter.hdrIntervals)
+        if let error = failure.error as? RedisError, error.isClientLimit {
+            // Verified: the run's connections can go, and make room to read the limit.
+            connections.closeAll()
+            outcome.cause = await clientLimitFailure(servers, control: control)
+        }
+        return outcome
     }
 
     /// The report of a run that ended and was verified: its figures, from this process's counters and what the

@@ -67,6 +67,8 @@ package struct BenchmarkRun: Sendable {
         let facts = try await Preflight.facts(control, endpoint: endpoint)
         try Preflight.check(facts, configuration: configuration, endpoint: endpoint, warn: { Diagnostics.warn($0) })
         let servers = try await RunServers.discover(endpoint: endpoint, control: control, clusterEnabled: facts.clusterEnabled)
+        // A cluster's connections spread over its primaries: there each node's refusal names the limit.
+        if servers.cluster == nil { try Preflight.checkClientLimit(facts, needed: clientNeed(servers), endpoint: endpoint) }
         let keyspace = RunKeyspace(namespace: configuration.namespace, runID: configuration.runID ?? RunKeyspace.newRunID(), cluster: servers.cluster != nil)
         // Commands about a node (SCAN, CONFIG) go to every primary; commands on the run-level keys to their slot.
         let nodes = servers.cluster == nil ? [control] : try await servers.connectToPrimaries(name: "expiry-bench:\(keyspace.runID):admin", timeout: configuration.timeout)
@@ -90,7 +92,24 @@ package struct BenchmarkRun: Sendable {
             outcome = .failure(error)
         }
         await claim.giveBack()
+        if case .failure(let error as RedisError) = outcome, error.isClientLimit {
+            throw await clientLimitFailure(servers, control: control)
+        }
         return try outcome.get()
+    }
+
+    /// The connections this run opens on `servers`.
+    func clientNeed(_ servers: RunServers) -> RunError.ClientNeed {
+        PipelineParts.connectionCount(configuration, shards: configuration.shards ?? servers.defaultShardCount, primaries: servers.primaries.count,
+                                      cluster: servers.cluster != nil)
+    }
+
+    /// The line for a server that turned one of the run's connections away at its client limit, with `maxclients`
+    /// read now on `control`. Called once the run's other connections are closed, so that the read (and the
+    /// reconnection of `control`, if it was the one cut) is not turned away in turn.
+    func clientLimitFailure(_ servers: RunServers, control: RedisConnection) async -> RunError {
+        let limit = (try? await control.send(RedisCommand("CONFIG", "GET", "maxclients")))?.fieldMap["maxclients"].flatMap { Int($0) }
+        return RunError(.configuration, RunError.clientLimitMessage(control.endpoint, limit: limit, needed: clientNeed(servers)))
     }
 
     /// The run's first line: where, and with which settings.
@@ -112,15 +131,25 @@ package struct RunOutcome: Sendable {
     package let startedAt: Double
     /// `--hdr-log`: one interval log line per second of the run (empty unless asked for).
     package var hdrIntervals: [String] = []
+    /// What ended the run when it is the server's configuration, not the pattern (a client limit reached mid-run):
+    /// said after the report, and the exit code.
+    package var cause: RunError?
 }
 
 /// The first error any component of the run ended with, before the run's end was decided: what fails while the
 /// run stops (a write whose wait for replicas the end cut short) is not a cause of the end, and Redis's figures
 /// say what it left.
 final class FirstFailure: Sendable {
-    private let first = Mutex<(message: String?, closed: Bool)>((nil, false))
-    func record(_ message: String) { first.withLock { if $0.message == nil, !$0.closed { $0.message = message } } }
+    private let first = Mutex<(failure: (message: String, error: (any Error)?)?, closed: Bool)>((nil, false))
+    /// Keeps `error` of the component `component` if it is the first.
+    func record(_ component: String, _ error: any Error) { keep("\(component): \(error)", error) }
+    func record(_ message: String) { keep(message, nil) }
+    private func keep(_ message: String, _ error: (any Error)?) {
+        first.withLock { if $0.failure == nil, !$0.closed { $0.failure = (message, error) } }
+    }
     /// Later failures are not recorded.
     func close() { first.withLock { $0.closed = true } }
-    var message: String? { first.withLock { $0.message } }
+    var message: String? { first.withLock { $0.failure?.message } }
+    /// The first failure's error, when it was one (a server at its client limit is told apart by it).
+    var error: (any Error)? { first.withLock { $0.failure?.error } }
 }

@@ -10,9 +10,38 @@ import Synchronization
 package final class ChildProcess: Sendable {
     package let pid: pid_t
     private let exited = Atomic<Bool>(false)
+    /// The thread that started a child meant to die with this process, kept until the child has exited.
+    private let spawner: SpawningThread?
 
     /// Starts `path` with `arguments` and the current environment.
-    package init(path: String, arguments: [String]) throws {
+    /// - Parameter diesWithParent: the kernel kills the child when this process dies, however it dies (SIGKILL
+    ///   included): it is started through util-linux's `setpriv --pdeathsig KILL` when that is on PATH, else
+    ///   plainly (and then outlives a SIGKILL).
+    package init(path: String, arguments: [String], diesWithParent: Bool = false) throws {
+        if diesWithParent, let setpriv = Self.onPath("setpriv") {
+            // The signal comes when the *thread* that started the child ends, not the process: a thread of the
+            // cooperative pool may end when idle, so a thread of its own starts it and stays until it exits.
+            let spawner = SpawningThread()
+            pid = try spawner.spawn { try Self.spawn(setpriv, ["--pdeathsig", "KILL", "--", path] + arguments) }
+            self.spawner = spawner
+        } else {
+            pid = try Self.spawn(path, arguments)
+            spawner = nil
+        }
+    }
+
+    /// An executable file called `name` in a directory of PATH (or /usr/sbin, /usr/bin), or nil.
+    package static func onPath(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
+            let candidate = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// posix_spawn of `path` with every signal unblocked and at its default, in a process group of its own.
+    private static func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -46,7 +75,7 @@ package final class ChildProcess: Sendable {
         guard status == 0 else {
             throw RunError(.unavailable, "cannot start \(path): \(String(cString: strerror(status)))")
         }
-        pid = child
+        return child
     }
 
     /// True until the process has exited (reaping it when it has).
@@ -56,6 +85,7 @@ package final class ChildProcess: Sendable {
         let result = waitpid(pid, &status, WNOHANG)
         if result == pid || (result == -1 && errno == ECHILD) {
             exited.store(true, ordering: .releasing)
+            spawner?.release()
             return false
         }
         return true
@@ -75,4 +105,30 @@ package final class ChildProcess: Sendable {
         }
         return true
     }
+}
+
+/// A thread that starts one child process and then waits, so that the child's parent thread (which
+/// `PR_SET_PDEATHSIG` watches) lives until `release()` says the child has exited, or the process ends.
+private final class SpawningThread: Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private let released = DispatchSemaphore(value: 0)
+    private let result = Mutex<Result<pid_t, any Error>?>(nil)
+
+    /// Runs `start` on the new thread and returns its result. Blocks the caller for as long as a posix_spawn takes.
+    func spawn(_ start: @escaping @Sendable () throws -> pid_t) throws -> pid_t {
+        let thread = Thread { [self] in
+            let outcome = Result { try start() }
+            result.withLock { $0 = outcome }
+            done.signal()
+            if case .success = outcome { released.wait() }
+        }
+        thread.name = "expiry-bench:spawner"
+        thread.stackSize = 256 * 1024
+        thread.start()
+        done.wait()
+        return try result.withLock { $0 }!.get()
+    }
+
+    /// The child has exited: the thread may end.
+    func release() { released.signal() }
 }

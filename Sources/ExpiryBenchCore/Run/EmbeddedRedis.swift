@@ -36,12 +36,7 @@ package final class EmbeddedRedis: Sendable {
         if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
             return FileManager.default.isExecutableFile(atPath: chosen) ? chosen : nil
         }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
-            let candidate = "\(dir)/redis-server"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
+        return ChildProcess.onPath("redis-server")
     }
 
     /// Starts a server and waits until it answers.
@@ -51,7 +46,10 @@ package final class EmbeddedRedis: Sendable {
     /// - Parameter tls: when given, the server listens on TLS only (`--port 0 --tls-port`; `extraArguments` name its
     ///   certificate files) and `endpoint` reaches it with these settings.
     /// - Parameter binary: the server binary to start; `serverPath()` when nil.
-    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil, tls: TLSSettings? = nil, binary: String? = nil) async throws -> EmbeddedRedis {
+    /// - Parameter diesWithTool: the server is killed by the kernel when this process dies, even by SIGKILL
+    ///   (`ChildProcess`'s `diesWithParent`): a run's private server must not outlive it.
+    package static func start(extraArguments: [String] = [], port chosenPort: Int? = nil, tls: TLSSettings? = nil, binary: String? = nil,
+                              diesWithTool: Bool = false) async throws -> EmbeddedRedis {
         guard let server = binary ?? serverPath() else {
             if let chosen = ProcessInfo.processInfo.environment[serverVariable], !chosen.isEmpty {
                 throw RunError(.unavailable, "\(serverVariable) is '\(chosen)', which is not an executable file: give the path of a redis-server or valkey-server (scripts/servers path NAME prints one), or unset it")
@@ -66,7 +64,7 @@ package final class EmbeddedRedis: Sendable {
             let listen = tls == nil ? ["--port", String(port)] : ["--port", "0", "--tls-port", String(port)]
             let arguments = listen + ["--bind", "127.0.0.1", "--dir", directory.path, "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--logfile", directory.appendingPathComponent("redis.log").path] + extraArguments
-            let process = try launch(server, arguments)
+            let process = try launch(server, arguments, diesWithTool: diesWithTool)
             let embedded = EmbeddedRedis(server: server, port: port, arguments: arguments, process: process, directory: directory, tls: tls)
             if await embedded.waitUntilReady() { return embedded }
             lastError = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8))?
@@ -77,8 +75,8 @@ package final class EmbeddedRedis: Sendable {
         throw RunError(.unavailable, "could not start a private redis-server: \(lastError)")
     }
 
-    package static func launch(_ server: String, _ arguments: [String]) throws -> ChildProcess {
-        try ChildProcess(path: server, arguments: arguments)
+    package static func launch(_ server: String, _ arguments: [String], diesWithTool: Bool = false) throws -> ChildProcess {
+        try ChildProcess(path: server, arguments: arguments, diesWithParent: diesWithTool)
     }
 
     package func waitUntilReady() async -> Bool {

@@ -7,13 +7,17 @@ import RedisClient
 /// once its own cleanup is done.
 package final class EmergencyCleanup: Sendable {
     package static let shared = EmergencyCleanup()
-    private let action = Mutex<(runID: String, body: @Sendable () async -> Void)?>(nil)
+    private let action = Mutex<(runID: String, remedy: String, body: @Sendable () async -> Void)?>(nil)
 
-    package func register(runID: String, _ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = (runID, body) } }
+    /// - Parameter remedy: the command that removes what may remain (`cleanupCommand`, naming the server).
+    package func register(runID: String, remedy: String, _ body: @escaping @Sendable () async -> Void) { action.withLock { $0 = (runID, remedy, body) } }
     package func clear() { action.withLock { $0 = nil } }
 
     /// The run the registered cleanup belongs to, if any.
     package var runID: String? { action.withLock { $0?.runID } }
+
+    /// The command that removes what the registered run may leave, naming its server.
+    package var remedy: String? { action.withLock { $0?.remedy } }
 
     /// Runs the registered cleanup, if any, giving up after `limit`.
     package func run(limit: Duration) async {

@@ -102,7 +102,7 @@ package struct ExpiryProbeRun: Sendable {
             let server = await Self.expirySettings(control, database: endpoint.database, identity: facts.server)
             let notifications = try await NotificationSettings.prepare(control: control, endpoint: endpoint, keyspace: keyspace,
                                                                                recordKey: NotificationShare.standaloneKey, timeout: options.timeout, say: say)
-            EmergencyCleanup.shared.register(runID: keyspace.runID) {
+            EmergencyCleanup.shared.register(runID: keyspace.runID, remedy: endpoint.cleanupCommand(runID: keyspace.runID, namespace: keyspace.namespace)) {
                 guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:probe-cleanup", timeout: .seconds(1)) else { return }
                 defer { connection.close() }
                 _ = try? await notifications.release(on: connection)
@@ -117,7 +117,7 @@ package struct ExpiryProbeRun: Sendable {
             }
             do { _ = try await notifications.release(on: control) } catch {
                 notifications.share?.close()
-                Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' (\(error)); set it back with: \(notifications.manualRestore)")
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(notifications.original ?? "")' on \(endpoint.addressDescription) (\(error)); set it back with: \(notifications.manualRestore(on: endpoint))")
             }
             return Report(lag: try measured.get(), ttlMs: Double(options.ttl.milliseconds), server: server, redis: endpoint.description)
         } catch let error as RedisError {

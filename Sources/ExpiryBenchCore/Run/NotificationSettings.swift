@@ -95,9 +95,9 @@ package struct NotificationSettings: Sendable {
         }
     }
 
-    /// The command that puts the setting back by hand, for a warning when the release failed.
-    package var manualRestore: String {
-        "redis-cli CONFIG SET notify-keyspace-events '\(original ?? "")'"
+    /// The command that puts the setting back by hand on `node`, for a warning when the release failed.
+    package func manualRestore(on node: RedisEndpoint) -> String {
+        node.redisCLI("CONFIG SET notify-keyspace-events '\(original ?? "")'")
     }
 }
 

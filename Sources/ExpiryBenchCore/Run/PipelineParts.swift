@@ -20,6 +20,16 @@ struct PipelineParts {
     let reporter: StatsReporter
 
     var counters: RunCounters { context.counters }
+
+    /// The connections a driver's run opens, as `assemble` and `BenchmarkRun` open them: one per consumer; per
+    /// shard its control, publisher, generator, trimmer and sweeper; per primary the bridge's subscriber and the
+    /// record of the notification setting; the run's control, the bridge's and the leases'; in a cluster, an
+    /// admin connection per primary and one for the run-level keys.
+    static func connectionCount(_ configuration: RunConfiguration, shards: Int, primaries: Int, cluster: Bool) -> RunError.ClientNeed {
+        let perShard = 4 + (configuration.sweeper ? 1 : 0)
+        let others = shards * perShard + primaries * 2 + 3 + (cluster ? primaries + 1 : 0)
+        return RunError.ClientNeed(connections: configuration.consumers + others, consumers: configuration.consumers)
+    }
 }
 
 extension PipelineParts {

@@ -22,6 +22,10 @@ package struct ServerFacts: Sendable, Equatable {
     package var replicasInSync = 0
     /// The primary of a replica (`master_host:master_port`).
     package var primary: String?
+    /// `maxclients` (INFO clients since Redis 7.0, else CONFIG GET) and the clients connected (`connected_clients`,
+    /// this tool's control connection among them); nil when the server would not tell.
+    package var maxClients: Int?
+    package var connectedClients: Int?
 
     /// The value of `field` in an INFO reply.
     static func field(_ field: String, in info: String) -> String? {
@@ -43,6 +47,8 @@ package struct ServerFacts: Sendable, Equatable {
         replicas = Int(Self.field("connected_slaves", in: info) ?? "") ?? 0
         replicasInSync = Self.replicasInSync(in: info)
         if let host = Self.field("master_host", in: info), let port = Self.field("master_port", in: info) { primary = "\(host):\(port)" }
+        maxClients = Self.field("maxclients", in: info).flatMap { Int($0) }
+        connectedClients = Self.field("connected_clients", in: info).flatMap { Int($0) }
     }
 
     /// The facts HELLO gives to a user who may not run INFO (it is in `@dangerous`): the version and whether
@@ -80,7 +86,8 @@ package enum Preflight {
     static func facts(_ control: RedisConnection, endpoint: RedisEndpoint, warn: (String) -> Void = { Diagnostics.warn($0) }) async throws -> ServerFacts {
         do {
             let replies = try await control.pipeline([RedisCommand("INFO", "server"), RedisCommand("INFO", "memory"), RedisCommand("INFO", "cluster"),
-                                                         RedisCommand("INFO", "replication")])
+                                                         RedisCommand("INFO", "replication"), RedisCommand("INFO", "clients"),
+                                                         RedisCommand("CONFIG", "GET", "maxclients")])
             if case .error(let message) = replies[0], message.hasPrefix("NOPERM") {
                 let hello = try await control.send("HELLO")
                 warn("INFO is refused to this user (\(message)): the memory and eviction checks are skipped; grant +info to have them.")
@@ -89,7 +96,10 @@ package enum Preflight {
             if case .error(let message) = replies[0] {
                 throw RedisError(message.hasPrefix("NOAUTH") ? .authentication : .server, "INFO: \(message)", serverMessage: message)
             }
-            return ServerFacts(info: replies.compactMap(\.string).joined(separator: "\n"))
+            var facts = ServerFacts(info: replies.compactMap(\.string).joined(separator: "\n"))
+            // Before 7.0 INFO does not say maxclients; CONFIG may (a refusal leaves it unknown).
+            if facts.maxClients == nil { facts.maxClients = replies[5].fieldMap["maxclients"].flatMap { Int($0) } }
+            return facts
         } catch let error as RedisError {
             throw RunError(error, endpoint: endpoint)
         }
@@ -152,6 +162,16 @@ package enum Preflight {
                 warn("\(endpoint.addressDescription) is a primary with \(count): replication is asynchronous, so a failover during the run would lose its last writes, and the verdict checks this primary only. --wait-replicas \(facts.replicas) makes every write wait for them, or reach it through its sentinels (redis-sentinel://host:26379,...#name) to follow a failover.")
             }
         }
+    }
+
+    /// A server whose free client slots (`maxclients` less those connected) are fewer than the connections the run
+    /// still has to open would turn some away mid-setup: refused here, before anything is written. Skipped when
+    /// the server does not say its limit.
+    static func checkClientLimit(_ facts: ServerFacts, needed: RunError.ClientNeed, endpoint: RedisEndpoint) throws {
+        guard let limit = facts.maxClients, let connected = facts.connectedClients else { return }
+        // The control connection is open already, and counted in `connected`.
+        guard needed.connections - 1 > limit - connected else { return }
+        throw RunError(.configuration, RunError.clientLimitMessage(endpoint, limit: limit, connected: connected, needed: needed))
     }
 
     /// `--wait-replicas N` on a primary with fewer replicas in sync: every WAIT would time out.

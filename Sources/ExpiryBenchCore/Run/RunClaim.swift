@@ -65,10 +65,15 @@ struct RunClaim {
         case .running(let beatAgo):
             return RunError(.usage, "run \(keyspace.runID) is still running under \(keyspace.prefix) (\(RunMeta.lastBeat(beatAgo))): choose another --run-id or --namespace.")
         case .ended:
-            return RunError(.usage, "a kept run \(keyspace.runID) holds keys under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove that kept run with: expiry-bench cleanup --namespace \(keyspace.namespace) --run-id \(keyspace.runID)")
+            return RunError(.usage, "a kept run \(keyspace.runID) holds keys under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace, or remove that kept run with: \(cleanupCommand)")
         case .absent:
             return RunError(.usage, "keys already exist under \(keyspace.prefix) (for example \(example)): a run only uses an empty prefix. Choose another --run-id or --namespace.")
         }
+    }
+
+    /// The command that removes this run's keys by hand, naming the server (`--redis`) it is on.
+    var cleanupCommand: String {
+        servers.endpoint.cleanupCommand(runID: keyspace.runID, namespace: keyspace.namespace)
     }
 
     /// One line per primary on what the run did to its notification setting.
@@ -87,10 +92,10 @@ struct RunClaim {
     /// and settings are put back. Cleared by `giveBack`.
     func registerEmergencyCleanup() {
         if let embedded {
-            EmergencyCleanup.shared.register(runID: keyspace.runID) { await embedded.stop() }
+            EmergencyCleanup.shared.register(runID: keyspace.runID, remedy: cleanupCommand) { await embedded.stop() }
         } else {
             let undos = zip(servers.primaries, notifications).map { EmergencyCleanup.undo(endpoint: $0.0, keyspace: keyspace, notifications: $0.1, keep: configuration.keep) }
-            EmergencyCleanup.shared.register(runID: keyspace.runID) { for undo in undos { await undo() } }
+            EmergencyCleanup.shared.register(runID: keyspace.runID, remedy: cleanupCommand) { for undo in undos { await undo() } }
         }
     }
 
@@ -106,9 +111,9 @@ struct RunClaim {
         defer { for connection in opened { connection.close() } }
         if !configuration.keep, embedded == nil {
             do { for node in primaries { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
-            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
+            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: \(cleanupCommand)") }
         } else if configuration.keep, embedded == nil {
-            say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
+            say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: \(cleanupCommand)")
         }
         for (node, settings) in zip(nodes, notifications) {
             let stillPrimary = primaries.contains { $0.endpoint.address == node.endpoint.address }
@@ -125,7 +130,7 @@ struct RunClaim {
                 }
             } catch {
                 settings.share?.close()
-                Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore)")
+                Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore(on: node.endpoint))")
             }
         }
         await restoreOnFormerSentinelPrimary(patience: endPatience)
@@ -148,7 +153,7 @@ struct RunClaim {
             try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original))
             say("\(node.addressDescription): notify-keyspace-events put back to '\(original)' (\(why)).")
         } catch {
-            Diagnostics.warn("could not restore notify-keyspace-events to '\(original)' on \(node.addressDescription) (\(error)); set it back there with: redis-cli CONFIG SET notify-keyspace-events '\(original)'")
+            Diagnostics.warn("could not restore notify-keyspace-events to '\(original)' on \(node.addressDescription) (\(error)); set it back there with: \(node.redisCLI("CONFIG SET notify-keyspace-events '\(original)'"))")
         }
     }
 

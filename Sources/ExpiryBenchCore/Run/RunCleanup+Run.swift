@@ -45,7 +45,7 @@ extension RunCleanup {
                 let departure = try await NotificationShare.leave(member: member, key: servers.notificationRecordKey(on: primary), endpoint: primary, timeout: timeout)
                 if let line = departure.flatMap(NotificationSettings.describe) { say(on + line) }
             } catch let error as RedisError where error.code == .server {
-                warn("\(on)could not update the record of runs sharing notify-keyspace-events (\(error.serverMessage ?? error.message)): check the setting with redis-cli CONFIG GET notify-keyspace-events")
+                warn("\(on)could not update the record of runs sharing notify-keyspace-events (\(error.serverMessage ?? error.message)): check the setting with \(primary.redisCLI("CONFIG GET notify-keyspace-events"))")
             }
         }
         return removed

@@ -31,8 +31,10 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
     package init(_ error: RedisError, endpoint: RedisEndpoint) {
         let server = (error.serverMessage ?? error.message).trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         switch error.code {
-        case _ where error.serverSays("NOPERM"):
-            self.init(.authentication, Self.permissionMessage(server, endpoint: endpoint))
+        case _ where error.permissionRefusal != nil:
+            self.init(.authentication, Self.permissionMessage(error.permissionRefusal ?? server, endpoint: endpoint))
+        case _ where error.isClientLimit:
+            self.init(.configuration, Self.clientLimitMessage(endpoint, limit: nil, needed: nil))
         case _ where error.serverSays("NOAUTH"):
             self.init(.authentication, "Redis at \(endpoint.addressDescription) requires a password (\(server)): give it in --redis (redis://[user]:password@host:port), --password-file or REDIS_PASSWORD.")
         case .authentication:
@@ -75,6 +77,13 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         if message.contains("cannot start") {
             return "Check that file: a PEM certificate or key that this user can read, and the key of that certificate."
         }
+        // Before the CA and client-certificate advice: another CA, or --cert, would not mend a date.
+        if message.contains("certificate has expired") || message.contains("certificate is not yet valid") {
+            return "The server's certificate is outside its validity dates: renew it on the server (tls-cert-file), or correct the clock of whichever machine is wrong; --cacert or --insecure would not mend it."
+        }
+        if message.contains("alert certificate expired") {
+            return "The server refused the client certificate as expired: renew the certificate given with --cert."
+        }
         if message.contains("hostname mismatch") || message.contains("IP address mismatch") {
             return "The certificate names another host: connect by a name it lists, or give that name with --sni NAME."
         }
@@ -90,6 +99,34 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         return "Check --cacert, --cert, --key and the server's tls-* settings."
     }
 
+    /// What a run needs of a server's client slots, for the line of a server at its limit.
+    package struct ClientNeed: Sendable, Equatable {
+        /// Every connection the run opens (`PipelineParts.connectionCount`), and how many of them are consumers'.
+        package var connections: Int
+        package var consumers: Int
+        package init(connections: Int, consumers: Int) {
+            self.connections = connections
+            self.consumers = consumers
+        }
+    }
+
+    /// One line for a server that turns connections away at its client limit (`-ERR max number of clients
+    /// reached`): the server, its `maxclients` when it could be read, what the run needs, and what to do.
+    static func clientLimitMessage(_ endpoint: RedisEndpoint, limit: Int?, needed: ClientNeed?) -> String {
+        let limitText = limit.map { "maxclients \($0)" } ?? "maxclients could not be read with CONFIG GET"
+        let needText = needed.map { " This run needs \($0.connections) connections: \($0.consumers) for the consumers, \($0.connections - $0.consumers) for its other parts." } ?? ""
+        return "Redis at \(endpoint.addressDescription) refused a connection: max number of clients reached (\(limitText)).\(needText) Raise maxclients on the server (CONFIG SET maxclients N, and in redis.conf), or run with fewer --consumers."
+    }
+
+    /// The same, found before the run started: the limit, the clients already connected, and at most how many
+    /// consumers would fit.
+    static func clientLimitMessage(_ endpoint: RedisEndpoint, limit: Int, connected: Int, needed: ClientNeed) -> String {
+        let others = needed.connections - needed.consumers
+        let fitting = max(0, limit - connected + 1 - others)
+        let raise = needed.connections - 1 + connected
+        return "Redis at \(endpoint.addressDescription) accepts at most \(limit) clients (maxclients) and \(connected) \(connected == 1 ? "is" : "are") connected, this tool's first among them; this run needs \(needed.connections) connections (\(needed.consumers) for the consumers, \(others) for its other parts). Raise maxclients to at least \(raise) (CONFIG SET maxclients \(raise), and in redis.conf)" + (fitting > 0 ? ", or run with --consumers \(fitting) or fewer." : ".")
+    }
+
     /// One line for a NOPERM reply: the user's credentials were accepted, but it may not run a command, touch a
     /// key or use a channel; it names which and what to grant (README, "Safe on a real server", has the ACL).
     static func permissionMessage(_ server: String, endpoint: RedisEndpoint) -> String {
@@ -98,7 +135,9 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         if let command = server.split(separator: "'").dropFirst().first, server.contains("command") {
             // The run's protocol is Lua: a user refused one script command is refused them all.
             let scripting = command.hasPrefix("script") || command.hasPrefix("eval")
-            grant = "the command '\(command)': ACL SETUSER \(user) " + (scripting ? "+@scripting" : "+\(command)")
+            // A transaction needs both ends.
+            let transaction = command == "multi" || command == "exec"
+            grant = "the command '\(command)': ACL SETUSER \(user) " + (scripting ? "+@scripting" : transaction ? "+multi +exec" : "+\(command)")
         } else if server.contains("key") {
             grant = "the run's keys: ACL SETUSER \(user) '~<namespace>:*' (expiry-bench:* by default)"
         } else if server.contains("channel") {

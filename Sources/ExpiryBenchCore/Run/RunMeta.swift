@@ -77,21 +77,24 @@ package enum RunMeta {
         // The owner and the first beat go in together (MULTI): another driver never sees a claimed run without a
         // beat, which would read as a run that ended and was kept.
         let now = String(try await ServerClock.nowMilliseconds(connection))
+        // MULTI alone first: were it refused (ACL), the writes pipelined behind it would run outside a transaction
+        // and leave a meta hash behind the refusal.
+        _ = try await connection.send(RedisCommand("MULTI"))
         let replies = try await connection.pipeline([
-            RedisCommand("MULTI"),
             RedisCommand("HSETNX", keyspace.meta, "owner", owner),
             RedisCommand("HSETNX", keyspace.meta, "driver_ms", now),
             RedisCommand("EXEC"),
             RedisCommand("HGET", keyspace.meta, "owner"),
         ])
-        guard replies.count == 5 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
-        // A refusal (OOM past maxmemory, NOPERM) is an answer about the server, not a lost claim.
-        for reply in replies[1...2] { _ = try reply.unwrapped(for: "HSETNX") }
-        guard let results = try replies[3].unwrapped(for: "EXEC").array, results.count == 2 else {
-            throw RedisError(.protocolViolation, "EXEC returned \(replies[3])")
+        guard replies.count == 4 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
+        // A refusal (OOM past maxmemory, NOPERM, EXECABORT) is an answer about the server, not a lost claim; a
+        // refused EXEC discards the transaction, so nothing was written.
+        for reply in replies[0...1] { _ = try reply.unwrapped(for: "HSETNX") }
+        guard let results = try replies[2].unwrapped(for: "EXEC").array, results.count == 2 else {
+            throw RedisError(.protocolViolation, "EXEC returned \(replies[2])")
         }
         let created = try results[0].unwrapped(for: "HSETNX").int == 1
-        guard created || replies[4].string == owner else { return false }
+        guard created || replies[3].string == owner else { return false }
         if !created { try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", now)) }
         return true
     }

@@ -29,7 +29,7 @@ struct ServerHandle: Sendable {
     }
 
     private static func spawn(timeout: Duration) async throws -> ServerHandle {
-        let embedded = try await EmbeddedRedis.start()
+        let embedded = try await EmbeddedRedis.start(diesWithTool: true)
         do {
             let control = try await RedisConnection.connect(to: embedded.endpoint, name: "expiry-bench:control", timeout: timeout)
             return ServerHandle(endpoint: embedded.endpoint, control: control, embedded: embedded)
