@@ -62,6 +62,7 @@ package enum ReportPrinter {
             lines.append("  unprocessed               \(r.shown("unprocessed", r.unprocessed)) (still in Redis when the run stopped: \(r.shown("due_at_end", r.dueAtEnd)) in the due index)")
         }
         lines.append("  lost                      \(r.shown("lost", r.lost))")
+        if let evicted = evictionLine(r) { lines.append("  evicted keys              " + evicted) }
         if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
             lines.append("  reconnects                subscriber \(r.subscriberReconnects), other connections \(r.connectionReconnects), consumer errors \(r.consumerErrors)")
         }
@@ -74,6 +75,11 @@ package enum ReportPrinter {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
         }
         return lines
+    }
+
+    /// Keys Redis evicted during the run, when it evicted any (or could not be asked under a policy that evicts).
+    static func evictionLine(_ r: RunReport) -> String? {
+        Evictions(count: r.evictedKeysDuringRun, policy: r.maxmemoryPolicy, unknown: r.unknown?["evicted_keys_during_run"]).line
     }
 
     /// `--chaos`'s faults, and the recovery when something was recovered; nothing in a run without `--chaos`.

@@ -77,6 +77,8 @@ package struct BenchmarkRun: Sendable {
             : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
         defer { if servers.cluster != nil { runControl.close() } }
 
+        // Read before the run writes anything: what Redis evicts from here on is the run's doing, or happened under it.
+        let evictionsAtStart = await Evictions.Reading.read(nodes)
         let claim = try await RunClaim.take(keyspace, configuration: configuration, servers: servers, nodes: nodes, control: runControl, embedded: server.embedded, say: say)
         say(announcement(keyspace, on: server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
                             : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description))
@@ -85,7 +87,8 @@ package struct BenchmarkRun: Sendable {
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
-                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges, replicas: facts.replicas))
+                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges, replicas: facts.replicas,
+                                                     evictionsAtStart: evictionsAtStart))
         } catch {
             outcome = .failure(error)
         }
