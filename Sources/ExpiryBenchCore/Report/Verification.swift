@@ -27,6 +27,11 @@ package struct Verification: Sendable, Equatable {
     package var stalledFor: Duration?
     /// Keys both committed and dead-lettered (must be none).
     package var committedAndDeadLettered = 0
+    /// Why `committedAndDeadLettered` could not be counted (the server refused the BITOP that counts it).
+    package var overlapUnknown: String?
+    /// The cause, as Redis gave it, when the server refused the run's writes (NOREPLICAS, READONLY, OOM, MISCONF):
+    /// one line with what to do, said in place of the component's failure.
+    package var writesRefused: String?
     /// Processed keys of each shard, by shard index.
     package var processedPerShard: [Int] = []
     /// Set when the run's consumer group is gone from Redis: the server lost the run's data (restarted without
@@ -125,7 +130,7 @@ package struct Verification: Sendable, Equatable {
         var found: [String] = []
         if let abortedBy { found.append("stopped by --abort-on-fail: threshold \(abortedBy)") }
         if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
-        if let componentFailure { found.append("a component failed: \(componentFailure)") }
+        if let componentFailure { found.append(writesRefused ?? "a component failed: \(componentFailure)") }
         if let unreadable { found.append(unreadable) }
         if let dataLost {
             if let evicted = evictions?.causeOfMissingData {
@@ -134,6 +139,7 @@ package struct Verification: Sendable, Equatable {
                 found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); it was restarted without persistence, flushed by someone, or failed over to a replica that lacked it")
             }
         }
+        if let overlapUnknown { found.append("whether a key was both committed and dead-lettered is unknown: \(overlapUnknown)") }
         if committedAndDeadLettered > 0 { found.append("\(Format.count(committedAndDeadLettered)) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
         if generated < requested { found.append("only \(Format.count(generated)) of \(Format.count(requested)) keys were generated") }

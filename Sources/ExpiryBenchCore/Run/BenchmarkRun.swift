@@ -121,9 +121,15 @@ package struct RunOutcome: Sendable {
 /// run stops (a write whose wait for replicas the end cut short) is not a cause of the end, and Redis's figures
 /// say what it left.
 final class FirstFailure: Sendable {
-    private let first = Mutex<(message: String?, closed: Bool)>((nil, false))
-    func record(_ message: String) { first.withLock { if $0.message == nil, !$0.closed { $0.message = message } } }
+    private let first = Mutex<(message: String?, refusal: String?, closed: Bool)>((nil, nil, false))
+    /// Records `message` if it is the first; `cause`, when the server refused a write, keeps Redis's reply.
+    func record(_ message: String, cause: (any Error)? = nil) {
+        let refusal = cause.flatMap(WriteRefusal.of)
+        first.withLock { if $0.message == nil, !$0.closed { ($0.message, $0.refusal) = (message, refusal) } }
+    }
     /// Later failures are not recorded.
     func close() { first.withLock { $0.closed = true } }
     var message: String? { first.withLock { $0.message } }
+    /// The server's refusal of a write (`NOREPLICAS …`) when that was the first failure.
+    var writeRefusal: String? { first.withLock { $0.refusal } }
 }

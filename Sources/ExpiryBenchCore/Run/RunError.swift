@@ -109,3 +109,32 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
         return "Redis at \(endpoint.addressDescription) accepted user '\(user)' but refused a permission (\(server)): grant \(grant), or run as a user who has it (README, \"Safe on a real server\", gives the smallest ACL)."
     }
 }
+
+/// The error replies by which a server refuses writes while it still answers reads and CONFIG: a replica
+/// (`READONLY`), too few replicas for `min-replicas-to-write` (`NOREPLICAS`), memory full under `noeviction`
+/// (`OOM`), a failed save with `stop-writes-on-bgsave-error` (`MISCONF`).
+package enum WriteRefusal {
+    static let prefixes = ["NOREPLICAS", "READONLY", "MISCONF", "OOM"]
+
+    /// Whether an error reply is one of them.
+    package static func isRefusal(_ reply: String) -> Bool {
+        prefixes.contains { reply.hasPrefix($0 + " ") || reply == $0 }
+    }
+
+    /// The reply as Redis gave it, without the location Redis appends to an error raised inside a script
+    /// (`… script: <sha>, on @user_script:29.`) and without the final period.
+    package static func trimmed(_ reply: String) -> String {
+        let text = reply.components(separatedBy: " script: ").first ?? reply
+        return text.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+    }
+
+    /// The refusal an error carries (the server's reply, trimmed), or nil when it is not one.
+    package static func of(_ error: any Error) -> String? {
+        guard let error = error as? RedisError, error.code == .server else { return nil }
+        let reply = error.serverMessage ?? error.message
+        if isRefusal(reply) { return trimmed(reply) }
+        // A script's or a pipeline's error carries the command's name before the reply ("script publish: NOREPLICAS …").
+        guard let start = prefixes.compactMap({ error.message.range(of: $0 + " ")?.lowerBound }).min() else { return nil }
+        return trimmed(String(error.message[start...]))
+    }
+}

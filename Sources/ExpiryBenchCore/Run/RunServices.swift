@@ -38,7 +38,7 @@ struct RunService: Service, CustomStringConvertible {
             await withTaskGroup(of: Void.self) { group in
                 for part in parts {
                     group.addTask {
-                        do { try await part.body({ stopping.isSet }) } catch { failure.record("\(part.name): \(error)") }
+                        do { try await part.body({ stopping.isSet }) } catch { failure.record("\(part.name): \(error)", cause: error) }
                     }
                 }
             }
@@ -70,7 +70,7 @@ struct RunService: Service, CustomStringConvertible {
         do {
             try await withTaskCancellationOrGracefulShutdownHandler { try await body() } onCancelOrGracefulShutdown: { stop() }
         } catch {
-            failure.record("\(description): \(error)")
+            failure.record("\(description): \(error)", cause: error)
         }
         try? await gracefulShutdown()
     }
@@ -112,7 +112,7 @@ final class ConsumerPool: Service, Sendable, CustomStringConvertible {
                             let consumer = try await make(stats)
                             await Self.consume(consumer, failure: failure, shouldStop: { stopping.isSet })
                         } catch {
-                            failure.record("\(stats.name): \(error)")
+                            failure.record("\(stats.name): \(error)", cause: error)
                         }
                     }
                 }
@@ -127,7 +127,7 @@ final class ConsumerPool: Service, Sendable, CustomStringConvertible {
 
     private static func consume(_ consumer: StreamConsumer, failure: FirstFailure, shouldStop: @escaping @Sendable () -> Bool) async {
         do { try await consumer.runUntilStoppedOrCrashed(shouldStop: shouldStop) } catch {
-            failure.record("\(consumer.stats.name): \(error)")
+            failure.record("\(consumer.stats.name): \(error)", cause: error)
         }
     }
 }

@@ -1,0 +1,18 @@
+import Testing
+@testable import ExpiryBenchCore
+@testable import RedisClient
+
+/// The server's refusals of writes, told from other errors, and what leaving the shared setting does.
+@Suite struct WriteRefusalTests {
+    @Test func refusalsAreToldAndTrimmedAsRedisGaveThem() {
+        let script = RedisError(.server, "script publish: NOREPLICAS Not enough good replicas to write. script: 0fb2bde1, on @user_script:29.",
+                                serverMessage: "NOREPLICAS Not enough good replicas to write. script: 0fb2bde1, on @user_script:29.")
+        #expect(WriteRefusal.of(script) == "NOREPLICAS Not enough good replicas to write")
+        let queued = RedisError(.server, "DEL: MISCONF Errors writing to disk.")
+        #expect(WriteRefusal.of(queued) == "MISCONF Errors writing to disk")
+        #expect(WriteRefusal.of(RedisError(.server, "ERR unknown command", serverMessage: "ERR unknown command")) == nil)
+        #expect(WriteRefusal.of(RedisError(.io, "NOREPLICAS in a socket error")) == nil)
+        #expect(WriteRefusal.isRefusal("OOM command not allowed when used memory > 'maxmemory'."))
+        #expect(!WriteRefusal.isRefusal("OOMPH"))
+    }
+}
