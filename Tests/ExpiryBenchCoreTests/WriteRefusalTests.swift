@@ -15,4 +15,12 @@ import Testing
         #expect(WriteRefusal.isRefusal("OOM command not allowed when used memory > 'maxmemory'."))
         #expect(!WriteRefusal.isRefusal("OOMPH"))
     }
+
+    @Test func leavingTheSettingPutsBackOnlyWhatTheRunsSet() {
+        #expect(NotificationShare.departure(current: "xE", original: "", applied: "Ex") == .restored(""))
+        #expect(NotificationShare.departure(current: "xE", original: "Ex", applied: "Ex") == .unchanged("Ex"))
+        // Put back already (while the record could not be written): nothing to do, nothing to say.
+        #expect(NotificationShare.departure(current: "", original: "", applied: "Ex") == .unchanged(""))
+        #expect(NotificationShare.departure(current: "KA", original: "", applied: "Ex") == .changedElsewhere("KA"))
+    }
 }

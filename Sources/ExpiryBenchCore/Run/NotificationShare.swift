@@ -143,13 +143,34 @@ package final class NotificationShare: Sendable {
                 if try await commit([RedisCommand("DEL", key)], on: connection, reconnectsSinceWatch: reconnects) { return .noRecord(record.current) }
                 continue
             }
-            let departure: Departure = !sameFlags(record.current, applied) ? .changedElsewhere(record.current)
-                : sameFlags(original, applied) ? .unchanged(original) : .restored(original)
+            let departure = Self.departure(current: record.current, original: original, applied: applied)
             var commands = [RedisCommand("DEL", key)]
             if case .restored = departure { commands.append(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
             if try await commit(commands, on: connection, reconnectsSinceWatch: reconnects) { return departure }
         }
         throw RedisError(.server, "the record \(key) kept changing under 50 attempts to leave it")
+    }
+
+    /// What leaving does to the setting when no other live run needs it: put back, already back (also when it was
+    /// put back while the record could not be written), or changed by someone else and left alone.
+    static func departure(current: String, original: String, applied: String) -> Departure {
+        if sameFlags(current, applied) { return sameFlags(original, applied) ? .unchanged(original) : .restored(original) }
+        return sameFlags(current, original) ? .unchanged(original) : .changedElsewhere(current)
+    }
+
+    /// `leave` on a server that refuses writes (`NOREPLICAS`, `MISCONF`, ...): the record cannot change, but
+    /// CONFIG SET is not a write, so the setting still goes back when no other live run is in the record. The
+    /// record keeps this run's field, which stops counting once its beat is `RunMeta.driverSilence` old.
+    package static func leaveWithoutWriting(member: String, key: String, on connection: RedisConnection,
+                                           fallback: (original: String, applied: String)? = nil) async throws -> Departure {
+        let record = try await Record.read(key, on: connection)
+        _ = try? await connection.send(RedisCommand("UNWATCH"))
+        let others = record.liveMembers(excluding: member)
+        if !others.isEmpty { return .kept(record.current, others: others.count) }
+        guard let original = record.original ?? fallback?.original, let applied = record.applied ?? fallback?.applied else { return .noRecord(record.current) }
+        let departure = Self.departure(current: record.current, original: original, applied: applied)
+        if case .restored = departure { try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
+        return departure
     }
 
     /// `leave` for a run that cannot leave itself (killed), from a fresh connection to `endpoint`'s database 0.

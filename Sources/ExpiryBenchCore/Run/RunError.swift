@@ -10,6 +10,9 @@ package enum ExitStatus: Int32, Sendable {
     case unavailable = 69
     case authentication = 77
     case configuration = 78
+    /// `cleanup` could not remove every key of the run (the server refused the deletes): try again later
+    /// (sysexits' EX_TEMPFAIL).
+    case keysLeft = 75
     /// The run verified, but a `--threshold` failed (or `--abort-on-fail` stopped it): k6's code.
     case thresholdFailed = 99
     case interrupted = 130
