@@ -49,6 +49,36 @@ extension Scenarios {
             }
         }
 
+        /// `CONFIG SET maxmemory 1` mid-run under noeviction: writes refused with OOM, but UNLINK and the setting's
+        /// transaction are not refused for memory, so the run removes everything and puts the setting back.
+        @Test func memoryFullMidRunIsNamedAndNothingIsLeft() async throws {
+            try await withRedis { server in
+                let admin = try await connect(server, name: "itest-admin")
+                defer { admin.close() }
+                let endpoint = server.endpoint
+                let json = temporaryPath("oom.json")
+                defer { try? FileManager.default.removeItem(atPath: json) }
+                let result = try await runExpiryBench(["--redis", tcpURL(server), "--keys", "60000", "--rate", "10000", "--consumers", "8",
+                                                       "--timeout", "3s", "--stall-timeout", "10s", "--max-duration", "40s",
+                                                       "--namespace", Self.namespace, "--run-id", "oom", "--progress", "none", "--json", json],
+                                                      whileRunning: { _ in
+                    try? await Task.sleep(for: .seconds(2))
+                    let setter = try? await RedisConnection.connect(to: endpoint, name: "itest-setter", timeout: .seconds(5))
+                    _ = try? await setter?.send("CONFIG", "SET", "maxmemory", "1")
+                    setter?.close()
+                })
+                try await admin.send("CONFIG", "SET", "maxmemory", "0")
+                #expect(result.status == 1, "\(describe(result))")
+                #expect(result.stdout.contains("refused the run's writes (OOM command not allowed when used memory > 'maxmemory'): its memory is full"),
+                        "\(describe(result))")
+                #expect(!result.combined.contains("could not be reached") && !result.stderr.contains("could not remove"), "\(describe(result))")
+                let report = try readJSONReport(json)
+                #expect(report["keys_processed"] as? Int != nil && report["lost"] as? Int == 0, "\(report["problems"] ?? "")")
+                #expect(try await admin.send("DBSIZE") == .integer(0), "nothing of the run is left")
+                #expect(try await notifyKeyspaceEvents(admin) == "")
+            }
+        }
+
         /// Runs `keys` keys at 10,000/s on `server` while `refuse` makes it refuse writes; checks the report, what
         /// Redis holds, the warning and its command, `cleanup` while writes are refused (75), then, after `allow`,
         /// that the printed command removes everything and the server is as found.

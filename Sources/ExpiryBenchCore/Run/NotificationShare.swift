@@ -158,19 +158,26 @@ package final class NotificationShare: Sendable {
         return sameFlags(current, original) ? .unchanged(original) : .changedElsewhere(current)
     }
 
-    /// `leave` on a server that refuses writes (`NOREPLICAS`, `MISCONF`, ...): the record cannot change, but
-    /// CONFIG SET is not a write, so the setting still goes back when no other live run is in the record. The
-    /// record keeps this run's field, which stops counting once its beat is `RunMeta.driverSilence` old.
-    package static func leaveWithoutWriting(member: String, key: String, on connection: RedisConnection,
-                                           fallback: (original: String, applied: String)? = nil) async throws -> Departure {
+    /// `leave` on a server that refuses the record's transaction (`NOREPLICAS`, `MISCONF`, or `OOM`, which refuses
+    /// any command queued in MULTI): CONFIG SET is not a write, so the setting still goes back when no other live
+    /// run is in the record; then the record is updated without a transaction where the server allows it (a plain
+    /// DEL or HDEL is not refused for memory). `recordLeft` is true when it still holds this run's field, which
+    /// stops counting once its beat is `RunMeta.driverSilence` old.
+    package static func leaveWithoutTransaction(member: String, key: String, on connection: RedisConnection,
+                                               fallback: (original: String, applied: String)? = nil) async throws -> (departure: Departure, recordLeft: Bool) {
         let record = try await Record.read(key, on: connection)
         _ = try? await connection.send(RedisCommand("UNWATCH"))
         let others = record.liveMembers(excluding: member)
-        if !others.isEmpty { return .kept(record.current, others: others.count) }
-        guard let original = record.original ?? fallback?.original, let applied = record.applied ?? fallback?.applied else { return .noRecord(record.current) }
-        let departure = Self.departure(current: record.current, original: original, applied: applied)
-        if case .restored = departure { try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
-        return departure
+        let removal = others.isEmpty ? RedisCommand("DEL", key) : RedisCommand("HDEL", key, member)
+        var departure = Departure.kept(record.current, others: others.count)
+        if others.isEmpty {
+            guard let original = record.original ?? fallback?.original, let applied = record.applied ?? fallback?.applied else {
+                return (.noRecord(record.current), (try? await connection.send(removal)) == nil)
+            }
+            departure = Self.departure(current: record.current, original: original, applied: applied)
+            if case .restored = departure { try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
+        }
+        return (departure, (try? await connection.send(removal)) == nil)
     }
 
     /// `leave` for a run that cannot leave itself (killed), from a fresh connection to `endpoint`'s database 0.

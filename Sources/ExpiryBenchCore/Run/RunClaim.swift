@@ -124,8 +124,9 @@ struct RunClaim {
                 }
             } catch {
                 if stillPrimary, let refusal = WriteRefusal.of(error),
-                   let line = try? await settings.releaseWhileWritesRefused(on: node, refusal: refusal, cleanup: cleanupCommand()) {
-                    Diagnostics.warn(servers.cluster != nil ? "\(node.endpoint.addressDescription): \(line)" : line)
+                   let released = try? await settings.releaseWhileWritesRefused(on: node, refusal: refusal, cleanup: cleanupCommand()) {
+                    let on = servers.cluster != nil ? "\(node.endpoint.addressDescription): " : ""
+                    if let left = released.recordLeft { Diagnostics.warn(on + left) } else if let line = released.line { say(on + line) }
                     continue
                 }
                 settings.share?.close()
