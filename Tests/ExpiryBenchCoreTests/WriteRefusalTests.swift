@@ -24,3 +24,15 @@ import Testing
         #expect(NotificationShare.departure(current: "KA", original: "", applied: "Ex") == .changedElsewhere("KA"))
     }
 }
+
+/// OOM under a policy that evicts is eviction falling short, not a policy that does not evict.
+@Suite struct OutOfMemoryWordingTests {
+    @Test func oomNamesThePolicyWhenItEvicts() throws {
+        let endpoint = try RedisEndpoint(url: "redis://127.0.0.1:6379")
+        let reply = "OOM command not allowed when used memory > 'maxmemory'."
+        #expect(RunError.writesRefused(reply, by: "the run", endpoint: endpoint).message.contains("with a policy that does not evict"))
+        #expect(RunError.writesRefused(reply, by: "the run", endpoint: endpoint, policy: "noeviction").message.contains("with a policy that does not evict"))
+        let evicting = RunError.writesRefused(reply, by: "the run", endpoint: endpoint, policy: "allkeys-random").message
+        #expect(evicting.contains("maxmemory-policy allkeys-random could not evict enough") && !evicting.contains("does not evict"), "\(evicting)")
+    }
+}

@@ -18,7 +18,7 @@ extension Scenarios {
             return try #require(ServerFacts.field("evicted_keys", in: info).flatMap { Int($0) })
         }
 
-        @Test(arguments: ["volatile-lru", "allkeys-lru"])
+        @Test(arguments: ["volatile-lru", "volatile-ttl", "allkeys-lru", "allkeys-random"])
         func evictionsDuringTheRunAreCountedAndNamedAsTheCause(policy: String) async throws {
             try await withRedis { server in
                 let admin = try await connect(server, name: "itest-admin")

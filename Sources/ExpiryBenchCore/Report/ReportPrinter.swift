@@ -184,7 +184,8 @@ package enum ReportPrinter {
         func share(_ n: Int) -> String { Format.percent(Double(n) / Double(total)) }
         var lines = [
             "  published from events     \(Format.count(r.publishedByNotification)) (\(share(r.publishedByNotification)))",
-            "  rescued by the sweeper    \(Format.count(r.publishedBySweeper)) (\(share(r.publishedBySweeper)): gone, and no expired event came within \(DurationText.format(.milliseconds(Int64(r.settings.rescueAfterMs)))))",
+            "  rescued by the sweeper    \(Format.count(r.publishedBySweeper)) (\(share(r.publishedBySweeper)): gone, and no expired event came within \(DurationText.format(.milliseconds(Int64(r.settings.rescueAfterMs))))"
+                + ((r.evictedKeysDuringRun ?? 0) > 0 && r.publishedBySweeper > 0 ? "; an evicted data key raises no expired event, and Redis evicted keys during the run)" : ")"),
             "  expired by                Redis's own expiry \(Format.count(r.expiredBy.redis)), the sweeper's touch \(Format.count(r.expiredBy.sweeper))"
                 + (r.settings.sweeper ? " (at deadline + \(DurationText.format(.milliseconds(Int64(r.settings.graceMs)))))" : " (--sweeper off)"),
         ]

@@ -44,7 +44,9 @@ extension BenchmarkRun {
         verification.interrupted = ending.interrupted
         verification.stalledFor = ending.stalledFor
         verification.componentFailure = failure.message
-        verification.writesRefused = failure.writeRefusal.map { RunError.writesRefused($0, by: "the run", endpoint: servers.endpoint).message }
+        verification.writesRefused = failure.writeRefusal.map {
+            RunError.writesRefused($0, by: "the run", endpoint: servers.endpoint, policy: verification.evictions?.policy).message
+        }
         verification.exceededMaxDuration = ending.overTime ? configuration.maxDuration : nil
         verification.abortedBy = ending.abort?.description
         if ending.stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {

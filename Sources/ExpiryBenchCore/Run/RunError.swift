@@ -58,14 +58,19 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
     /// do: a replica (`READONLY`), too few replicas for `min-replicas-to-write` (`NOREPLICAS`), memory full
     /// (`OOM`), a failed save (`MISCONF`). Exit 78, the server's configuration; a refused permission (`NOPERM`) is
     /// 77, as everywhere.
-    /// - Parameter writer: who wrote, for the wording ("the probe").
-    package static func writesRefused(_ reply: String, by writer: String, endpoint: RedisEndpoint) -> RunError {
+    /// - Parameters:
+    ///   - writer: who wrote, for the wording ("the probe").
+    ///   - policy: the server's `maxmemory-policy` when known: an `OOM` under a policy that evicts means eviction
+    ///     could not free enough, not that nothing may be evicted.
+    package static func writesRefused(_ reply: String, by writer: String, endpoint: RedisEndpoint, policy: String? = nil) -> RunError {
         if reply.hasPrefix("NOPERM") { return RunError(.authentication, permissionMessage(reply, endpoint: endpoint)) }
         let server = reply.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         let cause: String
         switch server.prefix(while: { $0 != " " }) {
         case "READONLY": cause = ": it is a read-only replica. Point --redis at its primary."
         case "NOREPLICAS": cause = ": it has fewer replicas in sync than its min-replicas-to-write. Bring its replicas back in sync, or lower min-replicas-to-write."
+        case "OOM" where policy != nil && policy != "noeviction":
+            cause = ": its memory is full, and maxmemory-policy \(policy ?? "") could not evict enough to make room. Raise maxmemory, or lower --max-outstanding."
         case "OOM": cause = ": its memory is full (maxmemory, with a policy that does not evict). Free memory or raise maxmemory."
         case "MISCONF": cause = ": its last save to disk failed and stop-writes-on-bgsave-error is on. Fix the server's disk or persistence settings."
         default: cause = "."
