@@ -40,7 +40,11 @@ extension BenchmarkRun {
         let readers = (try? await connections.openPerShard("verify", layout: parts.layout, acknowledged: false, patience: patience)) ?? parts.shardControls
         var verification = await Verification.read(requested: configuration.keys, shards: parts.layout.shards, connections: readers, server: servers.endpoint.addressDescription,
                                                    counters: parts.counters, confirmed: parts.context.confirmed, reportedCommits: processes.committed, patience: patience)
-        if let evictionsAtStart { verification.evictions = Evictions(start: evictionsAtStart, end: await Evictions.Reading.read(nodes)) }
+        if let evictionsAtStart {
+            // One try where the end could not be read: the run must not wait again for a server that is gone.
+            let end = await Evictions.Reading.read(nodes, patience: verification.unreadable == nil ? .seconds(1) : .zero)
+            verification.evictions = Evictions(start: evictionsAtStart, end: end)
+        }
         verification.interrupted = ending.interrupted
         verification.stalledFor = ending.stalledFor
         verification.componentFailure = failure.message

@@ -146,10 +146,13 @@ struct RunClaim {
     /// One line when the run's keys on `node` could not all be removed: how many are left (read with SCAN, which
     /// works where writes are refused), how many of them carry no TTL, why, and the command that removes them.
     private func warnKeysLeft(on node: RedisConnection, because error: any Error, patience: Duration) async {
-        let why = WriteRefusal.of(error).map { "Redis refused the deletes: \($0)" } ?? "\(error)"
+        let refusal = WriteRefusal.of(error)
+        let why = refusal.map { "Redis refused the deletes: \($0)" } ?? "\(error)"
         let server = node.endpoint.addressDescription
-        let retry = "once it accepts writes again, remove them with: \(cleanupCommand())"
-        guard let left = try? await withRetries(giveUpAfter: patience, { try await RunCleanup.remaining(of: keyspace, on: node) }) else {
+        let retry = (refusal != nil ? "once it accepts writes again" : "once it answers again") + ", remove them with: \(cleanupCommand())"
+        // A server that is gone is not asked again: the removal already waited for it.
+        let gone = (error as? RedisError)?.breaksConnection ?? false
+        guard !gone, let left = try? await withRetries(giveUpAfter: patience, { try await RunCleanup.remaining(of: keyspace, on: node) }) else {
             Diagnostics.warn("could not remove the run's keys under \(keyspace.prefix) at \(server) (\(why)), nor count what is left; \(retry)")
             return
         }
