@@ -101,6 +101,20 @@ struct ReportPrinterTests {
         #expect(text.contains("  generator waits           1,500 (held back at --max-outstanding 10,200)"))
     }
 
+    @Test func evictionsAreOneLineOnlyWhenRedisEvicted() {
+        var report = ReportFixture.report()
+        report.evictedKeysDuringRun = 0
+        report.maxmemoryPolicy = "allkeys-random"
+        #expect(!ReportPrinter.render(report).contains("evicted"))
+        report.evictedKeysDuringRun = 11_034
+        let text = ReportPrinter.render(report)
+        #expect(text.contains("  evicted keys              11,034 during the run under maxmemory-policy allkeys-random: Redis removed keys of any owner, the user's included"))
+        #expect(text.contains("  rescued by the sweeper    10 (1.0%: gone, and no expired event came within 0; an evicted data key raises no expired event, and Redis evicted keys during the run)"))
+        report.evictedKeysDuringRun = nil
+        report.unknown = ["evicted_keys_during_run": "INFO stats refused at h:1: NOPERM"]
+        #expect(ReportPrinter.render(report).contains("  evicted keys              unknown (INFO stats refused at h:1: NOPERM) under maxmemory-policy allkeys-random"))
+    }
+
     @Test func whereKeysCameFromAndRedisOwnLag() {
         var report = ReportFixture.report()
         report.expiredBy = RunReport.ExpiredBy(redis: 300, sweeper: 700)

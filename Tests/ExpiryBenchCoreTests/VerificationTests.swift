@@ -142,3 +142,36 @@ struct VerificationTests {
         #expect(RunReport.Verdict.interrupted.rawValue == "interrupted")
     }
 }
+
+/// What Redis evicted during the run, from two readings of INFO.
+@Suite struct EvictionsTests {
+    @Test func countIsTheDifferenceOrUnknownWithItsReason() {
+        let counted = Evictions(start: .init(evictedKeys: 10, policies: ["allkeys-lru"]), end: .init(evictedKeys: 1_010, policies: ["allkeys-lru"]))
+        #expect(counted.count == 1_000 && counted.policy == "allkeys-lru")
+        #expect(counted.line?.hasPrefix("1,000 during the run under maxmemory-policy allkeys-lru: Redis removed keys of any owner, the user's included") == true)
+        let reset = Evictions(start: .init(evictedKeys: 50, policies: ["volatile-lru"]), end: .init(evictedKeys: 3, policies: ["volatile-ttl"]))
+        #expect(reset.count == nil && reset.policy == "volatile-lru → volatile-ttl")
+        #expect(reset.unknown?.contains("went down from 50 to 3") == true)
+        let refused = Evictions(start: .init(evictedKeys: nil, policies: [], unreadable: "INFO stats refused at h:1: NOPERM"), end: .init(evictedKeys: 5, policies: ["noeviction"]))
+        #expect(refused.count == nil && refused.line == nil, "no line under noeviction")
+        let none = Evictions(start: .init(evictedKeys: 5, policies: ["noeviction"]), end: .init(evictedKeys: 5, policies: ["noeviction"]))
+        #expect(none.count == 0 && none.line == nil && none.causeOfMissingData == nil)
+    }
+
+    @Test func missingDataIsBlamedOnEvictionWhenRedisEvicted() {
+        var verification = Verification(requested: 10, generated: 10, held: nil, firstCommitsCounted: 0)
+        verification.dataLost = .init(shard: "s", reason: "NOGROUP")
+        #expect(verification.problems.contains { $0.contains("restarted without persistence") })
+        verification.evictions = Evictions(count: 7, policy: "volatile-lru")
+        #expect(verification.problems.contains { $0.contains("Redis evicted 7 keys during the run under maxmemory-policy volatile-lru") })
+        #expect(!verification.problems.contains { $0.contains("restarted without persistence") })
+        verification.evictions = Evictions(count: nil, policy: "allkeys-lru", unknown: "INFO refused")
+        #expect(verification.unknownFields?["evicted_keys_during_run"] == "INFO refused")
+    }
+
+    @Test func preflightSaysWhichKeysAPolicyCanEvict() {
+        #expect(Preflight.evictionWarning(policy: "noeviction") == nil)
+        #expect(Preflight.evictionWarning(policy: "volatile-ttl")?.contains("every key of the run carries a TTL but its locks") == true)
+        #expect(Preflight.evictionWarning(policy: "allkeys-random")?.contains("the user's keys included") == true)
+    }
+}

@@ -64,6 +64,7 @@ package enum ReportPrinter {
             lines.append("  unprocessed               \(r.shown("unprocessed", nil))")
         }
         lines.append("  lost                      \(r.shown("lost", r.lost))")
+        if let evicted = evictionLine(r) { lines.append("  evicted keys              " + evicted) }
         if r.subscriberReconnects > 0 || r.consumerErrors > 0 || r.connectionReconnects > 0 {
             lines.append("  reconnects                subscriber \(r.subscriberReconnects), other connections \(r.connectionReconnects), consumer errors \(r.consumerErrors)")
         }
@@ -76,6 +77,11 @@ package enum ReportPrinter {
             lines.append("  generator waits           \(Format.count(r.generatorWaits)) (held back at --max-outstanding \(Format.count(r.settings.maxOutstanding)))")
         }
         return lines
+    }
+
+    /// Keys Redis evicted during the run, when it evicted any (or could not be asked under a policy that evicts).
+    static func evictionLine(_ r: RunReport) -> String? {
+        Evictions(count: r.evictedKeysDuringRun, policy: r.maxmemoryPolicy, unknown: r.unknown?["evicted_keys_during_run"]).line
     }
 
     /// `--chaos`'s faults, and the recovery when something was recovered; nothing in a run without `--chaos`.
@@ -180,7 +186,8 @@ package enum ReportPrinter {
         func share(_ n: Int) -> String { Format.percent(Double(n) / Double(total)) }
         var lines = [
             "  published from events     \(Format.count(r.publishedByNotification)) (\(share(r.publishedByNotification)))",
-            "  rescued by the sweeper    \(Format.count(r.publishedBySweeper)) (\(share(r.publishedBySweeper)): gone, and no expired event came within \(DurationText.format(.milliseconds(Int64(r.settings.rescueAfterMs)))))",
+            "  rescued by the sweeper    \(Format.count(r.publishedBySweeper)) (\(share(r.publishedBySweeper)): gone, and no expired event came within \(DurationText.format(.milliseconds(Int64(r.settings.rescueAfterMs))))"
+                + ((r.evictedKeysDuringRun ?? 0) > 0 && r.publishedBySweeper > 0 ? "; an evicted data key raises no expired event, and Redis evicted keys during the run)" : ")"),
             "  expired by                Redis's own expiry \(Format.count(r.expiredBy.redis)), the sweeper's touch \(Format.count(r.expiredBy.sweeper))"
                 + (r.settings.sweeper ? " (at deadline + \(DurationText.format(.milliseconds(Int64(r.settings.graceMs)))))" : " (--sweeper off)"),
         ]

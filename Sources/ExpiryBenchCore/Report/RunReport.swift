@@ -119,6 +119,11 @@ package struct RunReport: Sendable, Encodable {
         package var saturated = false
         /// The run's own keys with a TTL beside its data keys, at their peaks.
         package var footprint = Footprint()
+        /// Keys Redis evicted during the run (`evicted_keys` of INFO stats at the end less at the start, summed
+        /// over the primaries); null when it could not be read (`unknown` says why).
+        @NullWhenUnknown package var evictedKeysDuringRun: Int? = nil
+        /// The primaries' `maxmemory-policy` during the run ("a → b" if it changed); null when it could not be read.
+        @NullWhenUnknown package var maxmemoryPolicy: String? = nil
     }
 
     /// Who made Redis expire a key (every published key was expired by one of them).

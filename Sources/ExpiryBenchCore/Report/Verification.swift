@@ -27,6 +27,11 @@ package struct Verification: Sendable, Equatable {
     package var stalledFor: Duration?
     /// Keys both committed and dead-lettered (must be none).
     package var committedAndDeadLettered = 0
+    /// Why `committedAndDeadLettered` could not be counted (the server refused the BITOP that counts it).
+    package var overlapUnknown: String?
+    /// The cause, as Redis gave it, when the server refused the run's writes (NOREPLICAS, READONLY, OOM, MISCONF):
+    /// one line with what to do, said in place of the component's failure.
+    package var writesRefused: String?
     /// Processed keys of each shard, by shard index.
     package var processedPerShard: [Int] = []
     /// Set when the run's consumer group is gone from Redis: the server lost the run's data (restarted without
@@ -42,6 +47,8 @@ package struct Verification: Sendable, Equatable {
     package var exceededMaxDuration: Duration?
     /// Set when `--abort-on-fail` stopped the run: the threshold that failed, and when.
     package var abortedBy: String?
+    /// What Redis evicted during the run; nil when it was not read.
+    package var evictions: Evictions?
 
     /// What Redis held of the run at its end, summed over the shards.
     package struct Held: Sendable, Equatable {
@@ -96,9 +103,13 @@ package struct Verification: Sendable, Equatable {
 
     /// The report's fields that are unknown because Redis could not be read, each with why (nil when none).
     package var unknownFields: [String: String]? {
-        guard held == nil else { return nil }
-        let reason = unreadableCause ?? "Redis could not be read at the end"
-        return Dictionary(uniqueKeysWithValues: ["keys_processed", "lost", "unprocessed", "pending_at_end", "due_at_end", "duplicate_commits", "dead_lettered"].map { ($0, reason) })
+        var fields: [String: String] = [:]
+        if let evictions, evictions.count == nil { fields["evicted_keys_during_run"] = evictions.unknown ?? "not read" }
+        if held == nil {
+            let reason = unreadableCause ?? "Redis could not be read at the end"
+            for field in ["keys_processed", "lost", "unprocessed", "pending_at_end", "due_at_end", "duplicate_commits", "dead_lettered"] { fields[field] = reason }
+        }
+        return fields.isEmpty ? nil : fields
     }
 
     /// Redis's count of processed keys; nil when it could not be read.
@@ -119,11 +130,16 @@ package struct Verification: Sendable, Equatable {
         var found: [String] = []
         if let abortedBy { found.append("stopped by --abort-on-fail: threshold \(abortedBy)") }
         if let exceededMaxDuration { found.append("the run was still going after --max-duration \(DurationText.format(exceededMaxDuration))") }
-        if let componentFailure { found.append("a component failed: \(componentFailure)") }
+        if let componentFailure { found.append(writesRefused ?? "a component failed: \(componentFailure)") }
         if let unreadable { found.append(unreadable) }
         if let dataLost {
-            found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); it was restarted without persistence, flushed by someone, or failed over to a replica that lacked it")
+            if let evicted = evictions?.causeOfMissingData {
+                found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); \(evicted)")
+            } else {
+                found.append("the server lost the run's data: the run's consumer group is gone (\(dataLost.reason)); it was restarted without persistence, flushed by someone, or failed over to a replica that lacked it")
+            }
         }
+        if let overlapUnknown { found.append("whether a key was both committed and dead-lettered is unknown: \(overlapUnknown)") }
         if committedAndDeadLettered > 0 { found.append("\(Format.count(committedAndDeadLettered)) keys were both committed and dead-lettered") }
         if let stalledFor { found.append("no key was committed for \(DurationText.format(stalledFor)) (--stall-timeout): the run stalled") }
         if generated < requested { found.append("only \(Format.count(generated)) of \(Format.count(requested)) keys were generated") }
@@ -136,7 +152,8 @@ package struct Verification: Sendable, Equatable {
         var found: [String] = []
         if let lost, lost > 0 {
             let confirmed = (lostCommits ?? 0) > 0 ? " (\(Format.count(lostCommits ?? 0)) of them had a commit confirmed to a consumer)" : ""
-            found.append("\(Format.count(lost)) generated keys are lost: Redis holds neither their commit nor their entry\(confirmed)")
+            let evicted = evictions?.causeOfMissingData.map { "; \($0)" } ?? ""
+            found.append("\(Format.count(lost)) generated keys are lost: Redis holds neither their commit nor their entry\(confirmed)\(evicted)")
         }
         if let doneTwice = duplicateCommits, doneTwice > 0 {
             var parts: [String] = []

@@ -11,8 +11,9 @@ extension BenchmarkRun {
     ///   - nodes: one connection per primary (the server itself when not a cluster).
     ///   - settingChanges: where the bridge notes the nodes whose setting it changed on a reconnection.
     ///   - replicas: the replicas of the (single) primary, for the verdict's scope.
+    ///   - evictionsAtStart: `evicted_keys` and `maxmemory-policy` of every primary before the run wrote anything.
     func runPipeline(servers: RunServers, control: RedisConnection, nodes: [RedisConnection], keyspace: RunKeyspace, version: String, identity: ServerIdentity, embedded: Bool,
-                     settingChanges: NodeSettingChanges, replicas: Int = 0) async throws -> RunOutcome {
+                     settingChanges: NodeSettingChanges, replicas: Int = 0, evictionsAtStart: Evictions.Reading? = nil) async throws -> RunOutcome {
         let connections = ConnectionSet(servers: servers, runID: keyspace.runID, timeout: configuration.timeout,
                                         acknowledgement: configuration.pipelineSettings.consumer.replicaAcknowledgement(timeout: configuration.timeout))
         defer { connections.closeAll() }
@@ -39,9 +40,17 @@ extension BenchmarkRun {
         let readers = (try? await connections.openPerShard("verify", layout: parts.layout, acknowledged: false, patience: patience)) ?? parts.shardControls
         var verification = await Verification.read(requested: configuration.keys, shards: parts.layout.shards, connections: readers, server: servers.endpoint.addressDescription,
                                                    counters: parts.counters, confirmed: parts.context.confirmed, reportedCommits: processes.committed, patience: patience)
+        if let evictionsAtStart {
+            // One try where the end could not be read: the run must not wait again for a server that is gone.
+            let end = await Evictions.Reading.read(nodes, patience: verification.unreadable == nil ? .seconds(1) : .zero)
+            verification.evictions = Evictions(start: evictionsAtStart, end: end)
+        }
         verification.interrupted = ending.interrupted
         verification.stalledFor = ending.stalledFor
         verification.componentFailure = failure.message
+        verification.writesRefused = failure.writeRefusal.map {
+            RunError.writesRefused($0, by: "the run", endpoint: servers.endpoint, policy: verification.evictions?.policy).message
+        }
         verification.exceededMaxDuration = ending.overTime ? configuration.maxDuration : nil
         verification.abortedBy = ending.abort?.description
         if ending.stalledFor != nil, configuration.consumers == 0, processes.joined == 0 {
@@ -112,6 +121,8 @@ extension BenchmarkRun {
             maxStreamLength: parts.trimmers.reduce(0) { $0 + $1.maxLength },
             latencyMs: LatencySummary(histogram), settings: configuration.reportSettings, consumers: rows), figures: verified)
         report.keysProcessedByClients = verification.clientsProcessed
+        report.evictedKeysDuringRun = verification.evictions?.count
+        report.maxmemoryPolicy = verification.evictions?.policy
         if configuration.waitReplicas > 0 { report.unconfirmedWrites = parts.connections.unconfirmed }
         let expiredBySweeper = figures.expiredBySweeper
         report.expiredBy = RunReport.ExpiredBy(redis: max(0, report.publishedByNotification + report.publishedBySweeper - expiredBySweeper), sweeper: expiredBySweeper)

@@ -79,6 +79,8 @@ package struct BenchmarkRun: Sendable {
             : try await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):control", timeout: configuration.timeout, route: servers.route(for: keyspace.meta))
         defer { if servers.cluster != nil { runControl.close() } }
 
+        // Read before the run writes anything: what Redis evicts from here on is the run's doing, or happened under it.
+        let evictionsAtStart = await Evictions.Reading.read(nodes)
         let claim = try await RunClaim.take(keyspace, configuration: configuration, servers: servers, nodes: nodes, control: runControl, embedded: server.embedded, say: say)
         say(announcement(keyspace, on: server.embedded != nil ? "private redis-server \(endpoint.addressDescription)"
                             : servers.cluster != nil ? "Redis Cluster at \(endpoint.description) (\(servers.primaries.count) primaries)" : endpoint.description))
@@ -87,7 +89,8 @@ package struct BenchmarkRun: Sendable {
         let outcome: Result<RunOutcome, Error>
         do {
             outcome = .success(try await runPipeline(servers: servers, control: runControl, nodes: nodes, keyspace: keyspace, version: facts.version, identity: facts.server,
-                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges, replicas: facts.replicas))
+                                                     embedded: server.embedded != nil, settingChanges: claim.settingChanges, replicas: facts.replicas,
+                                                     evictionsAtStart: evictionsAtStart))
         } catch {
             outcome = .failure(error)
         }
@@ -152,4 +155,6 @@ final class FirstFailure: Sendable {
     var message: String? { first.withLock { $0.failure?.message } }
     /// The first failure's error, when it was one (a server at its client limit is told apart by it).
     var error: (any Error)? { first.withLock { $0.failure?.error } }
+    /// The server's refusal of a write (`NOREPLICAS …`) when that was the first failure.
+    var writeRefusal: String? { error.flatMap(WriteRefusal.of) }
 }

@@ -83,6 +83,19 @@ package struct NotificationSettings: Sendable {
         return "notify-keyspace-events put back to '\(original)' (the record of the runs sharing it was refused: \(refused); a run still using this server would have to set it again)."
     }
 
+    /// `release` on a server that refuses writes (`refusal`, as Redis gave it): the setting is put back with CONFIG
+    /// SET, which is not a write, when no other live run needs it. Returns what became of it; when the record of
+    /// the runs sharing it could not be updated either, `recordLeft` says so and what removes it.
+    package func releaseWhileWritesRefused(on connection: RedisConnection, refusal: String, cleanup: String) async throws -> (line: String?, recordLeft: String?) {
+        guard let share else { return (try await release(on: connection), nil) }
+        defer { share.close() }
+        let (departure, recordLeft) = try await NotificationShare.leaveWithoutTransaction(member: share.member, key: share.key, on: share.connection,
+                                                                                          fallback: original.map { ($0, applied ?? $0) })
+        guard recordLeft else { return (Self.describe(departure), nil) }
+        return (Self.describe(departure), (Self.describe(departure) ?? "notify-keyspace-events is '\(original ?? "")', as the run found it.")
+            + " The record \(share.key) of the runs sharing it could not be updated (\(refusal)): it still names this run, which no longer counts after 15 s; remove it once the server accepts writes with: \(cleanup)")
+    }
+
     /// One line for what became of the setting when a run left the shared record; nil when nothing changed.
     package static func describe(_ departure: NotificationShare.Departure) -> String? {
         switch departure {

@@ -143,13 +143,41 @@ package final class NotificationShare: Sendable {
                 if try await commit([RedisCommand("DEL", key)], on: connection, reconnectsSinceWatch: reconnects) { return .noRecord(record.current) }
                 continue
             }
-            let departure: Departure = !sameFlags(record.current, applied) ? .changedElsewhere(record.current)
-                : sameFlags(original, applied) ? .unchanged(original) : .restored(original)
+            let departure = Self.departure(current: record.current, original: original, applied: applied)
             var commands = [RedisCommand("DEL", key)]
             if case .restored = departure { commands.append(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
             if try await commit(commands, on: connection, reconnectsSinceWatch: reconnects) { return departure }
         }
         throw RedisError(.server, "the record \(key) kept changing under 50 attempts to leave it")
+    }
+
+    /// What leaving does to the setting when no other live run needs it: put back, already back (also when it was
+    /// put back while the record could not be written), or changed by someone else and left alone.
+    static func departure(current: String, original: String, applied: String) -> Departure {
+        if sameFlags(current, applied) { return sameFlags(original, applied) ? .unchanged(original) : .restored(original) }
+        return sameFlags(current, original) ? .unchanged(original) : .changedElsewhere(current)
+    }
+
+    /// `leave` on a server that refuses the record's transaction (`NOREPLICAS`, `MISCONF`, or `OOM`, which refuses
+    /// any command queued in MULTI): CONFIG SET is not a write, so the setting still goes back when no other live
+    /// run is in the record; then the record is updated without a transaction where the server allows it (a plain
+    /// DEL or HDEL is not refused for memory). `recordLeft` is true when it still holds this run's field, which
+    /// stops counting once its beat is `RunMeta.driverSilence` old.
+    package static func leaveWithoutTransaction(member: String, key: String, on connection: RedisConnection,
+                                               fallback: (original: String, applied: String)? = nil) async throws -> (departure: Departure, recordLeft: Bool) {
+        let record = try await Record.read(key, on: connection)
+        _ = try? await connection.send(RedisCommand("UNWATCH"))
+        let others = record.liveMembers(excluding: member)
+        let removal = others.isEmpty ? RedisCommand("DEL", key) : RedisCommand("HDEL", key, member)
+        var departure = Departure.kept(record.current, others: others.count)
+        if others.isEmpty {
+            guard let original = record.original ?? fallback?.original, let applied = record.applied ?? fallback?.applied else {
+                return (.noRecord(record.current), (try? await connection.send(removal)) == nil)
+            }
+            departure = Self.departure(current: record.current, original: original, applied: applied)
+            if case .restored = departure { try await connection.send(RedisCommand("CONFIG", "SET", "notify-keyspace-events", original)) }
+        }
+        return (departure, (try? await connection.send(removal)) == nil)
     }
 
     /// `leave` for a run that cannot leave itself (killed), from a fresh connection to `endpoint`'s database 0.

@@ -110,9 +110,7 @@ package enum Preflight {
         try checkWritable(facts, endpoint: endpoint, by: .run)
         try checkReplication(facts, configuration: configuration, endpoint: endpoint, warn: warn)
         if !facts.memoryKnown { return }
-        if facts.maxMemoryPolicy != "noeviction" {
-            warn("maxmemory-policy is \(facts.maxMemoryPolicy): under memory pressure Redis may evict the run's keys (its keys carry TTLs; the stream and indexes do not), which the verdict would report as lost. noeviction avoids that.")
-        }
+        if let warning = evictionWarning(policy: facts.maxMemoryPolicy) { warn(warning) }
         let needed = estimatedBytes(configuration)
         if facts.maxMemory > 0, facts.usedMemory + needed > facts.maxMemory {
             let message = "the run needs about \(megabytes(needed)) MB in Redis, but only \(megabytes(max(0, facts.maxMemory - facts.usedMemory))) MB are free under maxmemory \(megabytes(facts.maxMemory)) MB (\(megabytes(facts.usedMemory)) MB used)"
@@ -121,6 +119,25 @@ package enum Preflight {
             } else {
                 throw RunError(.configuration, message + ". Lower --max-outstanding or --background-keys, raise maxmemory, or pass --force.")
             }
+        }
+    }
+
+    /// What an evicting `maxmemory-policy` may take when memory is full, for the run's warning; nil for noeviction.
+    /// Every key of the run carries a TTL but its locks (whose lease is in their value): the data and probe keys
+    /// their deadline, leases theirs, and the stream, due index, bitmaps, tallies, commit records and meta a 1 h
+    /// safety TTL renewed while the run lives. So a volatile-* policy may evict any of them but the locks, and an
+    /// allkeys-* policy any key at all, the user's included.
+    package static func evictionWarning(policy: String) -> String? {
+        let ttlKeys = "every key of the run carries a TTL but its locks (data keys their deadline; the stream, due index, bitmaps, tallies and meta a 1 h safety TTL)"
+        let outcome = "an evicted stream or due index fails the run, an evicted data key is published by the sweeper; the report counts the keys evicted during the run. noeviction avoids that."
+        switch policy {
+        case "noeviction": return nil
+        case _ where policy.hasPrefix("volatile"):
+            return "maxmemory-policy is \(policy): when memory is full, Redis evicts keys with a TTL, and \(ttlKeys), so it may evict any of them, and the user's keys with a TTL: \(outcome)"
+        case _ where policy.hasPrefix("allkeys"):
+            return "maxmemory-policy is \(policy): when memory is full, Redis evicts any key, the user's keys included, and any of the run's (locks, stream and due index too) to make room for the run's: \(outcome)"
+        default:
+            return "maxmemory-policy is \(policy): when memory is full, Redis may evict keys, the run's (\(ttlKeys)) and the user's: \(outcome)"
         }
     }
 

@@ -3,11 +3,12 @@ import RedisClient
 /// The commands the tool prints for a user to paste (remove a run's keys, put a setting back): each names the
 /// server it must act on, never the password, and says how to give the password when one is needed.
 extension RedisEndpoint {
-    /// `expiry-bench cleanup --run-id ID --redis URL ...` for this server; `--namespace` when not the default.
-    package func cleanupCommand(runID: String, namespace: String) -> String {
+    /// `expiry-bench cleanup --run-id ID --redis URL ...` for this server; `--namespace` when not the default;
+    /// `--force` for a run that could not mark itself ended (it reads as running for 15 s after its last beat).
+    package func cleanupCommand(runID: String, namespace: String, force: Bool = false) -> String {
         var words = ["expiry-bench", "cleanup", "--run-id", runID]
         if namespace != RunConfiguration().namespace { words += ["--namespace", namespace] }
-        words += ["--redis", urlWithoutPassword] + tlsOptions
+        words += ["--redis", urlWithoutPassword] + tlsOptions + (force ? ["--force"] : [])
         return words.joined(separator: " ") + (password != nil ? " (with the password given as for the run: --password-file FILE or REDIS_PASSWORD)" : "")
     }
 

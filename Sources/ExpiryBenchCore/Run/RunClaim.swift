@@ -110,8 +110,10 @@ struct RunClaim {
         let (primaries, opened) = await primariesNow(patience: endPatience)
         defer { for connection in opened { connection.close() } }
         if !configuration.keep, embedded == nil {
-            do { for node in primaries { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
-            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: \(cleanupCommand)") }
+            for node in primaries {
+                do { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } }
+                catch { await warnKeysLeft(on: node, because: error, patience: endPatience) }
+            }
         } else if configuration.keep, embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: \(cleanupCommand)")
         }
@@ -129,12 +131,42 @@ struct RunClaim {
                     say(named.map { "\($0): \(line)" } ?? line)
                 }
             } catch {
+                if stillPrimary, let refusal = WriteRefusal.of(error),
+                   let released = try? await settings.releaseWhileWritesRefused(on: node, refusal: refusal, cleanup: forcedCleanupCommand) {
+                    let on = servers.cluster != nil ? "\(node.endpoint.addressDescription): " : ""
+                    if let left = released.recordLeft { Diagnostics.warn(on + left) } else if let line = released.line { say(on + line) }
+                    continue
+                }
                 settings.share?.close()
                 Diagnostics.warn("could not restore notify-keyspace-events to '\(settings.original ?? "")' on \(node.endpoint.addressDescription) (\(error)); set it back with: \(settings.manualRestore(on: node.endpoint))")
             }
         }
         await restoreOnFormerSentinelPrimary(patience: endPatience)
         await restoreChangedOnReconnect(patience: endPatience)
+    }
+
+    /// The command that removes this run's keys once the server accepts writes, naming the server. --force: a
+    /// run that could not mark itself ended reads as running for 15 s after its last beat.
+    var forcedCleanupCommand: String {
+        servers.endpoint.cleanupCommand(runID: keyspace.runID, namespace: keyspace.namespace, force: true)
+    }
+
+    /// One line when the run's keys on `node` could not all be removed: how many are left (read with SCAN, which
+    /// works where writes are refused), how many of them carry no TTL, why, and the command that removes them.
+    private func warnKeysLeft(on node: RedisConnection, because error: any Error, patience: Duration) async {
+        let refusal = WriteRefusal.of(error)
+        let why = refusal.map { "Redis refused the deletes: \($0)" } ?? "\(error)"
+        let server = node.endpoint.addressDescription
+        let retry = (refusal != nil ? "once it accepts writes again" : "once it answers again") + ", remove them with: \(forcedCleanupCommand)"
+        // A server that is gone is not asked again: the removal already waited for it.
+        let gone = (error as? RedisError)?.breaksConnection ?? false
+        guard !gone, let left = try? await withRetries(giveUpAfter: patience, { try await RunCleanup.remaining(of: keyspace, on: node) }) else {
+            Diagnostics.warn("could not remove the run's keys under \(keyspace.prefix) at \(server) (\(why)), nor count what is left; \(retry)")
+            return
+        }
+        guard left.keys > 0 else { return }
+        let lasting = left.withoutTTL == 0 ? "all with a TTL" : "\(Format.count(left.withoutTTL)) of them without a TTL, which stay until removed"
+        Diagnostics.warn("could not remove \(Format.count(left.keys)) keys of the run under \(keyspace.prefix) at \(server) (\(lasting)): \(why); \(retry)")
     }
 
     /// After a Sentinel failover: the setting the run changed on the primary it started on (a replica now, or

@@ -9,6 +9,8 @@ extension RunCleanup {
     /// The run also leaves the servers' record of runs sharing `notify-keyspace-events`, which puts the setting
     /// back when no other run needs it (a run killed outright could not); `say` tells what became of it.
     /// - Returns: how many keys were removed, or nil if there is no such run.
+    /// - Throws: `RunError` 75 when keys of the run are still under its prefix afterwards (counted with SCAN, which
+    ///   works where writes are refused), with how many and why (the server's refusal of the deletes).
     package static func removeRun(namespace: String, runID: String, using connection: RedisConnection, timeout: Duration,
                                  force: Bool = false, warn: (String) -> Void = { Diagnostics.warn($0) },
                                  say: (String) -> Void = { _ in }) async throws -> Int? {
@@ -30,13 +32,16 @@ extension RunCleanup {
         case .ended:
             break
         }
+        let nodes = servers.cluster == nil ? [connection] : try await servers.connectToPrimaries(name: "expiry-bench:cleanup", timeout: timeout)
+        defer { if servers.cluster != nil { for node in nodes { node.close() } } }
         var removed = 0
-        if servers.cluster == nil {
-            removed = try await removeKeys(of: keyspace, on: connection)
-        } else {
-            let nodes = try await servers.connectToPrimaries(name: "expiry-bench:cleanup", timeout: timeout)
-            defer { for node in nodes { node.close() } }
-            for node in nodes { removed += try await removeKeys(of: keyspace, on: node) }
+        var refused: String?
+        for node in nodes {
+            do {
+                removed += try await removeKeys(of: keyspace, on: node)
+            } catch let error as RedisError where error.code == .server {
+                refused = refused ?? WriteRefusal.of(error) ?? error.serverMessage ?? error.message
+            }
         }
         let member = NotificationShare.member(namespace: namespace, runID: runID)
         for primary in servers.primaries {
@@ -47,6 +52,12 @@ extension RunCleanup {
             } catch let error as RedisError where error.code == .server {
                 warn("\(on)could not update the record of runs sharing notify-keyspace-events (\(error.serverMessage ?? error.message)): check the setting with \(primary.redisCLI("CONFIG GET notify-keyspace-events"))")
             }
+        }
+        var left = 0
+        for node in nodes { left += try await remaining(of: keyspace, on: node).keys }
+        if left > 0 {
+            let why = refused.map { "Redis refused the deletes: \($0)" } ?? "keys were written under it while it ran"
+            throw RunError(.keysLeft, "removed \(Format.count(removed)) keys of run \(runID), but \(Format.count(left)) are still under \(keyspace.prefix) at \(connection.endpoint.addressDescription) (\(why)). Run this again once the server accepts writes.")
         }
         return removed
     }

@@ -10,6 +10,9 @@ package enum ExitStatus: Int32, Sendable {
     case unavailable = 69
     case authentication = 77
     case configuration = 78
+    /// `cleanup` could not remove every key of the run (the server refused the deletes): try again later
+    /// (sysexits' EX_TEMPFAIL).
+    case keysLeft = 75
     /// The run verified, but a `--threshold` failed (or `--abort-on-fail` stopped it): k6's code.
     case thresholdFailed = 99
     case interrupted = 130
@@ -57,14 +60,19 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
     /// do: a replica (`READONLY`), too few replicas for `min-replicas-to-write` (`NOREPLICAS`), memory full
     /// (`OOM`), a failed save (`MISCONF`). Exit 78, the server's configuration; a refused permission (`NOPERM`) is
     /// 77, as everywhere.
-    /// - Parameter writer: who wrote, for the wording ("the probe").
-    package static func writesRefused(_ reply: String, by writer: String, endpoint: RedisEndpoint) -> RunError {
+    /// - Parameters:
+    ///   - writer: who wrote, for the wording ("the probe").
+    ///   - policy: the server's `maxmemory-policy` when known: an `OOM` under a policy that evicts means eviction
+    ///     could not free enough, not that nothing may be evicted.
+    package static func writesRefused(_ reply: String, by writer: String, endpoint: RedisEndpoint, policy: String? = nil) -> RunError {
         if reply.hasPrefix("NOPERM") { return RunError(.authentication, permissionMessage(reply, endpoint: endpoint)) }
         let server = reply.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
         let cause: String
         switch server.prefix(while: { $0 != " " }) {
         case "READONLY": cause = ": it is a read-only replica. Point --redis at its primary."
         case "NOREPLICAS": cause = ": it has fewer replicas in sync than its min-replicas-to-write. Bring its replicas back in sync, or lower min-replicas-to-write."
+        case "OOM" where policy != nil && policy != "noeviction":
+            cause = ": its memory is full, and maxmemory-policy \(policy ?? "") could not evict enough to make room. Raise maxmemory, or lower --max-outstanding."
         case "OOM": cause = ": its memory is full (maxmemory, with a policy that does not evict). Free memory or raise maxmemory."
         case "MISCONF": cause = ": its last save to disk failed and stop-writes-on-bgsave-error is on. Fix the server's disk or persistence settings."
         default: cause = "."
@@ -146,5 +154,34 @@ package struct RunError: Error, Sendable, CustomStringConvertible {
             grant = "what it names"
         }
         return "Redis at \(endpoint.addressDescription) accepted user '\(user)' but refused a permission (\(server)): grant \(grant), or run as a user who has it (README, \"Safe on a real server\", gives the smallest ACL)."
+    }
+}
+
+/// The error replies by which a server refuses writes while it still answers reads and CONFIG: a replica
+/// (`READONLY`), too few replicas for `min-replicas-to-write` (`NOREPLICAS`), memory full under `noeviction`
+/// (`OOM`), a failed save with `stop-writes-on-bgsave-error` (`MISCONF`).
+package enum WriteRefusal {
+    static let prefixes = ["NOREPLICAS", "READONLY", "MISCONF", "OOM"]
+
+    /// Whether an error reply is one of them.
+    package static func isRefusal(_ reply: String) -> Bool {
+        prefixes.contains { reply.hasPrefix($0 + " ") || reply == $0 }
+    }
+
+    /// The reply as Redis gave it, without the location Redis appends to an error raised inside a script
+    /// (`… script: <sha>, on @user_script:29.`) and without the final period.
+    package static func trimmed(_ reply: String) -> String {
+        let text = reply.components(separatedBy: " script: ").first ?? reply
+        return text.trimmingCharacters(in: CharacterSet(charactersIn: ". "))
+    }
+
+    /// The refusal an error carries (the server's reply, trimmed), or nil when it is not one.
+    package static func of(_ error: any Error) -> String? {
+        guard let error = error as? RedisError, error.code == .server else { return nil }
+        let reply = error.serverMessage ?? error.message
+        if isRefusal(reply) { return trimmed(reply) }
+        // A script's or a pipeline's error carries the command's name before the reply ("script publish: NOREPLICAS …").
+        guard let start = prefixes.compactMap({ error.message.range(of: $0 + " ")?.lowerBound }).min() else { return nil }
+        return trimmed(String(error.message[start...]))
     }
 }

@@ -28,7 +28,11 @@ extension Verification {
                 let shardHeld = try await withRetries(giveUpAfter: patience) { try await readShard(shard, on: connection) }
                 if let loss = shardHeld.loss, verification.dataLost == nil { verification.dataLost = loss }
                 verification.processedPerShard.append(shardHeld.held.processed)
-                verification.committedAndDeadLettered += shardHeld.overlap
+                if let overlap = shardHeld.overlap {
+                    verification.committedAndDeadLettered += overlap
+                } else if verification.overlapUnknown == nil {
+                    verification.overlapUnknown = "Redis refused the BITOP that compares the processed and dead-letter bitmaps (\(shardHeld.overlapRefused ?? "refused"))"
+                }
                 held.add(shardHeld.held)
             }
             let tallies = try await withRetries(giveUpAfter: patience) { try await Tallies.read(shards: shards, connections: connections) }
@@ -62,8 +66,11 @@ extension Verification {
         return ("Redis at \(server) refused the verification's reads (\(said)): \(what)", "Redis at \(server) refused the end's reads: \(said)")
     }
 
-    /// One shard's end state, with the overlap of its bitmaps and whether its group is gone.
-    private static func readShard(_ shard: ShardKeyspace, on connection: RedisConnection) async throws -> (held: Held, overlap: Int, loss: DataLoss?) {
+    /// One shard's end state, with the overlap of its bitmaps and whether its group is gone. The overlap needs a
+    /// write (BITOP into a scratch key): on a server that refuses writes (NOREPLICAS, READONLY, MISCONF, OOM) it is
+    /// unknown, with Redis's answer, and the other figures are still read.
+    private static func readShard(_ shard: ShardKeyspace, on connection: RedisConnection) async throws
+        -> (held: Held, overlap: Int?, overlapRefused: String?, loss: DataLoss?) {
         let replies = try await connection.pipeline([
             RedisCommand("BITCOUNT", shard.processed),
             RedisCommand("ZCARD", shard.dueIndex),
@@ -81,14 +88,16 @@ extension Verification {
         if case .error(let message) = replies[2], message.hasPrefix("NOGROUP") || message.contains("no such key") {
             loss = DataLoss(shard: shard.shardTag ?? shard.stream, reason: message)
         }
+        var overlapRefused: String?
+        if case .error(let message) = replies[4], WriteRefusal.isRefusal(message) { overlapRefused = WriteRefusal.trimmed(message) }
         let values = try replies.enumerated().map { index, reply in
-            loss != nil && (index == 2 || index == 7) ? RESPValue.null : try reply.unwrapped(for: "verification")
+            loss != nil && (index == 2 || index == 7) || overlapRefused != nil && (4...6).contains(index) ? RESPValue.null : try reply.unwrapped(for: "verification")
         }
         let group = StreamTrimmer.groupFields(shard.group, in: values[7])
         let undelivered: Int? = loss != nil ? 0 : group["lag"].flatMap { Int($0) }
         let held = Held(processed: try count(values[0]), deadLettered: try count(values[3]), due: try count(values[1]),
                         pending: loss != nil ? 0 : try count(values[2].array?.first ?? .null), undelivered: undelivered, repeats: 0, unprocessed: 0)
-        return (held, try count(values[5]), loss)
+        return (held, overlapRefused == nil ? try count(values[5]) : nil, overlapRefused, loss)
     }
 
     /// An integer reply as a count; a reply of another kind is a protocol error, never a zero.
