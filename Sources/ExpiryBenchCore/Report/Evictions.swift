@@ -13,9 +13,12 @@ package struct Evictions: Sendable, Equatable {
         package var policies: [String]
         /// Why the reading failed, if it did.
         package var unreadable: String?
+        /// The CPU Redis used so far (`used_cpu_user` + `used_cpu_sys` of INFO cpu, seconds), summed over the
+        /// primaries; nil when a primary's could not be read. For the run's weight on the server (`RedisCPU`).
+        package var cpuSeconds: Double?
 
-        package init(evictedKeys: Int?, policies: [String], unreadable: String? = nil) {
-            (self.evictedKeys, self.policies, self.unreadable) = (evictedKeys, policies, unreadable)
+        package init(evictedKeys: Int?, policies: [String], unreadable: String? = nil, cpuSeconds: Double? = nil) {
+            (self.evictedKeys, self.policies, self.unreadable, self.cpuSeconds) = (evictedKeys, policies, unreadable, cpuSeconds)
         }
     }
 

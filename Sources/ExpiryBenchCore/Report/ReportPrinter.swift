@@ -38,6 +38,7 @@ package enum ReportPrinter {
         lines.append("  throughput                \(Format.count(Int(r.throughputKeysPerSec.rounded()))) keys/s")
         lines.append("  max unexpired keys        \(Format.count(r.maxUnexpired))")
         lines.append("  max stream length         \(Format.count(r.maxStreamLength))")
+        lines.append("  Redis CPU                 " + RedisCPU(microsecondsPerKey: r.redisCpuUsPerKey, share: r.redisCpuShare).line)
         return lines + eventLines(r)
     }
 

@@ -124,6 +124,10 @@ package struct RunReport: Sendable, Encodable {
         @NullWhenUnknown package var evictedKeysDuringRun: Int? = nil
         /// The primaries' `maxmemory-policy` during the run ("a → b" if it changed); null when it could not be read.
         @NullWhenUnknown package var maxmemoryPolicy: String? = nil
+        /// Redis CPU (INFO cpu, every primary) per key finished, in µs, and as a share of one core over the run
+        /// (`RedisCPU`); null when INFO cpu could not be read.
+        @NullWhenUnknown package var redisCpuUsPerKey: Double? = nil
+        @NullWhenUnknown package var redisCpuShare: Double? = nil
     }
 
     /// Who made Redis expire a key (every published key was expired by one of them).

@@ -40,10 +40,12 @@ extension BenchmarkRun {
         let readers = (try? await connections.openPerShard("verify", layout: parts.layout, acknowledged: false, patience: patience)) ?? parts.shardControls
         var verification = await Verification.read(requested: configuration.keys, shards: parts.layout.shards, connections: readers, server: servers.endpoint.addressDescription,
                                                    counters: parts.counters, confirmed: parts.context.confirmed, reportedCommits: processes.committed, patience: patience)
+        var cpuAtEnd: Double?
         if let evictionsAtStart {
             // One try where the end could not be read: the run must not wait again for a server that is gone.
             let end = await Evictions.Reading.read(nodes, patience: verification.unreadable == nil ? .seconds(1) : .zero)
             verification.evictions = Evictions(start: evictionsAtStart, end: end)
+            cpuAtEnd = end.cpuSeconds
         }
         verification.interrupted = ending.interrupted
         verification.stalledFor = ending.stalledFor
@@ -70,6 +72,12 @@ extension BenchmarkRun {
             report.chaos.failoverAskedAtMs = asked.atMs
             report.chaos.failoverAskedOf = asked.node
             report.chaos.failoverAnswer = asked.answer
+        }
+        let cpu = RedisCPU(start: evictionsAtStart?.cpuSeconds, end: cpuAtEnd, keys: parts.counters.finished, duration: report.durationSec)
+        (report.redisCpuUsPerKey, report.redisCpuShare) = (cpu.microsecondsPerKey, cpu.share)
+        if cpu.share == nil {
+            let why = verification.evictions?.unknown ?? "INFO cpu could not be read on every primary"
+            report.unknown = (report.unknown ?? [:]).merging(["redis_cpu_us_per_key": why, "redis_cpu_share": why]) { old, _ in old }
         }
         report.thresholds = RunReport.thresholdResults(configuration.thresholds, report: report, abort: ending.abort)
         // What was verified is on the primary; replicas the writes did not wait for may lack the last of them.
