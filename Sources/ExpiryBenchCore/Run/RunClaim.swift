@@ -54,7 +54,7 @@ struct RunClaim {
             throw try await prefixTaken(example: existing)
         }
         let owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(8))"
-        guard try await RunMeta.claim(keyspace, owner: owner, on: control) else {
+        guard try await RunMeta.claim(keyspace, owner: owner, safetyTTL: configuration.safetyTTL, on: control) else {
             throw RunError(.usage, "run id \(keyspace.runID) was just claimed by another driver started at the same moment: that run is still running. Choose another --run-id (or none: a new one is made).")
         }
     }

@@ -73,25 +73,27 @@ package enum RunMeta {
     /// The meta hash as a dictionary; empty if the run does not exist.
     /// Claims the run id for this driver: the first to create the meta hash owns the run (`HSETNX`, atomic),
     /// and beats at once. Returns false when another process claimed it first: the caller then touches nothing.
-    static func claim(_ keyspace: RunKeyspace, owner: String, on connection: RedisConnection) async throws -> Bool {
-        // The owner and the first beat go in together (MULTI): another driver never sees a claimed run without a
-        // beat, which would read as a run that ended and was kept.
+    static func claim(_ keyspace: RunKeyspace, owner: String, safetyTTL: Duration?, on connection: RedisConnection) async throws -> Bool {
+        // The owner, the first beat and the safety TTL go in together (MULTI): another driver never sees a claimed
+        // run without a beat, which would read as a run that ended and was kept, and the hash never exists
+        // without its TTL (unless the run is kept).
         let now = String(try await ServerClock.nowMilliseconds(connection))
-        let replies = try await connection.pipeline([
+        var transaction = [
             RedisCommand("MULTI"),
             RedisCommand("HSETNX", keyspace.meta, "owner", owner),
             RedisCommand("HSETNX", keyspace.meta, "driver_ms", now),
-            RedisCommand("EXEC"),
-            RedisCommand("HGET", keyspace.meta, "owner"),
-        ])
-        guard replies.count == 5 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
+        ]
+        if let safetyTTL { transaction.append(RedisCommand("PEXPIRE", keyspace.meta, String(safetyTTL.milliseconds))) }
+        let queued = transaction.count - 1
+        let replies = try await connection.pipeline(transaction + [RedisCommand("EXEC"), RedisCommand("HGET", keyspace.meta, "owner")])
+        guard replies.count == queued + 3 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
         // A refusal (OOM past maxmemory, NOPERM) is an answer about the server, not a lost claim.
-        for reply in replies[1...2] { _ = try reply.unwrapped(for: "HSETNX") }
-        guard let results = try replies[3].unwrapped(for: "EXEC").array, results.count == 2 else {
-            throw RedisError(.protocolViolation, "EXEC returned \(replies[3])")
+        for reply in replies[1...queued] { _ = try reply.unwrapped(for: "HSETNX") }
+        guard let results = try replies[queued + 1].unwrapped(for: "EXEC").array, results.count == queued else {
+            throw RedisError(.protocolViolation, "EXEC returned \(replies[queued + 1])")
         }
         let created = try results[0].unwrapped(for: "HSETNX").int == 1
-        guard created || replies[4].string == owner else { return false }
+        guard created || replies[queued + 2].string == owner else { return false }
         if !created { try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", now)) }
         return true
     }
