@@ -2,9 +2,9 @@ import RedisClient
 
 /// A shard's bookkeeping keys, made when the run starts, each with the run's safety TTL from that first write.
 extension ShardKeyspace {
-    /// The keys the consumers' scripts write (but the locks): made here with their TTL, so that no script's first
-    /// write makes one without it. The due index and the generator's mark are the generator's, which gives them
-    /// the TTL with every write.
+    /// The keys the consumers' scripts write (but the locks) and check before they write anything: made here
+    /// and never by a script, so that a consumer that outlives its run cannot bring one back without a TTL
+    /// (`Scripts` "gate"). The due index and the generator's mark are the generator's, which gives them the TTL.
     package var consumerKeys: [String] { [processed, stream, commitRecords, deadBits, deadLetters, tally] }
 
     /// One MULTI/EXEC that makes the stream and its group, and the keys the consumers' scripts write, each with

@@ -119,7 +119,15 @@ package struct RunOutcome: Sendable {
 /// say what it left.
 final class FirstFailure: Sendable {
     private let first = Mutex<(message: String?, closed: Bool)>((nil, false))
-    func record(_ message: String) { first.withLock { if $0.message == nil, !$0.closed { $0.message = message } } }
+    private let gone = RunFlag()
+    /// `runGone`: the failure is the run's keys being gone (`RedisError.isRunGone`), which is recorded even after
+    /// `close`: a consumer process tells a run removed under its consumers from a failure of its own by it.
+    func record(_ message: String, runGone: Bool = false) {
+        if runGone { gone.set() }
+        first.withLock { if $0.message == nil, !$0.closed { $0.message = message } }
+    }
+    /// Whether a component failed because the run's keys were gone.
+    var runGone: Bool { gone.isSet }
     /// Later failures are not recorded.
     func close() { first.withLock { $0.closed = true } }
     var message: String? { first.withLock { $0.message } }

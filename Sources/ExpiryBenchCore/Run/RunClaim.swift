@@ -105,8 +105,13 @@ struct RunClaim {
         let (primaries, opened) = await primariesNow(patience: endPatience)
         defer { for connection in opened { connection.close() } }
         if !configuration.keep, embedded == nil {
-            do { for node in primaries { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } } }
-            catch { Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)") }
+            do {
+                // The meta hash and the streams first: consumer processes still running then write nothing more.
+                let gates = (try? await RunCleanup.gates(of: keyspace, on: control)) ?? [keyspace.meta]
+                for node in primaries { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node, gates: gates) } }
+            } catch {
+                Diagnostics.warn("could not remove the run's keys (\(error)); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
+            }
         } else if configuration.keep, embedded == nil {
             say("Kept the run's keys under \(keyspace.prefix) (--keep); remove them with: expiry-bench cleanup --run-id \(keyspace.runID)")
         }
