@@ -4,9 +4,9 @@ import RedisClient
 /// lapsed.
 ///
 /// Every quarter of `leaseTTL`, one script call renews each lease key (`SET ... PX`) and its deadline in the run's
-/// lease index, while the run exists. A consumer that dies stops being renewed; when its lease lapses, the bridge (the lease key's
-/// expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan board, and a
-/// consumer of the same shard takes its entries over at once.
+/// lease index, while the run exists. A consumer that dies stops being renewed; when its lease lapses, the bridge
+/// (the lease key's expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan
+/// board, and a consumer of the same shard takes its entries over at once.
 package struct LeaseKeeper: Sendable {
     /// A lease's name: the consumer and the shard it reads (its pending entries are in that shard's stream).
     package struct Member: Sendable, Equatable, CustomStringConvertible {

@@ -168,7 +168,6 @@ struct ConsumerProcess: Sendable {
         let runID = context.keyspace.runID
         // A consumer refused because the run's keys are gone (its driver removed the run as this process finished
         // its batches) did not fail on its own: the one line the command prints says how the run ended.
-        let removed = leaving.removed
         if let message = failure.message, !failure.runGone {
             Diagnostics.warn("a consumer of this process failed: \(message)")
         }
@@ -183,7 +182,7 @@ struct ConsumerProcess: Sendable {
         var outcome = JoinOutcome(runID: runID, state: leaving.state, interrupted: leaving.interrupted,
                                   consumers: counts.map { RunReport.Consumer(name: $0.0, processed: $0.1, share: total > 0 ? Double($0.1) / Double(total) : 0) },
                                   reported: reported, durationSec: duration.seconds)
-        if removed {
+        if leaving.removed {
             outcome.leftBecause = "its driver removed the run (its keys are gone from Redis), so this process stopped"
         } else if leaving.driverSilent {
             outcome.leftBecause = "its driver stopped beating for \(DurationText.format(RunMeta.driverSilence)) (killed, or cut off from Redis)"
