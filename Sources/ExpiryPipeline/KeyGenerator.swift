@@ -25,6 +25,8 @@ package struct KeyGenerator: Sendable {
     let probes: ExpiryProbes
     /// Server clock minus local clock, in ms: deadlines are on the server's clock.
     let serverOffsetMilliseconds: Int64
+    /// The due index's and the mark's TTL, given with every write; nil for a kept run.
+    let safetyTTL: Duration?
 
     /// - Parameters:
     ///   - shard: the shard to write.
@@ -45,6 +47,7 @@ package struct KeyGenerator: Sendable {
         self.maxOutstanding = settings.generator.maxOutstanding
         self.counters = counters
         self.probes = context.probes
+        self.safetyTTL = settings.safetyTTL
     }
 
     /// Keys per transaction at the shard's key `next`: about 100 transactions a second at the shard's share of
@@ -104,7 +107,7 @@ package struct KeyGenerator: Sendable {
     /// Writes the shard's keys `first ..< first + count` in one MULTI/EXEC: each key with an absolute expiry (PXAT) at
     /// `deadline`, their due-index entries, a probe key beside every `ExpiryProbes.every`-th key while fewer than
     /// `ExpiryProbes.maxInFlight` wait for their event (same deadline, in no index: nothing but Redis expires it),
-    /// and the generator's high-water mark. Atomic, and without Lua.
+    /// and the generator's high-water mark, the index and the mark with the run's safety TTL. Atomic, and without Lua.
     /// Safe to retry: if the connection fails, the mark tells whether the transaction was applied.
     /// - Returns: the server's time (ms) when the transaction ran (`TIME` inside it); nil when a retry found it
     ///   already applied.
@@ -136,7 +139,14 @@ package struct KeyGenerator: Sendable {
             }
         }
         commands.append(zadd.build())
-        commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
+        if let safetyTTL {
+            // The due index is made again whenever it empties: its TTL goes with every write (one command a batch).
+            let milliseconds = String(safetyTTL.milliseconds)
+            commands.append(RedisCommand("PEXPIRE", keyspace.dueIndex, milliseconds))
+            commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count), "PX", milliseconds))
+        } else {
+            commands.append(RedisCommand("SET", keyspace.generatorMark, String(first + count)))
+        }
         commands.append(RedisCommand("TIME"))
         commands.append(RedisCommand("EXEC"))
         do {

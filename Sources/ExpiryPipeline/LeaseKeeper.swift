@@ -3,10 +3,10 @@ import RedisClient
 /// Keeps the lease of every live consumer of this process alive, and finds consumers of any process whose lease
 /// lapsed.
 ///
-/// Every quarter of `leaseTTL`, one pipeline renews each lease key (`SET ... PX`) and its deadline in the run's
-/// lease index. A consumer that dies stops being renewed; when its lease lapses, the bridge (the lease key's
-/// expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan board, and a
-/// consumer of the same shard takes its entries over at once.
+/// Every quarter of `leaseTTL`, one script call renews each lease key (`SET ... PX`) and its deadline in the run's
+/// lease index, while the run exists. A consumer that dies stops being renewed; when its lease lapses, the bridge
+/// (the lease key's expired event) or a lease keeper (the lease index, read at every beat) puts it on the orphan
+/// board, and a consumer of the same shard takes its entries over at once.
 package struct LeaseKeeper: Sendable {
     /// A lease's name: the consumer and the shard it reads (its pending entries are in that shard's stream).
     package struct Member: Sendable, Equatable, CustomStringConvertible {
@@ -47,23 +47,21 @@ package struct LeaseKeeper: Sendable {
         }
     }
 
-    /// One heartbeat for every live consumer.
+    /// One heartbeat for every live consumer: one call of the lease script, which writes nothing once the run's
+    /// meta hash is gone (a process still beating after its driver removed the run must not bring the run's keys
+    /// back); throws its `GONE` error then.
     package func renew() async throws {
         let ttl = context.settings.consumer.leaseTTL
         let alive = roster.alive
         guard !alive.isEmpty else { return }
-        let deadline = String(context.serverNowMilliseconds + Int64(ttl.milliseconds))
-        var zadd = ["ZADD", context.keyspace.leases]
-        var commands: [RedisCommand] = []
-        for consumer in alive {
-            let member = Member(consumer: consumer.name, shard: consumer.shard).description
-            commands.append(RedisCommand("SET", context.keyspace.lease(member), "1", "PX", String(ttl.milliseconds)))
-            zadd += [deadline, member]
+        let members = alive.map { Member(consumer: $0.name, shard: $0.shard).description }
+        let keyspace = context.keyspace
+        _ = try await connection.evalsha(context.scripts.renewLeases, keys: [keyspace.meta, keyspace.leases] + members.map(keyspace.lease)) { command in
+            command.append(ttl.milliseconds)
+            command.append(String(context.serverNowMilliseconds + Int64(ttl.milliseconds)))
+            command.append(RunKeyspace.safetyTTL.milliseconds)
+            for member in members { command.append(member) }
         }
-        commands.append(RedisCommand(zadd))
-        // The index outlives no run: a process still beating after the run's cleanup must not leave it for ever.
-        commands.append(RedisCommand("PEXPIRE", context.keyspace.leases, "3600000"))
-        _ = try await connection.pipeline(commands)
     }
 
     /// Consumers whose lease deadline passed, of any process: on the orphan board (for when their lease key's

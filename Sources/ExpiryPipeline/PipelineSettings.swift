@@ -13,6 +13,9 @@ package struct PipelineSettings: Sendable {
     package var probeWindow: Duration
     /// How long one call to Redis may take before it counts as failed.
     package var timeout: Duration
+    /// The TTL the generator gives the due index and its mark with every write (`RunKeyspace.safetyTTL`); nil for
+    /// a kept run.
+    package var safetyTTL: Duration? = RunKeyspace.safetyTTL
     /// Called with every batch of committed keys' latencies (µs), for `--metrics-port`.
     package var observeLatencies: (@Sendable ([Int64]) -> Void)?
 

@@ -4,19 +4,34 @@ import RedisClient
 /// refuses an UNLINK of keys in different slots). In a cluster, call it on every primary.
 package enum RunCleanup {
     /// Deletes the run's keys on `connection`'s server; returns how many were removed.
-    /// - Throws: `RedisError(.server)` with the server's reply when it refused an UNLINK (a server that refuses
-    ///   writes: `NOREPLICAS`, `MISCONF`, `READONLY`), after the first page it refused; `remaining` then says
-    ///   what is left.
+    ///
+    /// `gates` go first: the run's meta hash and its shards' streams, whose absence makes every script and lease
+    /// renewal of a consumer process still running write nothing (`Scripts` "gate"), so nothing the SCAN has passed
+    /// is made again behind it. A gate this server does not hold (another node of a cluster) is skipped.
+    /// Throws the first UNLINK the server refused (NOPERM, READONLY, NOREPLICAS...), once every other key has been tried;
+    /// `remaining` then says what is left.
     @discardableResult
-    package static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> Int {
+    package static func removeKeys(of keyspace: RunKeyspace, on connection: RedisConnection, gates: [String] = []) async throws -> Int {
         var removed = 0
-        try await connection.scan(matching: RedisConnection.globEscaped(keyspace.prefix) + "*") { names in
-            if !names.isEmpty {
-                let replies = try await connection.pipeline(names.map { RedisCommand("UNLINK", $0) })
-                for reply in replies { _ = try reply.unwrapped(for: "UNLINK") }
-                removed += replies.reduce(0) { $0 + Int($1.int ?? 0) }
+        var refused: (key: String, message: String)?
+        func unlink(_ names: [String], skippingRedirects: Bool) async throws {
+            let replies = try await connection.pipeline(names.map { RedisCommand("UNLINK", $0) })
+            for (name, reply) in zip(names, replies) {
+                if case .error(let message) = reply {
+                    if skippingRedirects, message.hasPrefix("MOVED") || message.hasPrefix("ASK") || message.hasPrefix("CROSSSLOT") { continue }
+                    if refused == nil { refused = (name, message) }
+                } else {
+                    removed += Int(reply.int ?? 0)
+                }
             }
+        }
+        if !gates.isEmpty { try await unlink(gates, skippingRedirects: true) }
+        try await connection.scan(matching: RedisConnection.globEscaped(keyspace.prefix) + "*") { names in
+            if !names.isEmpty { try await unlink(names, skippingRedirects: false) }
             return true
+        }
+        if let refused {
+            throw RedisError(.server, "UNLINK \(refused.key): \(refused.message)", serverMessage: refused.message)
         }
         return removed
     }
@@ -36,6 +51,13 @@ package enum RunCleanup {
         return (keys, withoutTTL)
     }
 
+    /// The run's gates (see `removeKeys`): its meta hash and the streams of the shards its meta hash names (a
+    /// single server's one shard when the meta hash is gone or names none).
+    package static func gates(of keyspace: RunKeyspace, on control: RedisConnection) async throws -> [String] {
+        let tags = try await control.send(RedisCommand("HGET", keyspace.meta, "shards")).string ?? ""
+        return [keyspace.meta] + RunLayout(run: keyspace, storedTags: tags).shards.map(\.stream)
+    }
+
     /// The first key found under the run's prefix, if any: a run only starts on an empty prefix, so that
     /// removing "its" keys can never remove anything it did not write.
     package static func firstKey(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> String? {
@@ -45,5 +67,17 @@ package enum RunCleanup {
             return first == nil
         }
         return first
+    }
+
+    /// How many keys are under the run's prefix on `connection`'s server, and one of them.
+    package static func count(of keyspace: RunKeyspace, on connection: RedisConnection) async throws -> (count: Int, example: String?) {
+        var count = 0
+        var example: String?
+        try await connection.scan(matching: RedisConnection.globEscaped(keyspace.prefix) + "*", count: 10000) { names in
+            count += names.count
+            if example == nil { example = names.first }
+            return true
+        }
+        return (count, example)
     }
 }

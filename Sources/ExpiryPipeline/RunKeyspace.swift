@@ -39,8 +39,12 @@ package struct RunKeyspace: Sendable, Equatable {
     package var leases: String { runPrefix + "leases" }
     /// Hash describing the run (settings, start time), for `inspect`.
     package var meta: String { runPrefix + "meta" }
-    /// The run-level keys that have no TTL of their own.
+    /// The run-level keys that have no TTL of their own: they carry `safetyTTL` from their first write.
     package var runBookkeepingKeys: [String] { [meta, leases] }
+
+    /// The TTL every key of a run carries (but the locks, and every key of a run kept with `--keep`), renewed
+    /// while the run lives, so that a run killed outright leaves nothing for more than this long.
+    package static let safetyTTL: Duration = .seconds(3600)
 
     /// A new run id: the time in base 36 and a random suffix, short and sortable by start time.
     package static func newRunID() -> String {
@@ -109,7 +113,7 @@ package struct ShardKeyspace: Sendable, Equatable {
     package var tally: String { shardPrefix + "tally" }
     /// Scratch key for the verification's bitmap overlap.
     package var overlap: String { shardPrefix + "overlap" }
-    /// This shard's keys that have no TTL of their own.
+    /// This shard's keys that have no TTL of their own: they carry the run's safety TTL from their first write.
     package var shardBookkeepingKeys: [String] { [dueIndex, generatorMark, stream, processed, deadBits, deadLetters, tally, commitRecords] }
     /// The consumer group's name.
     package var group: String { "workers" }

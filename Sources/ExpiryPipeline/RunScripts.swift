@@ -7,6 +7,7 @@ package struct RunScripts: Sendable {
     package let claim: LoadedScript
     package let commit: LoadedScript
     package let settleAndRead: LoadedScript
+    package let renewLeases: LoadedScript
     package let footprint: LoadedScript
 
     /// Loads every script of the protocol on `connection`.
@@ -16,7 +17,7 @@ package struct RunScripts: Sendable {
         }
         return RunScripts(publish: try await loaded(Scripts.publish), sweep: try await loaded(Scripts.sweep),
                           claim: try await loaded(Scripts.claim), commit: try await loaded(Scripts.commit),
-                          settleAndRead: try await loaded(Scripts.settleAndRead),
+                          settleAndRead: try await loaded(Scripts.settleAndRead), renewLeases: try await loaded(Scripts.renewLeases),
                           footprint: try await loaded(Scripts.footprint))
     }
 }

@@ -85,8 +85,9 @@ package enum Scripts {
     /// it. The lease lives in the value, not in a TTL, so the locks in flight add nothing to what Redis's expiry
     /// cycle samples (hundreds of live TTL keys double its lag); the commit script deletes them.
     /// KEYS: processed bitmap, stream, dead-letter bitmap. ARGV: group, lock prefix, token, lock ttl ms, then
-    /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer.
-    package static let claim = RedisScript(name: "claim", source: now + inParts + claimFunction + """
+    /// (entry id, index) pairs. Returns one code per pair: 0 already done, 1 claimed, 2 locked by another consumer;
+    /// a `GONE` error, having written nothing, when one of its KEYS is missing (see `gate`).
+    package static let claim = RedisScript(name: "claim", source: gate + now + inParts + claimFunction + """
         local ids, idxs = {}, {}
         for i = 5, #ARGV, 2 do
           ids[#ids + 1] = ARGV[i]
@@ -110,8 +111,9 @@ package enum Scripts {
     /// ARGV: group, lock prefix, token, record name, max deliveries, consumer, then (entry id, index, deadline,
     /// succeeded 1/0) quadruples. Returns the server time in µs, then one code per key: 1 first commit,
     /// 2 repeat (already processed), 0 fenced (the lock lapsed or moved on: nothing written, the entry stays
-    /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered.
-    package static let commit = RedisScript(name: "commit", source: now + inParts + commitFunction + """
+    /// pending and is redone), 3 failed and handed back for redelivery, 4 dead-lettered; a `GONE` error, having
+    /// written nothing, when one of its KEYS is missing (see `gate`).
+    package static let commit = RedisScript(name: "commit", source: gate + now + inParts + commitFunction + """
         return commit_keys(7)
         """)
 
@@ -123,8 +125,8 @@ package enum Scripts {
     /// and they are reclaimed once idle, as after any lost read.
     /// KEYS: as the commit script. ARGV: the commit script's first six, then the count to read, the next token,
     /// the lock ttl ms, then the commit's quadruples. Returns {the commit script's reply, the entries read (as
-    /// XREADGROUP gives them), their claim codes}.
-    package static let settleAndRead = RedisScript(name: "settle-and-read", source: now + inParts + claimFunction + commitFunction + """
+    /// XREADGROUP gives them), their claim codes}; a `GONE` error as the commit script's.
+    package static let settleAndRead = RedisScript(name: "settle-and-read", source: gate + now + inParts + claimFunction + commitFunction + """
         local settled = commit_keys(10)
         local entries, codes = {}, {}
         if tonumber(ARGV[7]) > 0 then
@@ -143,6 +145,42 @@ package enum Scripts {
           end
         end
         return { settled, entries, codes }
+        """)
+
+    /// The consumers' gate: every key a consumer's script writes, but for the locks, is made when the run starts,
+    /// with its safety TTL (`ShardKeyspace.creationCommands`), and no script makes one again. A consumer process
+    /// that outlives its run (its driver removed the run, or Redis lost the data) would otherwise bring the
+    /// processed bitmap, the tally and the commit records back without a TTL, under a prefix that no run owns. One
+    /// EXISTS of the script's KEYS per call; if one is missing, the script writes nothing and answers the error
+    /// `GONE` (`RedisError.isRunGone`).
+    private static let gate = """
+        if redis.call('EXISTS', unpack(KEYS)) < #KEYS then
+          return redis.error_reply("\(gone)")
+        end
+
+        """
+
+    /// The `GONE` error's text.
+    private static let gone = "GONE the run's keys are gone from Redis (its driver removed the run, or the data was lost): nothing written"
+
+    /// Lease renewal: sets each lease key (PX the lease TTL), its deadline in the lease index, and the index's
+    /// safety TTL, only while the run's meta hash exists, so that a consumer process still beating after its driver
+    /// removed the run brings nothing back. KEYS: meta hash, lease index, then the lease keys. ARGV: lease ttl ms,
+    /// deadline ms, safety ttl ms, then one member per lease key. Returns how many leases it renewed; a `GONE` error,
+    /// having written nothing, when the meta hash is missing.
+    package static let renewLeases = RedisScript(name: "renew-leases", source: inParts + """
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+          return redis.error_reply("\(gone)")
+        end
+        local deadline, members = ARGV[2], {}
+        for i = 3, #KEYS do
+          redis.call('SET', KEYS[i], '1', 'PX', ARGV[1])
+          members[#members + 1] = deadline
+          members[#members + 1] = ARGV[i + 1]
+        end
+        if #members > 0 then call_in_parts('ZADD', { KEYS[2] }, members) end
+        redis.call('PEXPIRE', KEYS[2], ARGV[3])
+        return #KEYS - 2
         """)
 
     /// `call_in_parts(command, head, items)`: the command with the `head` arguments and then `items`, sent in parts
@@ -308,5 +346,5 @@ package enum Scripts {
         return { expires, due }
         """)
 
-    package static let all = [publish, sweep, claim, commit, settleAndRead, footprint]
+    package static let all = [publish, sweep, claim, commit, settleAndRead, renewLeases, footprint]
 }

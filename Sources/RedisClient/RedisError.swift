@@ -86,3 +86,9 @@ package struct RedisError: Error, Sendable, CustomStringConvertible {
         code == .io || code == .timeout || code == .protocolViolation || code == .closed
     }
 }
+
+extension RedisError {
+    /// True when the run's keys are gone: a run script's `GONE` (it found one of its keys missing and wrote
+    /// nothing), or `NOGROUP` (the stream or its group is gone). The run was removed, or Redis lost its data.
+    package var isRunGone: Bool { serverSays("GONE") || serverSays("NOGROUP") }
+}

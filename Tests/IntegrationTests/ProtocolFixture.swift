@@ -19,7 +19,7 @@ struct ProtocolFixture: Sendable {
             defer { connection.close() }
             let scripts = try await RunScripts.load(on: connection)
             let keyspace = RunKeyspace(namespace: "itest", runID: "p\(Int.random(in: 1000...9999))").shard(0, tag: nil)
-            try await connection.send(RedisCommand(["XGROUP", "CREATE", keyspace.stream, keyspace.group, "0", "MKSTREAM"]))
+            try await keyspace.create(on: connection, safetyTTL: RunKeyspace.safetyTTL)
             return try await body(ProtocolFixture(server: server, connection: connection, scripts: scripts, keyspace: keyspace))
         }
     }

@@ -144,12 +144,20 @@ package struct RunOutcome: Sendable {
 /// say what it left.
 final class FirstFailure: Sendable {
     private let first = Mutex<(failure: (message: String, error: (any Error)?)?, closed: Bool)>((nil, false))
-    /// Keeps `error` of the component `component` if it is the first.
-    func record(_ component: String, _ error: any Error) { keep("\(component): \(error)", error) }
+    private let gone = RunFlag()
+    /// Keeps `error` of the component `component` if it is the first. The run's keys being gone
+    /// (`RedisError.isRunGone`) is noted even after `close`: a consumer process tells a run removed under its
+    /// consumers from a failure of its own by it.
+    func record(_ component: String, _ error: any Error) {
+        if (error as? RedisError)?.isRunGone == true { gone.set() }
+        keep("\(component): \(error)", error)
+    }
     func record(_ message: String) { keep(message, nil) }
     private func keep(_ message: String, _ error: (any Error)?) {
         first.withLock { if $0.failure == nil, !$0.closed { $0.failure = (message, error) } }
     }
+    /// Whether a component failed because the run's keys were gone.
+    var runGone: Bool { gone.isSet }
     /// Later failures are not recorded.
     func close() { first.withLock { $0.closed = true } }
     var message: String? { first.withLock { $0.failure?.message } }

@@ -57,6 +57,8 @@ struct ConsumerProcess: Sendable {
         var state: RunMeta.State?
         var interrupted = false
         var driverSilent = false
+        /// The run's meta hash is gone: its driver removed the run (its consumers' scripts then write nothing).
+        var removed = false
     }
 
     private func join(_ keyspace: RunKeyspace, servers: RunServers, control: RedisConnection) async throws -> JoinOutcome {
@@ -139,13 +141,19 @@ struct ConsumerProcess: Sendable {
     }
 
     /// Reads the run's state every 200 ms until the driver ends it or removes it, the driver stops beating (a
-    /// driver killed outright never says the run ended), a consumer fails or the process is interrupted.
+    /// driver killed outright never says the run ended), a consumer fails or the process is interrupted. Once the
+    /// run is removed its consumers stop anyway: their scripts find the run's keys gone and write nothing.
     private func watchRun(control: RedisConnection, context: PipelineContext, failure: FirstFailure) async -> Leaving {
         while true {
             try? await Task.sleep(for: .milliseconds(200))
             if stop.isRequested { return Leaving(interrupted: true) }
+            // A consumer that failed because the run was removed is the run's end, not a failure: the meta hash says.
+            guard let fields = try? await RunMeta.read(context.keyspace, on: control) else {
+                if failure.message != nil { return Leaving() }
+                continue
+            }
+            if fields.isEmpty { return Leaving(removed: true) }
             if failure.message != nil { return Leaving() }
-            guard let fields = try? await RunMeta.read(context.keyspace, on: control) else { continue }
             guard let current = fields["state"].flatMap(RunMeta.State.init) else { return Leaving() }
             if current != .running { return Leaving(state: current) }
             if let beat = fields["driver_ms"].flatMap(Int64.init), context.serverNowMilliseconds - beat > RunMeta.driverSilence.milliseconds {
@@ -158,7 +166,9 @@ struct ConsumerProcess: Sendable {
     private func leave(_ leaving: Leaving, process: String, context: PipelineContext, roster: ConsumerRoster, failure: FirstFailure, reconnects: Int,
                        duration: Duration, control: RedisConnection) async -> JoinOutcome {
         let runID = context.keyspace.runID
-        if let message = failure.message {
+        // A consumer refused because the run's keys are gone (its driver removed the run as this process finished
+        // its batches) did not fail on its own: the one line the command prints says how the run ended.
+        if let message = failure.message, !failure.runGone {
             Diagnostics.warn("a consumer of this process failed: \(message)")
         }
         if leaving.driverSilent {
@@ -172,7 +182,9 @@ struct ConsumerProcess: Sendable {
         var outcome = JoinOutcome(runID: runID, state: leaving.state, interrupted: leaving.interrupted,
                                   consumers: counts.map { RunReport.Consumer(name: $0.0, processed: $0.1, share: total > 0 ? Double($0.1) / Double(total) : 0) },
                                   reported: reported, durationSec: duration.seconds)
-        if leaving.driverSilent {
+        if leaving.removed {
+            outcome.leftBecause = "its driver removed the run (its keys are gone from Redis), so this process stopped"
+        } else if leaving.driverSilent {
             outcome.leftBecause = "its driver stopped beating for \(DurationText.format(RunMeta.driverSilence)) (killed, or cut off from Redis)"
         } else if let message = failure.message {
             outcome.leftBecause = "a consumer of this process failed (\(message))"

@@ -36,7 +36,10 @@ package final class EmergencyCleanup: Sendable {
             guard let connection = try? await RedisConnection.connect(to: endpoint, name: "expiry-bench:\(keyspace.runID):cleanup", timeout: .seconds(1)) else { return }
             defer { connection.close() }
             _ = try? await notifications.release(on: connection)
-            if !keep { _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection) }
+            if !keep {
+                let gates = (try? await RunCleanup.gates(of: keyspace, on: connection)) ?? [keyspace.meta]
+                _ = try? await RunCleanup.removeKeys(of: keyspace, on: connection, gates: gates)
+            }
         }
     }
 }

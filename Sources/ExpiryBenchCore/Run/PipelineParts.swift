@@ -41,7 +41,7 @@ extension PipelineParts {
         let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
         let shardControls = try await connections.openPerShard("control", layout: layout)
         for (shard, connection) in zip(layout.shards, shardControls) {
-            try await connection.send(RedisCommand(["XGROUP", "CREATE", shard.stream, shard.group, "0", "MKSTREAM"]))
+            try await shard.create(on: connection, safetyTTL: configuration.safetyTTL)
         }
         try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
         let footprint = FootprintSampler(

@@ -54,7 +54,7 @@ struct RunClaim {
             throw try await prefixTaken(example: existing)
         }
         let owner = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UUID().uuidString.prefix(8))"
-        guard try await RunMeta.claim(keyspace, owner: owner, on: control) else {
+        guard try await RunMeta.claim(keyspace, owner: owner, safetyTTL: configuration.safetyTTL, on: control) else {
             throw RunError(.usage, "run id \(keyspace.runID) was just claimed by another driver started at the same moment: that run is still running. Choose another --run-id (or none: a new one is made).")
         }
     }
@@ -110,8 +110,10 @@ struct RunClaim {
         let (primaries, opened) = await primariesNow(patience: endPatience)
         defer { for connection in opened { connection.close() } }
         if !configuration.keep, embedded == nil {
+            // The meta hash and the streams first: consumer processes still running then write nothing more.
+            let gates = (try? await RunCleanup.gates(of: keyspace, on: control)) ?? [keyspace.meta]
             for node in primaries {
-                do { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node) } }
+                do { _ = try await withRetries(giveUpAfter: endPatience) { try await RunCleanup.removeKeys(of: keyspace, on: node, gates: gates) } }
                 catch { await warnKeysLeft(on: node, because: error, patience: endPatience) }
             }
         } else if configuration.keep, embedded == nil {

@@ -136,6 +136,9 @@ package struct RunConfiguration: Sendable {
     }
 
     /// What the pipeline's components take of this configuration.
+    /// The safety TTL of the run's keys (`RunKeyspace.safetyTTL`); nil for a kept run, whose keys stay.
+    package var safetyTTL: Duration? { keep ? nil : RunKeyspace.safetyTTL }
+
     package var pipelineSettings: PipelineSettings {
         var settings = PipelineSettings(
             generator: GeneratorSettings(keys: keys, ttl: ttl, rate: rate, stages: stages, maxOutstanding: effectiveMaxOutstanding),
@@ -143,6 +146,7 @@ package struct RunConfiguration: Sendable {
                                        failRate: failRate, maxDeliveries: maxDeliveries, waitReplicas: waitReplicas),
             sweeper: SweeperSettings(grace: grace, rescueAfter: rescueAfter, interval: sweepInterval),
             consumers: consumers, probeWindow: probeWindow, timeout: timeout)
+        settings.safetyTTL = safetyTTL
         if let metrics { settings.observeLatencies = { metrics.record(microseconds: $0) } }
         return settings
     }

@@ -73,28 +73,30 @@ package enum RunMeta {
     /// The meta hash as a dictionary; empty if the run does not exist.
     /// Claims the run id for this driver: the first to create the meta hash owns the run (`HSETNX`, atomic),
     /// and beats at once. Returns false when another process claimed it first: the caller then touches nothing.
-    static func claim(_ keyspace: RunKeyspace, owner: String, on connection: RedisConnection) async throws -> Bool {
-        // The owner and the first beat go in together (MULTI): another driver never sees a claimed run without a
-        // beat, which would read as a run that ended and was kept.
+    static func claim(_ keyspace: RunKeyspace, owner: String, safetyTTL: Duration?, on connection: RedisConnection) async throws -> Bool {
+        // The owner, the first beat and the safety TTL go in together (MULTI): another driver never sees a claimed
+        // run without a beat, which would read as a run that ended and was kept, and the hash never exists
+        // without its TTL (unless the run is kept).
         let now = String(try await ServerClock.nowMilliseconds(connection))
         // MULTI alone first: were it refused (ACL), the writes pipelined behind it would run outside a transaction
         // and leave a meta hash behind the refusal.
         _ = try await connection.send(RedisCommand("MULTI"))
-        let replies = try await connection.pipeline([
+        var transaction = [
             RedisCommand("HSETNX", keyspace.meta, "owner", owner),
             RedisCommand("HSETNX", keyspace.meta, "driver_ms", now),
-            RedisCommand("EXEC"),
-            RedisCommand("HGET", keyspace.meta, "owner"),
-        ])
-        guard replies.count == 4 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
+        ]
+        if let safetyTTL { transaction.append(RedisCommand("PEXPIRE", keyspace.meta, String(safetyTTL.milliseconds))) }
+        let queued = transaction.count
+        let replies = try await connection.pipeline(transaction + [RedisCommand("EXEC"), RedisCommand("HGET", keyspace.meta, "owner")])
+        guard replies.count == queued + 2 else { throw RedisError(.protocolViolation, "HSETNX returned \(replies)") }
         // A refusal (OOM past maxmemory, NOPERM, EXECABORT) is an answer about the server, not a lost claim; a
         // refused EXEC discards the transaction, so nothing was written.
-        for reply in replies[0...1] { _ = try reply.unwrapped(for: "HSETNX") }
-        guard let results = try replies[2].unwrapped(for: "EXEC").array, results.count == 2 else {
-            throw RedisError(.protocolViolation, "EXEC returned \(replies[2])")
+        for reply in replies[0..<queued] { _ = try reply.unwrapped(for: "HSETNX") }
+        guard let results = try replies[queued].unwrapped(for: "EXEC").array, results.count == queued else {
+            throw RedisError(.protocolViolation, "EXEC returned \(replies[queued])")
         }
         let created = try results[0].unwrapped(for: "HSETNX").int == 1
-        guard created || replies[3].string == owner else { return false }
+        guard created || replies[queued + 1].string == owner else { return false }
         if !created { try await connection.send(RedisCommand("HSET", keyspace.meta, "driver_ms", now)) }
         return true
     }

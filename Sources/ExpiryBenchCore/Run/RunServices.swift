@@ -1,6 +1,7 @@
 import ServiceLifecycle
 import Synchronization
 import ExpiryPipeline
+import RedisClient
 
 /// A component of a run as a service of the run's `ServiceGroup`: it runs until the group stops it gracefully,
 /// records its error (if any) as the run's first failure instead of throwing, and, when its work is done early
