@@ -10,7 +10,7 @@ let runDefaults = RunConfiguration()
 /// Where the server is and how to reach it; shared by `run`, `inspect` and `cleanup`.
 struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("redis"), help: ArgumentHelp(
-        "The server: redis://[user:password@]host:port[/db], rediss://... for TLS, unix:///path/to/socket[?db=N], or 'spawn' for a private redis-server. With the default, a private server is started when nothing listens there.",
+        "The server: redis://[user:password@]host:port[/db], rediss://... for TLS, redis-sentinel://host[:port],...[/db]#name for a primary behind Sentinel, unix:///path/to/socket[?db=N], or 'spawn' for a private redis-server (run and capacity only). For a run, with the default (exactly redis://127.0.0.1:6379), a private server is started when nothing listens there; the other commands exit 69.",
         valueName: "url"))
     var redis: String = "redis://127.0.0.1:6379"
 

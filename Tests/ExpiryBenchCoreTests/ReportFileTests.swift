@@ -132,7 +132,7 @@ struct ReportFileTests {
             "subscriber_reconnects", "connection_reconnects", "consumer_errors", "generator_waits", "chaos", "duration_sec",
             "throughput_keys_per_sec", "max_unexpired", "late_keys", "late_after_ms", "max_stream_length", "latency_ms", "stages", "thresholds",
             "settings", "consumers", "shards", "consumer_processes", "consumer_processes_reported", "expired_by", "expiry_lag_ms",
-            "saturated", "footprint", "unprocessed", "evicted_keys_during_run", "maxmemory_policy",
+            "saturated", "footprint", "unprocessed", "redis_cpu_us_per_key", "redis_cpu_share", "evicted_keys_during_run", "maxmemory_policy",
         ]
         #expect(contract.isSubset(of: names))
         let counters = Set(try #require(try JSONSerialization.jsonObject(with: SnakeCaseJSON.encoder.encode(RunFigures())) as? [String: Int]).keys)

@@ -63,9 +63,10 @@ package struct NotificationSettings: Sendable {
         let departure: NotificationShare.Departure
         do {
             departure = try await share.leave(fallback: original.map { ($0, applied ?? $0) })
-        } catch let error as RedisError where !error.breaksConnection {
-            // The server refuses the record's key (a cluster down, writes refused): CONFIG still works there, so
-            // the setting goes back without it, unless someone changed it since.
+        } catch let error as RedisError where !error.breaksConnection && WriteRefusal.of(error) == nil {
+            // The server refuses the record's key (a cluster down): CONFIG still works there, so the setting goes
+            // back without it, unless someone changed it since. Refused writes have a path of their own
+            // (`releaseWhileWritesRefused`), which can still remove the record where the server allows it.
             share.close()
             return try await restoreWithoutRecord(on: connection, refused: error.serverMessage ?? error.message)
         }

@@ -67,7 +67,12 @@ extension PipelineParts {
                 consumers.append(try await connections.consumer(stats, context: context))
             }
             let leases = LeaseKeeper(connection: try await connections.open("leases", for: keyspace.leases), context: context, roster: roster)
-            try await leases.renew()
+            do {
+                try await leases.renew()
+            } catch let error as RedisError where error.isRunGone {
+                // The run's keys went already (evicted, flushed): the run goes on to say so in its report.
+                log.debug("the first lease renewal found the run's keys gone: \(error)")
+            }
             let reporter = StatsReporter(counters: context.counters, latencies: context.latencies, total: configuration.keys, mode: configuration.progress,
                                          trimmers: trimmers, metrics: configuration.metrics)
             return PipelineParts(layout: layout, context: context, connections: connections, shardControls: shardControls, footprint: footprint,
