@@ -44,10 +44,11 @@ package final class FootprintSampler: Sendable {
         self.interval = interval
     }
 
-    /// Reads the servers' TTL keys before the run writes any: the user's (`ttlKeysBefore`).
-    package func readBefore() async throws {
+    /// Reads the servers' TTL keys before the run writes its data: the user's (`ttlKeysBefore`), less `own`, the
+    /// run's keys with a TTL already there (its meta hash).
+    package func readBefore(excluding own: Int = 0) async throws {
         let before = try await read().reduce(0) { $0 + $1.value.expires }
-        state.withLock { $0.footprint.ttlKeysBefore = before }
+        state.withLock { $0.footprint.ttlKeysBefore = max(0, before - own) }
     }
 
     /// Reads them again once the run's `--background-keys` are written, as the baseline of the samples: neither

@@ -32,26 +32,43 @@ package struct SentinelGroup: Sendable, Equatable {
 enum SentinelResolver {
     static func primary(of group: SentinelGroup, tls: TLSSettings?, timeoutMilliseconds: Int) throws -> (host: String, port: Int) {
         var reasons: [String] = []
-        for node in group.sentinels {
-            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: nil)
-            defer { context.disconnect() }
-            do {
-                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
-                let reply = try context.roundTrip([RedisCommand("SENTINEL", "get-master-addr-by-name", group.master)], timeoutMilliseconds: timeoutMilliseconds)[0]
-                if case .error(let message) = reply { reasons.append("\(node.host):\(node.port): \(message)"); continue }
+        let found: (host: String, port: Int)? = askInTurn(group, tls: tls, timeoutMilliseconds: timeoutMilliseconds,
+                                                          RedisCommand("SENTINEL", "get-master-addr-by-name", group.master)) { node, answer in
+            switch answer {
+            case .failure(let error):
+                reasons.append("\(node.host):\(node.port): \(error)")
+            case .success(.error(let message)):
+                reasons.append("\(node.host):\(node.port): \(message)")
+            case .success(let reply):
                 guard let pair = reply.array, pair.count == 2, let host = pair[0].string, let port = pair[1].string.flatMap({ Int($0) }) else {
                     reasons.append("\(node.host):\(node.port) knows no primary named '\(group.master)'")
-                    continue
+                    return nil
                 }
                 return (host, port)
-            } catch {
-                reasons.append("\(node.host):\(node.port): \(error)")
             }
+            return nil
         }
+        if let found { return found }
         let unknown = !reasons.isEmpty && reasons.allSatisfy { $0.contains("knows no primary named") }
         // A name no sentinel knows is an answer, not an outage: it is not retried.
         throw RedisError(unknown ? .server : .io, "no sentinel named the primary '\(group.master)': " + reasons.joined(separator: "; "),
                          serverMessage: unknown ? "no sentinel knows a primary named '\(group.master)'" : nil)
+    }
+
+    /// Sends `command` to the group's sentinels in turn, each on a connection of its own, until `take` makes a
+    /// value of an answer (a reply, or the failure to get one); nil when none did.
+    static func askInTurn<T>(_ group: SentinelGroup, tls: TLSSettings?, timeoutMilliseconds: Int, _ command: RedisCommand,
+                             take: (SentinelGroup.Node, Result<RESPValue, Error>) -> T?) -> T? {
+        for node in group.sentinels {
+            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: nil)
+            defer { context.disconnect() }
+            let answer = Result { () throws -> RESPValue in
+                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
+                return try context.roundTrip([command], timeoutMilliseconds: timeoutMilliseconds)[0]
+            }
+            if let value = take(node, answer) { return value }
+        }
+        return nil
     }
 }
 
@@ -68,13 +85,9 @@ extension SentinelResolver {
     /// The replicas of the group's primary as the first sentinel that answers knows them (`SENTINEL REPLICAS`).
     static func replicas(of group: SentinelGroup, tls: TLSSettings?, timeoutMilliseconds: Int) throws -> [KnownReplica] {
         var lastError: Error = RedisError(.io, "no sentinel answered")
-        for node in group.sentinels {
-            let context = HiredisContext(endpoint: group.endpoint(node, tls: tls), clientName: nil)
-            defer { context.disconnect() }
+        let known: [KnownReplica]? = askInTurn(group, tls: tls, timeoutMilliseconds: timeoutMilliseconds, RedisCommand("SENTINEL", "REPLICAS", group.master)) { _, answer in
             do {
-                try context.connect(timeoutMilliseconds: timeoutMilliseconds)
-                let reply = try context.roundTrip([RedisCommand("SENTINEL", "REPLICAS", group.master)], timeoutMilliseconds: timeoutMilliseconds)[0]
-                guard let entries = try reply.unwrapped(for: "SENTINEL REPLICAS").array else { continue }
+                guard let entries = try answer.get().unwrapped(for: "SENTINEL REPLICAS").array else { return nil }
                 return entries.map { entry in
                     let fields = entry.fieldMap
                     return KnownReplica(address: "\(fields["ip"] ?? "?"):\(fields["port"] ?? "?")",
@@ -83,9 +96,11 @@ extension SentinelResolver {
                 }
             } catch {
                 lastError = error
+                return nil
             }
         }
-        throw lastError
+        guard let known else { throw lastError }
+        return known
     }
 }
 

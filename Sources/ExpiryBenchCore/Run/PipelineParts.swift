@@ -40,14 +40,17 @@ extension PipelineParts {
         let scripts = try await RunScripts.load(on: control)
         let layout = servers.layout(run: keyspace, shards: configuration.shards ?? servers.defaultShardCount)
         let shardControls = try await connections.openPerShard("control", layout: layout)
+        let footprint = FootprintSampler(
+            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
+            script: scripts.footprint, database: servers.endpoint.database, cluster: servers.cluster != nil)
+        // The user's keys with a TTL, before the run's own (every key of the run carries one from its first write:
+        // only the meta hash exists yet, on `control`'s node).
+        let own = (try? await RunCleanup.remaining(of: keyspace, on: control)).map { $0.keys - $0.withoutTTL } ?? 0
+        do { try await footprint.readBefore(excluding: own) } catch { log.debug("keys with a TTL before the run not read: \(error)") }
         for (shard, connection) in zip(layout.shards, shardControls) {
             try await shard.create(on: connection, safetyTTL: configuration.safetyTTL)
         }
         try await control.send(RedisCommand(["HSET", keyspace.meta] + RunMeta.fields(configuration, layout: layout)))
-        let footprint = FootprintSampler(
-            shards: zip(layout.shards, shardControls).map { FootprintSampler.Shard(keyspace: $0, connection: $1, node: servers.node(of: $0)) },
-            script: scripts.footprint, database: servers.endpoint.database, cluster: servers.cluster != nil)
-        do { try await footprint.readBefore() } catch { log.debug("keys with a TTL before the run not read: \(error)") }
         try await writeBackgroundKeys(configuration.backgroundKeys, layout: layout, shardControls: shardControls, stop: stop, say: say)
         let context = PipelineContext(
             keyspace: keyspace, layout: layout, scripts: scripts, settings: configuration.pipelineSettings, counters: RunCounters(), latencies: LatencyRecorder(intervals: configuration.hdrIntervals),
