@@ -147,7 +147,8 @@ package final class RedisConnection: Sendable {
             }
             // Not confirmed: the step is tried again by its caller (every step is safe to repeat), on a new
             // connection that finds the primary as it is then.
-            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed.count) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)")
+            let why = if case .short(let reason) = confirmed.outlook { ": \(reason)" } else { "" }
+            throw RedisError(.timeout, "\(endpoint.addressDescription): only \(confirmed.count) of \(acknowledgement.replicas) replicas confirmed the writes within \(timeout) (WAIT)\(why)")
         }
         return replies
     }

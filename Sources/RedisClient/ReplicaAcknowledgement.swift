@@ -48,16 +48,27 @@ package struct ReplicaAcknowledgement: Sendable, Equatable {
             return .coming
         }
         let attached = ReplicaOutlook.attachedReplicas(in: info)
-        if attached >= replicas { return .coming }
+        // A server no longer a primary is being switched: the next call finds the primary there is then.
+        if attached >= replicas || !info.contains("role:master") { return .coming }
         guard case .sentinel(let group) = configured.address else {
-            return .none("the primary \(primary) has \(attached) replica\(attached == 1 ? "" : "s") attached, and --wait-replicas needs \(replicas)")
+            // Nothing says whether one will come (a cluster's demoted primary rejoins as a replica by itself).
+            return .short("the primary \(primary) has \(attached) replica\(attached == 1 ? "" : "s") attached, and --wait-replicas needs \(replicas)")
         }
+        // The sentinels' replicas are those of the primary they name now: if that is another server, a failover
+        // is under way and this connection moves to it.
+        let named = SentinelResolver.askInTurn(group, tls: configured.tls, timeoutMilliseconds: timeoutMilliseconds,
+                                               RedisCommand("SENTINEL", "get-master-addr-by-name", group.master)) { _, answer -> String? in
+            guard let pair = try? answer.get().array, pair.count == 2, let host = pair[0].string, let port = pair[1].string.flatMap({ Int($0) }) else { return nil }
+            return RedisEndpoint(address: .tcp(host: host, port: port)).addressDescription
+        }
+        guard named == primary else { return .coming }
         guard let known = try? SentinelResolver.replicas(of: group, tls: configured.tls, timeoutMilliseconds: timeoutMilliseconds) else { return .coming }
         let up = known.filter { !$0.flags.contains("s_down") && !$0.flags.contains("o_down") }
         if attached + up.filter({ !$0.attached }).count >= replicas { return .coming }
         let down = known.filter { $0.flags.contains("s_down") || $0.flags.contains("o_down") }.map(\.address)
-        return .none("the primary \(primary) has no replica in sync"
-                     + (down.isEmpty ? " and the sentinels know of none" : ": the sentinels see its replica\(down.count == 1 ? "" : "s") \(down.joined(separator: ", ")) down"))
+        // Only replicas the sentinels see down end the wait: right after a switch they may list none yet.
+        guard !down.isEmpty else { return .short("the primary \(primary) has no replica in sync, and the sentinels list none for it yet") }
+        return .none("the primary \(primary) has no replica in sync: the sentinels see its replica\(down.count == 1 ? "" : "s") \(down.joined(separator: ", ")) down")
     }
 }
 
@@ -65,8 +76,10 @@ package struct ReplicaAcknowledgement: Sendable, Equatable {
 enum ReplicaOutlook: Sendable, Equatable {
     /// They are attached (copying or catching up), or on their way: keep waiting.
     case coming
-    /// None is on its way: why, for the user.
+    /// None is on its way, as the sentinels see it: why, for the user. The run ends with that cause.
     case none(String)
+    /// Too few are attached, and nothing tells whether more will come: why. The step is tried again.
+    case short(String)
 
     /// Replicas attached to a primary, whatever their state (`slaveN:` lines of `INFO replication`).
     static func attachedReplicas(in info: String) -> Int {
